@@ -1,0 +1,5 @@
+"""ttlp: a self-hosted platform for TikTok LIVE data."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

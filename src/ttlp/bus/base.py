@@ -1,0 +1,96 @@
+"""The Bus interface: Redis Streams semantics, implemented by Redis and in-process backends.
+
+Entry ids are Redis stream ids (``<ms>-<seq>``). Field values are strings. Every publish caps
+its stream at ``maxlen`` (approximately on Redis, exactly in-process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol
+
+
+class Entry(NamedTuple):
+    """One stream entry as a consumer sees it.
+
+    ``fields`` is ``None`` when the entry was trimmed from the stream (MAXLEN) while it was
+    still pending; ``deliveries`` counts how often the group has handed it out.
+    """
+
+    id: str
+    fields: dict[str, str] | None
+    deliveries: int = 1
+
+
+class GroupInfo(NamedTuple):
+    name: str
+    consumers: int
+    pending: int
+    lag: int | None
+    last_delivered_id: str
+
+
+class Bus(Protocol):
+    """What every role needs from the streams (DESIGN §3)."""
+
+    @property
+    def maxlen(self) -> int: ...
+
+    async def ping(self) -> None:
+        """Raise when the backend is unreachable."""
+
+    async def publish(self, stream: str, fields: Mapping[str, str]) -> str:
+        """XADD one entry (capped); return its id."""
+
+    async def publish_many(self, stream: str, batch: Sequence[Mapping[str, str]]) -> list[str]:
+        """XADD several entries in one round trip, in order; return their ids."""
+
+    async def ensure_group(self, stream: str, group: str, start: str = "0") -> None:
+        """Create ``group`` on ``stream`` (and the stream) if missing; idempotent."""
+
+    async def read_group(
+        self,
+        stream: str,
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block_ms: int | None,
+        history: bool = False,
+    ) -> list[Entry]:
+        """XREADGROUP: new entries (``>``), or with ``history`` this consumer's pending ones."""
+
+    async def ack(self, stream: str, group: str, ids: Sequence[str]) -> int:
+        """XACK; return how many were pending."""
+
+    async def claim_idle(
+        self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str, count: int
+    ) -> tuple[str, list[Entry]]:
+        """XAUTOCLAIM entries idle ≥ ``min_idle_ms``; return (next cursor, claimed entries)."""
+
+    async def read(
+        self, stream: str, *, after: str, count: int, block_ms: int | None
+    ) -> list[Entry]:
+        """Plain XREAD tail after ``after`` (``$`` for only new entries); no group involved."""
+
+    async def range(
+        self, stream: str, *, start: str = "-", end: str = "+", count: int | None = None
+    ) -> list[Entry]:
+        """XRANGE."""
+
+    async def delete(self, stream: str, ids: Sequence[str]) -> int:
+        """XDEL."""
+
+    async def length(self, stream: str) -> int:
+        """XLEN (0 when the stream does not exist)."""
+
+    async def groups(self, stream: str) -> list[GroupInfo]:
+        """XINFO GROUPS (empty when the stream does not exist)."""
+
+    async def close(self) -> None: ...
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    """``"1700000000000-3"`` → ``(1700000000000, 3)``; ``"0"`` → ``(0, 0)``."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,300 @@
+"""The one consume loop every role uses (DESIGN §3, STYLE "Worker loop").
+
+A ``Consumer`` reads its group in batches, hands each batch to the role's handler, dead-letters
+what the handler reports as permanently bad, and acks only after the handler returned (its side
+effects are durable by then). On start it re-reads its own pending entries; every
+``claim_interval_s`` it claims entries other consumers left idle; an entry delivered more than
+``max_deliveries`` times is dead-lettered and acked. Infrastructure errors retry the same batch
+with back-off; other handler errors leave the batch pending and retry it entry by entry, so one
+poison entry reaches the dead-letter stream without taking its neighbours along.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final, TypeVar
+
+import backoff
+import msgspec
+from loguru import logger
+
+from ttlp.bus.base import Bus, Entry
+from ttlp.contracts.events import DeadLetter, encode
+from ttlp.errors import BusError, is_transient
+from ttlp.settings import BusSettings
+
+# Retry pacing for infrastructure errors: 100 ms doubling to 5 s, so a restarted Redis or
+# PostgreSQL is picked up within seconds without hammering it while it is down.
+RETRY_BASE_S: Final = 0.1
+RETRY_MAX_S: Final = 5.0
+# After a handler error the batch is retried entry by entry, with a short pause between tries
+# so a briefly failing dependency has a chance before an entry spends its delivery budget.
+POISON_PAUSE_S: Final = 0.2
+# How long an in-flight batch may take to finish once shutdown began (then it is cancelled and
+# its entries stay pending, to be re-read on the next start).
+SHIELD_DEADLINE_S: Final = 10.0
+MAX_ERROR_CHARS: Final = 2000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An entry the handler could not process and never will: dead-letter it."""
+
+    entry: Entry
+    reason: str
+    error: str
+    raw_type: str | None = None
+    session_id: str | None = None
+
+
+T = TypeVar("T")
+BatchHandler = Callable[[list[Entry]], Awaitable[Sequence[Failure]]]
+
+
+@dataclass
+class ConsumerStats:
+    processed: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    retries: int = 0
+    last_batch_ms: float = 0.0
+    claimed: int = 0
+
+
+@dataclass
+class Consumer:
+    """One group member: ``stream``/``group`` as ``name``, calling ``handler`` per batch."""
+
+    bus: Bus
+    stream: str
+    group: str
+    name: str
+    handler: BatchHandler
+    dlq_stream: str
+    stage: str
+    settings: BusSettings
+    start: str = "0"
+    """Where a newly created group starts: ``0`` (everything in the stream) or ``$``."""
+    stats: ConsumerStats = field(default_factory=ConsumerStats)
+    _backlog: bool = True
+    _singles: bool = False
+    _claim_cursor: str = "0-0"
+    _next_claim: float = 0.0
+    _ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.log = logger.bind(role=self.stage, stream=self.stream, group=self.group)
+
+    async def setup(self) -> None:
+        """Create the group (idempotent) and arrange to re-read our own pending entries first."""
+        await self._retrying(lambda: self.bus.ensure_group(self.stream, self.group, self.start))
+        self._backlog = True
+        self._next_claim = time.monotonic()
+        self._ready = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; the batch in flight is finished and acked first."""
+        if not self._ready:
+            await self.setup()
+        self.log.info("consumer started", consumer=self.name)
+        while not stop.is_set():
+            await self.step(self.settings.block_ms, stop)
+        self.log.info("consumer stopped", consumer=self.name, processed=self.stats.processed)
+
+    async def run_until_idle(self, max_steps: int = 100_000) -> int:
+        """Burst mode for tests and one-shot commands: consume until nothing is left."""
+        if not self._ready:
+            await self.setup()
+        before = self.stats.processed + self.stats.dead_lettered
+        for _ in range(max_steps):
+            if await self.step(block_ms=None) == 0 and not self._backlog:
+                break
+        return self.stats.processed + self.stats.dead_lettered - before
+
+    async def step(self, block_ms: int | None, stop: asyncio.Event | None = None) -> int:
+        """One iteration: claim idle entries when due, else read; handle; ack. → entries seen."""
+        entries = await self._next_batch(block_ms)
+        if not entries:
+            return 0
+        task = asyncio.create_task(self._process(entries))
+        try:
+            # Shielded: a cancellation mid-batch must not interrupt a commit or an ack.
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, SHIELD_DEADLINE_S)
+            raise
+        return len(entries)
+
+    async def _next_batch(self, block_ms: int | None) -> list[Entry]:
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + self.settings.claim_interval_s
+            claimed = await self._claim()
+            if claimed:
+                return claimed
+        count = 1 if self._singles else self.settings.batch_size
+        if self._backlog:
+            entries = await self._retrying(
+                lambda: self.bus.read_group(
+                    self.stream, self.group, self.name, count=count, block_ms=None, history=True
+                )
+            )
+            if entries:
+                return entries
+            self._backlog = self._singles = False
+            count = self.settings.batch_size
+        return await self._retrying(
+            lambda: self.bus.read_group(
+                self.stream, self.group, self.name, count=count, block_ms=block_ms
+            )
+        )
+
+    async def _claim(self) -> list[Entry]:
+        cursor, entries = await self._retrying(
+            lambda: self.bus.claim_idle(
+                self.stream,
+                self.group,
+                self.name,
+                min_idle_ms=self.settings.claim_idle_ms,
+                start=self._claim_cursor,
+                count=self.settings.batch_size,
+            )
+        )
+        self._claim_cursor = cursor
+        if entries:
+            self.stats.claimed += len(entries)
+            self.log.warning("claimed idle entries", count=len(entries), consumer=self.name)
+        return entries
+
+    async def _process(self, entries: list[Entry]) -> None:
+        started = time.perf_counter()
+        live: list[Entry] = []
+        failures: list[Failure] = []
+        done: list[str] = []
+        for entry in entries:
+            if entry.fields is None:
+                # Trimmed by MAXLEN before anyone processed it: nothing left to process.
+                self.log.error("pending entry was trimmed from the stream", entry_id=entry.id)
+                done.append(entry.id)
+            elif entry.deliveries > self.settings.max_deliveries:
+                failures.append(
+                    Failure(
+                        entry,
+                        "MAX_DELIVERIES",
+                        f"delivered {entry.deliveries} times without success "
+                        f"(limit {self.settings.max_deliveries})",
+                        raw_type=entry.fields.get("type"),
+                        session_id=entry.fields.get("sessionId"),
+                    )
+                )
+            else:
+                live.append(entry)
+        if live:
+            try:
+                failures.extend(await self._handle(live))
+            except _Retry:
+                return  # left pending; re-read one by one after a pause
+        if failures:
+            await self._retrying(
+                lambda: self.bus.publish_many(
+                    self.dlq_stream, [self._dead_letter(f) for f in failures]
+                )
+            )
+            for f in failures:
+                self.log.warning(
+                    "dead-lettered entry",
+                    entry_id=f.entry.id,
+                    reason=f.reason,
+                    raw_type=f.raw_type,
+                    session_id=f.session_id,
+                )
+        ids = done + [e.id for e in entries if e.fields is not None]
+        await self._retrying(lambda: self.bus.ack(self.stream, self.group, ids))
+        self.stats.batches += 1
+        self.stats.dead_lettered += len(failures)
+        self.stats.processed += len(entries) - len(failures)
+        self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+
+    async def _handle(self, entries: list[Entry]) -> Sequence[Failure]:
+        delays = backoff.expo(base=2, factor=RETRY_BASE_S, max_value=RETRY_MAX_S)
+        next(delays)  # the generator yields 1 first; start at RETRY_BASE_S
+        while True:
+            try:
+                return await self.handler(entries)
+            except BusError:
+                raise
+            except Exception as exc:
+                self.stats.retries += 1
+                if is_transient(exc):
+                    delay = backoff.full_jitter(next(delays))
+                    self.log.warning(
+                        "infrastructure error; retrying the batch",
+                        error=_describe(exc),
+                        retry_in_s=round(delay, 2),
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                self.log.opt(exception=exc).error(
+                    "handler failed; retrying the batch entry by entry",
+                    entries=len(entries),
+                    error=_describe(exc),
+                )
+                self._backlog = self._singles = True
+                await asyncio.sleep(POISON_PAUSE_S)
+                raise _Retry from None
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a bus call, retrying connection errors with back-off; other errors propagate."""
+        delays = backoff.expo(base=2, factor=RETRY_BASE_S, max_value=RETRY_MAX_S)
+        next(delays)
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if isinstance(exc, BusError) or not is_transient(exc):
+                    raise
+                delay = backoff.full_jitter(next(delays))
+                self.log.warning(
+                    "bus unreachable; retrying", error=_describe(exc), retry_in_s=round(delay, 2)
+                )
+                await asyncio.sleep(delay)
+
+    def _dead_letter(self, failure: Failure) -> dict[str, str]:
+        letter = DeadLetter(
+            stage=self.stage,
+            reason=failure.reason,
+            error=failure.error[:MAX_ERROR_CHARS],
+            payload=encode(failure.entry.fields or {}).decode(),
+            failed_at=now_iso(),
+            raw_type=failure.raw_type or msgspec.UNSET,
+            session_id=failure.session_id or msgspec.UNSET,
+            source_stream=self.stream,
+            source_id=failure.entry.id,
+        )
+        return dead_letter_fields(letter)
+
+
+class _Retry(Exception):
+    """The batch failed in a way that may be one bad entry: leave it pending, go one by one."""
+
+
+def dead_letter_fields(letter: DeadLetter) -> dict[str, str]:
+    """The ``ttlc:dlq`` entry form: one string field per dlq.v1 property."""
+    builtins = msgspec.to_builtins(letter)
+    return {k: v if isinstance(v, str) else encode(v).decode() for k, v in builtins.items()}
+
+
+def now_iso() -> str:
+    """Current UTC time as ISO 8601 with milliseconds and ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:300]}"

@@ -1,0 +1,202 @@
+"""The Redis Streams bus (Redis ≥ 7): XADD with MAXLEN ~, groups, XREADGROUP, XAUTOCLAIM."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from ttlp.bus.base import Entry, GroupInfo
+from ttlp.errors import BusError
+from ttlp.settings import redact_url
+
+
+class RedisBus:
+    """``ttlp.bus.base.Bus`` over a redis-py asyncio client (hiredis parser when installed)."""
+
+    def __init__(self, url: str, maxlen: int = 100_000) -> None:
+        self._url = url
+        self._maxlen = maxlen
+        # Blocking reads hold a connection each; the pool grows as roles need it.
+        self._client: aioredis.Redis = aioredis.from_url(
+            url, decode_responses=True, health_check_interval=30, socket_keepalive=True
+        )
+
+    @property
+    def maxlen(self) -> int:
+        return self._maxlen
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except Exception as exc:
+            raise BusError(
+                f"cannot reach Redis at {redact_url(self._url)}: {type(exc).__name__}: "
+                f"{_short(exc)}; check REDIS_URL and that the server is running"
+            ) from None
+
+    async def publish(self, stream: str, fields: Mapping[str, str]) -> str:
+        entry_id = await self._client.xadd(
+            stream, _fields(fields), maxlen=self._maxlen, approximate=True
+        )
+        return str(entry_id)
+
+    async def publish_many(self, stream: str, batch: Sequence[Mapping[str, str]]) -> list[str]:
+        if not batch:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for fields in batch:
+            pipe.xadd(stream, _fields(fields), maxlen=self._maxlen, approximate=True)
+        ids: list[str] = await pipe.execute()
+        return ids
+
+    async def ensure_group(self, stream: str, group: str, start: str = "0") -> None:
+        try:
+            await self._client.xgroup_create(stream, group, id=start, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_group(
+        self,
+        stream: str,
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block_ms: int | None,
+        history: bool = False,
+    ) -> list[Entry]:
+        try:
+            reply = await self._client.xreadgroup(
+                group,
+                consumer,
+                {stream: "0" if history else ">"},
+                count=count,
+                block=None if history else (block_ms or None),
+            )
+        except ResponseError as exc:
+            raise _nogroup(exc, stream, group) from None
+        raw = _entries(reply)
+        if not history or not raw:
+            return [Entry(i, f, 1) for i, f in raw]
+        counts = await self._delivery_counts(stream, group, raw, consumer)
+        return [Entry(i, f, counts.get(i, 1)) for i, f in raw]
+
+    async def _delivery_counts(
+        self,
+        stream: str,
+        group: str,
+        raw: list[tuple[str, dict[str, str] | None]],
+        consumer: str | None = None,
+    ) -> dict[str, int]:
+        rows = await self._client.xpending_range(
+            stream,
+            group,
+            min=raw[0][0],
+            max=raw[-1][0],
+            count=len(raw),
+            consumername=consumer,
+        )
+        return {str(row["message_id"]): int(row["times_delivered"]) for row in rows}
+
+    async def ack(self, stream: str, group: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        acked: int = await self._client.xack(stream, group, *ids)
+        return acked
+
+    async def claim_idle(
+        self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str, count: int
+    ) -> tuple[str, list[Entry]]:
+        try:
+            reply = await self._client.xautoclaim(
+                stream, group, consumer, min_idle_time=min_idle_ms, start_id=start, count=count
+            )
+        except ResponseError as exc:
+            raise _nogroup(exc, stream, group) from None
+        cursor = reply[0]
+        raw = [(i, f) for i, f in reply[1] if f is not None]
+        if not raw:
+            return cursor, []
+        counts = await self._delivery_counts(stream, group, raw, consumer)
+        return cursor, [Entry(i, f, counts.get(i, 1)) for i, f in raw]
+
+    async def read(
+        self, stream: str, *, after: str, count: int, block_ms: int | None
+    ) -> list[Entry]:
+        reply = await self._client.xread({stream: after}, count=count, block=block_ms or None)
+        return [Entry(i, f) for i, f in _entries(reply)]
+
+    async def range(
+        self, stream: str, *, start: str = "-", end: str = "+", count: int | None = None
+    ) -> list[Entry]:
+        reply: Any = await self._client.xrange(stream, min=start, max=end, count=count)
+        return [Entry(i, f) for i, f in reply or ()]
+
+    async def delete(self, stream: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        deleted: int = await self._client.xdel(stream, *ids)
+        return deleted
+
+    async def length(self, stream: str) -> int:
+        n: int = await self._client.xlen(stream)
+        return n
+
+    async def groups(self, stream: str) -> list[GroupInfo]:
+        try:
+            rows = await self._client.xinfo_groups(stream)
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return []
+            raise
+        return [
+            GroupInfo(
+                name=row["name"],
+                consumers=int(row["consumers"]),
+                pending=int(row["pending"]),
+                lag=int(row["lag"]) if row.get("lag") is not None else None,
+                last_delivered_id=row["last-delivered-id"],
+            )
+            for row in rows
+        ]
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _fields(fields: Mapping[str, str]) -> Any:
+    """redis-py's stubs want bytes-or-str keys and values; ours are str."""
+    return dict(fields)
+
+
+def _entries(reply: Any) -> list[tuple[str, dict[str, str] | None]]:
+    """XREAD/XREADGROUP reply → [(id, fields or None when trimmed)] for the one stream read."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):  # RESP3
+        (items,) = reply.values()
+        items = items[0] if items and isinstance(items[0], list) else items
+    else:
+        items = reply[0][1]
+    return [(i, f if f else None) for i, f in items]
+
+
+def _nogroup(exc: ResponseError, stream: str, group: str) -> Exception:
+    if "NOGROUP" in str(exc):
+        return BusError(
+            f"consumer group {group!r} on stream {stream!r} vanished (NOGROUP): the stream was "
+            "deleted or the group destroyed while ttlp ran; restart to recreate it"
+        )
+    return exc
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else ""

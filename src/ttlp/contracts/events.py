@@ -1,0 +1,416 @@
+"""The wire contracts as msgspec Structs: raw.v1 frames, UnifiedEvent v1, dlq.v1 entries.
+
+These mirror the JSON Schemas in ``contracts/`` (shipped as ``ttlp/contracts/schemas``); the
+contract tests prove both accept and reject the same documents. msgspec validates at runtime
+(the hot path); jsonschema validates at the edges.
+
+Optional fields use ``UNSET`` rather than ``None``: absent on the wire, never ``null``, exactly as
+the schemas say.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+# -- shared field types ---------------------------------------------------------------------
+# Patterns are written once here and mirrored in the JSON Schemas.
+ISO_DATETIME_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+UUID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+STREAM_ID_PATTERN: Final = r"^[0-9]{1,32}$"
+RAW_TYPE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_.]{0,127}$"
+EVENT_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
+
+IsoDateTime = Annotated[str, Meta(pattern=ISO_DATETIME_PATTERN)]
+SessionId = Annotated[str, Meta(pattern=UUID_PATTERN)]
+StreamId = Annotated[str, Meta(pattern=STREAM_ID_PATTERN)]
+RawType = Annotated[str, Meta(pattern=RAW_TYPE_PATTERN)]
+EventId = Annotated[str, Meta(pattern=EVENT_ID_PATTERN)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+PosInt = Annotated[int, Meta(ge=1)]
+Handle = Annotated[str, Meta(min_length=1, max_length=128)]
+ShortText = Annotated[str, Meta(max_length=2048)]
+Url = Annotated[str, Meta(max_length=4096)]
+Source = Literal["live", "replay"]
+Provider = Literal["direct", "euler", "mock"]
+
+RAW_SCHEMA_VERSION: Final = "raw.v1"
+EVENT_SCHEMA_VERSION: Final = "1"
+
+
+class _Contract(
+    Struct,
+    rename="camel",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    kw_only=True,
+    frozen=True,
+):
+    """Common config: camelCase on the wire, unknown fields refused, unset fields omitted."""
+
+
+# -- raw.v1 ---------------------------------------------------------------------------------
+class RawFrame(_Contract, frozen=True, kw_only=True):
+    """One frame as ingest publishes it to ``ttlc:raw`` (raw.v1)."""
+
+    schema_version: Literal["raw.v1"]
+    stream_id: StreamId
+    session_id: SessionId
+    source: Source
+    type: RawType
+    seq_no: NonNegInt
+    timestamp: IsoDateTime
+    ingested_at: IsoDateTime
+    data: dict[str, Any] | str
+    """A JSON object (decoded message) or a string holding base64 protobuf bytes."""
+    provider: Provider | UnsetType = UNSET
+    unique_id: Handle | UnsetType = UNSET
+
+
+# -- UnifiedEvent v1 --------------------------------------------------------------------------
+class EventUser(_Contract, frozen=True, kw_only=True):
+    user_id: Annotated[str, Meta(pattern=r"^[0-9]{1,32}$")]
+    unique_id: Handle
+    display_name: ShortText | UnsetType = UNSET
+    avatar_url: Url | UnsetType = UNSET
+    follow_role: Literal[0, 1, 2] | UnsetType = UNSET
+    is_moderator: bool | UnsetType = UNSET
+    is_subscriber: bool | UnsetType = UNSET
+    team_member_level: NonNegInt | UnsetType = UNSET
+
+
+SYSTEM_USER: Final = EventUser(user_id="0", unique_id="system")
+
+
+class Emote(_Contract, frozen=True, kw_only=True):
+    emote_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    emote_image_url: Url | UnsetType = UNSET
+    placeholder_index: NonNegInt | UnsetType = UNSET
+
+
+class ChatPayload(_Contract, frozen=True, kw_only=True):
+    message: Annotated[str, Meta(max_length=8192)]
+    emotes: list[Emote] | UnsetType = UNSET
+    language: Annotated[str, Meta(max_length=32)] | UnsetType = UNSET
+
+
+class GiftPayload(_Contract, frozen=True, kw_only=True):
+    gift_id: NonNegInt
+    gift_name: ShortText
+    gift_count: PosInt
+    coins: NonNegInt
+    diamond_count: NonNegInt | UnsetType = UNSET
+    streak_active: bool | UnsetType = UNSET
+    streak_end: bool | UnsetType = UNSET
+    is_gift_streak: bool | UnsetType = UNSET
+    gift_image_url: Url | UnsetType = UNSET
+
+
+class LikePayload(_Contract, frozen=True, kw_only=True):
+    like_count: PosInt
+    total_like_count: NonNegInt
+
+
+class EmptyPayload(_Contract, frozen=True, kw_only=True):
+    """FOLLOW and SHARE carry no payload fields."""
+
+
+class JoinPayload(_Contract, frozen=True, kw_only=True):
+    viewer_count: NonNegInt | UnsetType = UNSET
+    action_id: NonNegInt | UnsetType = UNSET
+
+
+class SubscribePayload(_Contract, frozen=True, kw_only=True):
+    sub_month: NonNegInt | UnsetType = UNSET
+
+
+class EmotePayload(_Contract, frozen=True, kw_only=True):
+    emote_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    emote_image_url: Url | UnsetType = UNSET
+    emote_type: NonNegInt | UnsetType = UNSET
+
+
+class BattleParticipant(_Contract, frozen=True, kw_only=True):
+    user_id: Annotated[str, Meta(pattern=r"^[0-9]{1,32}$")]
+    unique_id: Handle | UnsetType = UNSET
+    display_name: ShortText | UnsetType = UNSET
+    score: NonNegInt | UnsetType = UNSET
+
+
+class BattlePayload(_Contract, frozen=True, kw_only=True):
+    battle_id: Annotated[str, Meta(pattern=r"^[0-9]{1,32}$")] | UnsetType = UNSET
+    battle_status: Literal["STARTED", "UPDATED", "ENDED"] | UnsetType = UNSET
+    participants: list[BattleParticipant] | UnsetType = UNSET
+
+
+class ConnectedPayload(_Contract, frozen=True, kw_only=True):
+    room_id: StreamId
+    is_connected: Literal[True]
+    provider: Provider
+    unique_id: Handle | UnsetType = UNSET
+
+
+class DisconnectedPayload(_Contract, frozen=True, kw_only=True):
+    code: int | UnsetType = UNSET
+    reason: ShortText | UnsetType = UNSET
+    will_reconnect: bool | UnsetType = UNSET
+
+
+class ErrorPayload(_Contract, frozen=True, kw_only=True):
+    message: ShortText
+    code: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    stack: Annotated[str, Meta(max_length=16384)] | UnsetType = UNSET
+
+
+class RawPayload(_Contract, frozen=True, kw_only=True):
+    raw_type: RawType
+    data: dict[str, Any] | UnsetType = UNSET
+
+
+class RoomUserPayload(_Contract, frozen=True, kw_only=True):
+    viewer_count: NonNegInt | UnsetType = UNSET
+    total_viewers: NonNegInt | UnsetType = UNSET
+
+
+class StreamEndPayload(_Contract, frozen=True, kw_only=True):
+    action: NonNegInt | UnsetType = UNSET
+    reason: ShortText | UnsetType = UNSET
+
+
+class _Event(_Contract, frozen=True, kw_only=True, tag_field="eventType"):
+    """Fields every UnifiedEvent carries; subclasses fix eventType, triggerId and payload."""
+
+    schema_version: Literal["1"]
+    event_id: EventId
+    stream_id: StreamId
+    session_id: SessionId
+    timestamp: IsoDateTime
+    source: Source
+    user: EventUser
+    ingested_at: IsoDateTime | UnsetType = UNSET
+    seq_no: NonNegInt | UnsetType = UNSET
+
+
+class ChatEvent(_Event, frozen=True, kw_only=True, tag="CHAT"):
+    trigger_id: Literal[1]
+    payload: ChatPayload
+
+
+class GiftEvent(_Event, frozen=True, kw_only=True, tag="GIFT"):
+    trigger_id: Literal[2]
+    payload: GiftPayload
+
+
+class LikeEvent(_Event, frozen=True, kw_only=True, tag="LIKE"):
+    trigger_id: Literal[3]
+    payload: LikePayload
+
+
+class FollowEvent(_Event, frozen=True, kw_only=True, tag="FOLLOW"):
+    trigger_id: Literal[4]
+    payload: EmptyPayload = EmptyPayload()
+
+
+class ShareEvent(_Event, frozen=True, kw_only=True, tag="SHARE"):
+    trigger_id: Literal[5]
+    payload: EmptyPayload = EmptyPayload()
+
+
+class JoinEvent(_Event, frozen=True, kw_only=True, tag="JOIN"):
+    trigger_id: Literal[6]
+    payload: JoinPayload = JoinPayload()
+
+
+class SubscribeEvent(_Event, frozen=True, kw_only=True, tag="SUBSCRIBE"):
+    trigger_id: Literal[7]
+    payload: SubscribePayload = SubscribePayload()
+
+
+class EmoteEvent(_Event, frozen=True, kw_only=True, tag="EMOTE"):
+    trigger_id: Literal[8]
+    payload: EmotePayload
+
+
+class BattleEvent(_Event, frozen=True, kw_only=True, tag="BATTLE"):
+    trigger_id: Literal[9]
+    payload: BattlePayload = BattlePayload()
+
+
+class ConnectedEvent(_Event, frozen=True, kw_only=True, tag="CONNECTED"):
+    trigger_id: Literal[10]
+    payload: ConnectedPayload
+
+
+class DisconnectedEvent(_Event, frozen=True, kw_only=True, tag="DISCONNECTED"):
+    trigger_id: Literal[11]
+    payload: DisconnectedPayload = DisconnectedPayload()
+
+
+class ErrorEvent(_Event, frozen=True, kw_only=True, tag="ERROR"):
+    trigger_id: Literal[12]
+    payload: ErrorPayload
+
+
+class RawEvent(_Event, frozen=True, kw_only=True, tag="RAW"):
+    trigger_id: Literal[13]
+    payload: RawPayload
+
+
+class RoomUserEvent(_Event, frozen=True, kw_only=True, tag="ROOM_USER"):
+    trigger_id: Literal[14]
+    payload: RoomUserPayload = RoomUserPayload()
+
+
+class StreamEndEvent(_Event, frozen=True, kw_only=True, tag="STREAM_END"):
+    trigger_id: Literal[15]
+    payload: StreamEndPayload = StreamEndPayload()
+
+
+UnifiedEvent = (
+    ChatEvent
+    | GiftEvent
+    | LikeEvent
+    | FollowEvent
+    | ShareEvent
+    | JoinEvent
+    | SubscribeEvent
+    | EmoteEvent
+    | BattleEvent
+    | ConnectedEvent
+    | DisconnectedEvent
+    | ErrorEvent
+    | RawEvent
+    | RoomUserEvent
+    | StreamEndEvent
+)
+
+EVENT_CLASSES: Final[dict[str, type[_Event]]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (
+        ChatEvent,
+        GiftEvent,
+        LikeEvent,
+        FollowEvent,
+        ShareEvent,
+        JoinEvent,
+        SubscribeEvent,
+        EmoteEvent,
+        BattleEvent,
+        ConnectedEvent,
+        DisconnectedEvent,
+        ErrorEvent,
+        RawEvent,
+        RoomUserEvent,
+        StreamEndEvent,
+    )
+}
+TRIGGER_IDS: Final[dict[str, int]] = {
+    "CHAT": 1,
+    "GIFT": 2,
+    "LIKE": 3,
+    "FOLLOW": 4,
+    "SHARE": 5,
+    "JOIN": 6,
+    "SUBSCRIBE": 7,
+    "EMOTE": 8,
+    "BATTLE": 9,
+    "CONNECTED": 10,
+    "DISCONNECTED": 11,
+    "ERROR": 12,
+    "RAW": 13,
+    "ROOM_USER": 14,
+    "STREAM_END": 15,
+}
+LIFECYCLE_TYPES: Final = frozenset({"CONNECTED", "DISCONNECTED", "ERROR"})
+
+
+# -- dlq.v1 -----------------------------------------------------------------------------------
+class DeadLetter(_Contract, frozen=True, kw_only=True):
+    """One ``ttlc:dlq`` entry: what failed, where, why, and the original body."""
+
+    stage: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    reason: Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+    error: Annotated[str, Meta(max_length=4096)]
+    payload: str
+    failed_at: IsoDateTime
+    raw_type: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    session_id: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
+    source_stream: Annotated[str, Meta(max_length=256)] | UnsetType = UNSET
+    source_id: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
+
+
+# -- codecs ------------------------------------------------------------------------------------
+_event_decoder: Final = msgspec.json.Decoder(UnifiedEvent)
+_raw_decoder: Final = msgspec.json.Decoder(RawFrame)
+_encoder: Final = msgspec.json.Encoder()
+
+
+def decode_event(data: bytes | str) -> UnifiedEvent:
+    """Decode and validate one UnifiedEvent v1 JSON document."""
+    event: UnifiedEvent = _event_decoder.decode(data)
+    return event
+
+
+def encode(obj: Any) -> bytes:
+    """Encode a contract Struct (or any msgspec-encodable value) as JSON bytes."""
+    return _encoder.encode(obj)
+
+
+def decode_raw_frame(data: bytes | str) -> RawFrame:
+    """Decode and validate one raw.v1 document (the NDJSON form, `data` already JSON)."""
+    return _raw_decoder.decode(data)
+
+
+def frame_to_fields(frame: RawFrame) -> dict[str, str]:
+    """The Redis entry form of a raw frame: one string field each, `data` as JSON text."""
+    fields = {
+        "schemaVersion": frame.schema_version,
+        "streamId": frame.stream_id,
+        "sessionId": frame.session_id,
+        "source": frame.source,
+        "type": frame.type,
+        "seqNo": str(frame.seq_no),
+        "timestamp": frame.timestamp,
+        "ingestedAt": frame.ingested_at,
+        "data": _encoder.encode(frame.data).decode(),
+    }
+    if frame.provider is not UNSET:
+        fields["provider"] = frame.provider
+    if frame.unique_id is not UNSET:
+        fields["uniqueId"] = frame.unique_id
+    return fields
+
+
+def frame_from_fields(fields: dict[str, str], max_bytes: int | None = None) -> RawFrame:
+    """Parse a ``ttlc:raw`` entry back into a RawFrame, or raise ``PermanentError``.
+
+    Reasons: ``FRAME_TOO_LARGE`` (over ``max_bytes``), ``PARSE_ERROR`` (``data`` is not JSON),
+    ``VALIDATION_ERROR`` (a field missing, of the wrong type or unknown).
+    """
+    from ttlp.errors import PermanentError
+
+    if max_bytes is not None:
+        size = sum(len(k) + len(v) for k, v in fields.items())
+        if size > max_bytes:
+            raise PermanentError(
+                "FRAME_TOO_LARGE", f"frame of {size} bytes exceeds MAX_FRAME_BYTES={max_bytes}"
+            )
+    document: dict[str, Any] = dict(fields)
+    text = fields.get("data")
+    if text is not None:
+        try:
+            document["data"] = _any_decoder.decode(text)
+        except msgspec.DecodeError as exc:
+            raise PermanentError("PARSE_ERROR", f"data is not valid JSON: {exc}") from None
+    try:
+        return msgspec.convert(document, RawFrame, strict=False)
+    except msgspec.ValidationError as exc:
+        raise PermanentError("VALIDATION_ERROR", f"invalid raw.v1 frame: {exc}") from None
+
+
+_any_decoder: Final = msgspec.json.Decoder()

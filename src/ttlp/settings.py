@@ -1,0 +1,219 @@
+"""Settings: built once from the environment (seed variable names), overridden by CLI flags.
+
+Nothing here reads the environment at import time: ``Settings.from_env(os.environ)`` is called
+once by the CLI and the result is passed down. Every variable is documented where it is declared
+and listed in the README with its default.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ttlp.errors import ConfigError
+
+
+class BusSettings(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str | None = None
+    """REDIS_URL: Redis ≥ 7 for the streams; unset → the in-process bus (one process only)."""
+    prefix: str = ""
+    """REDIS_CONSUMER_GROUP_PREFIX: prepended to every stream key and group name."""
+    stream_maxlen: int = 100_000
+    """STREAM_MAXLEN: approximate cap on every XADD (the database is the source of truth)."""
+    batch_size: int = 500
+    """BUS_BATCH_SIZE: entries read per XREADGROUP call."""
+    block_ms: int = 1000
+    """BUS_BLOCK_MS: how long one read waits for new entries."""
+    claim_idle_ms: int = 30_000
+    """CLAIM_IDLE_MS: entries pending this long for another consumer are claimed (XAUTOCLAIM)."""
+    claim_interval_s: float = 5.0
+    """CLAIM_INTERVAL_S: how often a consumer looks for idle entries to claim."""
+    max_deliveries: int = 5
+    """MAX_DELIVERIES: an entry delivered more often than this goes to the dead-letter stream."""
+    consumer_name: str = ""
+    """CONSUMER_NAME: stable name of this replica in every group (default: the host name)."""
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str | None = None
+    """DATABASE_URL: PostgreSQL (postgresql://, postgres://, postgresql+asyncpg://) or sqlite:///;
+    unset → SQLite file ``ttlp.db`` in the data directory."""
+    event_retention_days: int = 90
+    """EVENT_RETENTION_DAYS: events older than this are eligible for pruning."""
+
+
+class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
+    provider: Literal["direct", "euler", "mock"] = "mock"
+    """INGEST_PROVIDER: direct | euler | mock (default: direct when TIKTOK_UNIQUE_ID is set,
+    else mock)."""
+    unique_ids: tuple[str, ...] = ()
+    """TIKTOK_UNIQUE_ID: streamer handle(s) to watch, comma-separated."""
+    euler_api_key: str | None = None
+    """EULER_API_KEY: Euler Stream key (secret)."""
+    session_id: str | None = None
+    """SESSION_ID: TikTok session cookie for authenticated actions (secret)."""
+    reconnect_max_attempts: int = 0
+    """RECONNECT_MAX_ATTEMPTS: 0 = reconnect forever."""
+    mock_fixture: str | None = None
+    """MOCK_FIXTURE: NDJSON of raw.v1 frames for the mock provider (default: the bundled one)."""
+    mock_rate: float = 0.0
+    """MOCK_RATE: frames per second the mock provider publishes (0 = as fast as possible)."""
+    mock_loop: bool = False
+    """MOCK_LOOP: repeat the fixture forever, one new session per pass."""
+    max_frame_bytes: int = 1_048_576
+    """MAX_FRAME_BYTES: raw frames larger than this are dead-lettered (FRAME_TOO_LARGE)."""
+
+
+class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "0.0.0.0"
+    """API_HOST: interface the api role listens on."""
+    port: int = 3000
+    """API_PORT: port the api role listens on."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    bus: BusSettings = BusSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    data_dir: str = ""
+    """TTLP_DATA_DIR: where the embedded default keeps its SQLite file (default
+    ``$XDG_DATA_HOME/ttlp`` or ``~/.local/share/ttlp``)."""
+    log_level: Literal["debug", "info", "warn", "warning", "error"] = "info"
+    """LOG_LEVEL: debug | info | warn | error."""
+    log_format: Literal["json", "pretty"] = "json"
+    """LOG_FORMAT: json (one JSON object per line) | pretty (human-readable, for a terminal)."""
+    grace_period_s: float = 10.0
+    """SHUTDOWN_GRACE_S: how long roles may finish in-flight batches after SIGTERM."""
+    replay_session: str | None = None
+    """Flag only (``ttlp run --replay-session ID``): the ingest role replays this session
+    instead of running a provider."""
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from environment variables, then apply non-None ``overrides``.
+
+        ``overrides`` use dotted names (``{"ingest.provider": "mock"}``) so CLI flags map onto
+        the same fields; a bad value raises ``ConfigError`` naming the variable.
+        """
+        env = dict(os.environ if environ is None else environ)
+        raw: dict[str, dict[str, Any]] = {"bus": {}, "db": {}, "ingest": {}, "api": {}, "": {}}
+
+        def put(section: str, field: str, var: str) -> None:
+            value = env.get(var)
+            if value is not None and value.strip() != "":
+                raw[section][field] = value.strip()
+
+        for section, field, var in _ENV_MAP:
+            put(section, field, var)
+        unique = env.get("TIKTOK_UNIQUE_ID", "")
+        handles = tuple(h.strip().lstrip("@") for h in unique.split(",") if h.strip())
+        if handles:
+            raw["ingest"]["unique_ids"] = handles
+        if "provider" not in raw["ingest"]:
+            raw["ingest"]["provider"] = "direct" if handles else "mock"
+        if "log_level" in raw[""]:
+            raw[""]["log_level"] = raw[""]["log_level"].lower()
+
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            section, _, field = dotted.rpartition(".")
+            raw[section][field] = value
+
+        top = raw.pop("")
+        try:
+            settings = msgspec.convert({**top, **raw}, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"invalid configuration: {_explain(exc)}") from None
+        return settings._finish()
+
+    def _finish(self) -> Settings:
+        changes: dict[str, Any] = {}
+        if not self.data_dir:
+            base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+            changes["data_dir"] = str(Path(base) / "ttlp")
+        if not self.bus.consumer_name:
+            changes["bus"] = msgspec.structs.replace(self.bus, consumer_name=socket.gethostname())
+        return msgspec.structs.replace(self, **changes) if changes else self
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def embedded_bus(self) -> bool:
+        return self.bus.redis_url is None
+
+    def secrets(self) -> list[str]:
+        """Values that must never reach a log line, an error response or an event."""
+        values = [self.ingest.euler_api_key, self.ingest.session_id]
+        for url in (self.db.url, self.bus.redis_url):
+            if url:
+                password = _url_password(url)
+                if password:
+                    values.append(password)
+        return [v for v in values if v and len(v) >= 4]
+
+    def __repr__(self) -> str:  # never print secrets by accident
+        return "Settings(<redacted>)"
+
+
+def _url_password(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
+    password = _url_password(url)
+    return url.replace(f":{password}@", ":***@") if password else url
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    for section, field, var in _ENV_MAP:
+        path = f"$.{section}.{field}" if section else f"$.{field}"
+        if message.endswith(f"`{path}`"):
+            return f"{var}: {message.rsplit(' - at ', 1)[0]}"
+    return message
+
+
+_ENV_MAP: tuple[tuple[str, str, str], ...] = (
+    ("bus", "redis_url", "REDIS_URL"),
+    ("bus", "prefix", "REDIS_CONSUMER_GROUP_PREFIX"),
+    ("bus", "stream_maxlen", "STREAM_MAXLEN"),
+    ("bus", "batch_size", "BUS_BATCH_SIZE"),
+    ("bus", "block_ms", "BUS_BLOCK_MS"),
+    ("bus", "claim_idle_ms", "CLAIM_IDLE_MS"),
+    ("bus", "claim_interval_s", "CLAIM_INTERVAL_S"),
+    ("bus", "max_deliveries", "MAX_DELIVERIES"),
+    ("bus", "consumer_name", "CONSUMER_NAME"),
+    ("db", "url", "DATABASE_URL"),
+    ("db", "event_retention_days", "EVENT_RETENTION_DAYS"),
+    ("ingest", "provider", "INGEST_PROVIDER"),
+    ("ingest", "euler_api_key", "EULER_API_KEY"),
+    ("ingest", "session_id", "SESSION_ID"),
+    ("ingest", "reconnect_max_attempts", "RECONNECT_MAX_ATTEMPTS"),
+    ("ingest", "mock_fixture", "MOCK_FIXTURE"),
+    ("ingest", "mock_rate", "MOCK_RATE"),
+    ("ingest", "mock_loop", "MOCK_LOOP"),
+    ("ingest", "max_frame_bytes", "MAX_FRAME_BYTES"),
+    ("api", "host", "API_HOST"),
+    ("api", "port", "API_PORT"),
+    ("", "data_dir", "TTLP_DATA_DIR"),
+    ("", "log_level", "LOG_LEVEL"),
+    ("", "log_format", "LOG_FORMAT"),
+    ("", "grace_period_s", "SHUTDOWN_GRACE_S"),
+)

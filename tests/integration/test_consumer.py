@@ -1,0 +1,211 @@
+"""The one consume loop, on both backends: ack after the handler, pending re-read, claim,
+delivery budget → dead-letter, transient retries, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import msgspec
+import pytest
+
+from ttlp.bus.base import Bus, Entry
+from ttlp.bus.consumer import Consumer, Failure
+from ttlp.bus.memory import MemoryBus
+from ttlp.bus.redis import RedisBus
+from ttlp.contracts.events import DeadLetter
+from ttlp.settings import BusSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def bus(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Bus]:
+    if request.param == "memory":
+        yield MemoryBus(maxlen=10_000)
+        return
+    redis_bus = RedisBus(request.getfixturevalue("redis_url"), maxlen=10_000)
+    yield redis_bus
+    keys = [k async for k in redis_bus.client.scan_iter(match=f"{key_prefix}*")]
+    if keys:
+        await redis_bus.client.delete(*keys)
+    await redis_bus.close()
+
+
+class Recorder:
+    """A handler that records what it saw, failing on request."""
+
+    def __init__(
+        self,
+        poison: set[str] = frozenset(),
+        permanent: set[str] = frozenset(),
+        transient_failures: int = 0,
+    ) -> None:
+        self.seen: list[str] = []
+        self.poison = poison
+        self.permanent = permanent
+        self.transient_failures = transient_failures
+        self.calls = 0
+
+    async def __call__(self, entries: list[Entry]) -> Sequence[Failure]:
+        self.calls += 1
+        if self.transient_failures > 0:
+            self.transient_failures -= 1
+            raise ConnectionError("database went away")
+        values = [(e.fields or {})["n"] for e in entries]
+        if self.poison & set(values):
+            raise ValueError("cannot handle this one")
+        self.seen.extend(values)
+        return [
+            Failure(e, "VALIDATION_ERROR", "bad n")
+            for e in entries
+            if (e.fields or {})["n"] in self.permanent
+        ]
+
+
+def make(
+    bus: Bus, prefix: str, handler: Recorder, name: str = "c1", **settings: object
+) -> Consumer:
+    base = {
+        "batch_size": 10,
+        "block_ms": 50,
+        "claim_idle_ms": 60_000,
+        "claim_interval_s": 0.0,
+        "max_deliveries": 3,
+    }
+    base.update(settings)
+    return Consumer(
+        bus=bus,
+        stream=f"{prefix}raw",
+        group=f"{prefix}g",
+        name=name,
+        handler=handler,
+        dlq_stream=f"{prefix}dlq",
+        stage="test",
+        settings=BusSettings(**base),  # type: ignore[arg-type]
+    )
+
+
+async def publish(bus: Bus, prefix: str, n: int) -> None:
+    await bus.publish_many(f"{prefix}raw", [{"n": str(i), "type": "T"} for i in range(n)])
+
+
+async def dead_letters(bus: Bus, prefix: str) -> list[DeadLetter]:
+    entries = await bus.range(f"{prefix}dlq")
+    return [msgspec.convert(e.fields, DeadLetter, strict=False) for e in entries]
+
+
+async def pending(bus: Bus, prefix: str) -> int:
+    return sum(g.pending for g in await bus.groups(f"{prefix}raw"))
+
+
+async def test_processes_every_entry_once_and_acks(bus: Bus, key_prefix: str) -> None:
+    handler = Recorder()
+    consumer = make(bus, key_prefix, handler)
+    await publish(bus, key_prefix, 35)
+    assert await consumer.run_until_idle() == 35
+    assert handler.seen == [str(i) for i in range(35)]
+    assert await pending(bus, key_prefix) == 0
+
+
+async def test_reported_failures_are_dead_lettered_and_the_rest_continue(
+    bus: Bus, key_prefix: str
+) -> None:
+    handler = Recorder(permanent={"3"})
+    consumer = make(bus, key_prefix, handler)
+    await publish(bus, key_prefix, 6)
+    await consumer.run_until_idle()
+    (letter,) = await dead_letters(bus, key_prefix)
+    assert (letter.stage, letter.reason, letter.error) == ("test", "VALIDATION_ERROR", "bad n")
+    assert msgspec.json.decode(letter.payload) == {"n": "3", "type": "T"}
+    assert letter.raw_type is msgspec.UNSET  # the handler did not say
+    assert await pending(bus, key_prefix) == 0
+    assert consumer.stats.processed == 5
+
+
+async def test_restarted_consumer_rereads_its_own_pending_entries(
+    bus: Bus, key_prefix: str
+) -> None:
+    await publish(bus, key_prefix, 4)
+    crashed = make(bus, key_prefix, Recorder())
+    await crashed.setup()
+    # Read but never acked: the process died mid-batch.
+    await bus.read_group(f"{key_prefix}raw", f"{key_prefix}g", "c1", count=3, block_ms=None)
+    handler = Recorder()
+    await make(bus, key_prefix, handler).run_until_idle()
+    assert sorted(handler.seen) == ["0", "1", "2", "3"]
+    assert await pending(bus, key_prefix) == 0
+
+
+async def test_idle_entries_of_a_dead_consumer_are_claimed_by_a_live_one(
+    bus: Bus, key_prefix: str
+) -> None:
+    await publish(bus, key_prefix, 5)
+    dead = make(bus, key_prefix, Recorder(), name="dead")
+    await dead.setup()
+    await bus.read_group(f"{key_prefix}raw", f"{key_prefix}g", "dead", count=5, block_ms=None)
+    await asyncio.sleep(0.08)
+    handler = Recorder()
+    live = make(bus, key_prefix, handler, name="live", claim_idle_ms=50)
+    await live.run_until_idle()
+    assert sorted(handler.seen) == ["0", "1", "2", "3", "4"]
+    assert live.stats.claimed == 5
+    assert await pending(bus, key_prefix) == 0
+
+
+async def test_poison_entry_is_dead_lettered_after_max_deliveries_alone(
+    bus: Bus, key_prefix: str
+) -> None:
+    handler = Recorder(poison={"2"})
+    consumer = make(bus, key_prefix, handler)
+    await publish(bus, key_prefix, 5)
+    await consumer.run_until_idle()
+    (letter,) = await dead_letters(bus, key_prefix)
+    assert letter.reason == "MAX_DELIVERIES"
+    assert msgspec.json.decode(letter.payload)["n"] == "2"
+    assert letter.raw_type == "T"
+    # Its neighbours were processed exactly once each.
+    assert sorted(handler.seen) == ["0", "1", "3", "4"]
+    assert await pending(bus, key_prefix) == 0
+
+
+async def test_transient_errors_retry_the_batch_without_spending_deliveries(
+    bus: Bus, key_prefix: str
+) -> None:
+    handler = Recorder(transient_failures=3)
+    consumer = make(bus, key_prefix, handler, max_deliveries=1)
+    await publish(bus, key_prefix, 4)
+    await consumer.run_until_idle()
+    assert handler.seen == ["0", "1", "2", "3"]
+    assert await dead_letters(bus, key_prefix) == []
+    assert consumer.stats.retries == 3
+
+
+async def test_stop_finishes_the_batch_in_flight_and_acks_it(bus: Bus, key_prefix: str) -> None:
+    started = asyncio.Event()
+    seen: list[str] = []
+
+    async def slow(entries: list[Entry]) -> Sequence[Failure]:
+        started.set()
+        await asyncio.sleep(0.2)
+        seen.extend((e.fields or {})["n"] for e in entries)
+        return ()
+
+    consumer = Consumer(
+        bus=bus,
+        stream=f"{key_prefix}raw",
+        group=f"{key_prefix}g",
+        name="c1",
+        handler=slow,
+        dlq_stream=f"{key_prefix}dlq",
+        stage="test",
+        settings=BusSettings(batch_size=100, block_ms=50, claim_interval_s=60),
+    )
+    await publish(bus, key_prefix, 3)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await asyncio.wait_for(started.wait(), 2)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert seen == ["0", "1", "2"]
+    assert await pending(bus, key_prefix) == 0
