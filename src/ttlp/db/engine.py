@@ -1,0 +1,243 @@
+"""Database URLs and engines for both backends: SQLite (embedded default) and PostgreSQL.
+
+``normalize_database_url`` turns whatever a user pastes into ``DATABASE_URL`` into the async
+driver URL ttlp uses; ``create_engine`` builds the ``AsyncEngine`` with per-backend settings
+(SQLite: WAL so the api reads while the store writes; PostgreSQL: a pool, a short connect
+timeout). JSON goes through msgspec both ways, which also lets the ``Store`` hand over documents
+it has already encoded (``msgspec.Raw``) without a second serialization.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ttlp.errors import ConfigError
+from ttlp.settings import redact_url
+
+SQLITE_DRIVER: Final = "sqlite+aiosqlite"
+POSTGRES_DRIVER: Final = "postgresql+asyncpg"
+DEFAULT_SQLITE_FILE: Final = "ttlp.db"
+
+_SQLITE_SCHEMES: Final = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
+_POSTGRES_SCHEMES: Final = frozenset(
+    {
+        "postgres",
+        "postgresql",
+        "postgresql+psycopg2",
+        "postgresql+psycopg",
+        "postgresql+asyncpg",
+        "postgresql+pg8000",
+    }
+)
+
+# libpq ``?param=`` forms → what asyncpg understands (DATABASE_URL is often a libpq URL).
+_SSL_MODES: Final = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+_SSL_BOOLEANS: Final = {"true": "require", "1": "require", "false": "disable", "0": "disable"}
+_RENAMED_PARAMS: Final = {"sslmode": "ssl", "connect_timeout": "timeout"}
+_KEPT_PARAMS: Final = frozenset(
+    {
+        "host",  # e.g. a Unix socket directory: postgresql:///ttlp?host=/var/run/postgresql
+        "port",
+        "ssl",
+        "timeout",
+        "command_timeout",
+        "application_name",
+        "target_session_attrs",
+        "prepared_statement_cache_size",
+        "passfile",
+    }
+)
+"""Parameters passed on: asyncpg keywords (``create_engine`` converts the numeric ones)."""
+_DROPPED_PARAMS: Final = frozenset(
+    {
+        "channel_binding",  # asyncpg has no channel binding; TLS itself still applies
+        "gssencmode",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "client_encoding",  # asyncpg always speaks UTF-8
+    }
+)
+"""libpq tuning parameters asyncpg has no equivalent for; safe to ignore."""
+_SSL_FILE_PARAMS: Final = {
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+}
+_NUMERIC_CONNECT_ARGS: Final = {"timeout": float, "command_timeout": float}
+
+PG_POOL_SIZE: Final = 10
+"""Connections kept open: the store's two consumers, the api's readers, health checks."""
+PG_MAX_OVERFLOW: Final = 10
+PG_POOL_RECYCLE_S: Final = 1800
+"""Reconnect idle connections now and then (proxies and load balancers drop long-lived ones)."""
+PG_CONNECT_TIMEOUT_S: Final = 10.0
+"""asyncpg waits 60 s by default; an unreachable server should be reported sooner."""
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+"""How long a writer waits for the other's lock (the archive and event writers share the file)."""
+
+
+def normalize_database_url(url: str | None, data_dir: Path) -> str:
+    """The async-driver URL for what a user configured, or ``ConfigError`` saying what is wrong.
+
+    ``None`` / empty → the SQLite file ``ttlp.db`` in ``data_dir``; ``sqlite:///path`` →
+    ``sqlite+aiosqlite:///path``; ``postgres://``, ``postgresql://``, ``postgresql+psycopg2://``
+    ... → ``postgresql+asyncpg://`` with libpq query parameters translated for asyncpg
+    (``sslmode=require`` → ``ssl=require``, ``connect_timeout`` → ``timeout``).
+    """
+    if url is None or not url.strip():
+        path = (data_dir.expanduser() / DEFAULT_SQLITE_FILE).absolute()
+        return f"{SQLITE_DRIVER}:///{path}"
+    text = url.strip()
+    try:
+        parsed = make_url(text)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"DATABASE_URL {redact_url(text)!r} is not a database URL: use "
+            "postgresql://user:password@host:5432/dbname or sqlite:///path/to/ttlp.db"
+        ) from None
+    scheme = parsed.drivername.lower()
+    if scheme in _SQLITE_SCHEMES:
+        return _sqlite_url(parsed, text)
+    if scheme in _POSTGRES_SCHEMES:
+        return _postgres_url(parsed, text)
+    raise ConfigError(
+        f"DATABASE_URL scheme {parsed.drivername!r} is not supported: use postgresql://... "
+        "(PostgreSQL ≥ 15) or sqlite:///path/to/ttlp.db, or leave it unset for the embedded "
+        "SQLite database"
+    )
+
+
+def _sqlite_url(parsed: URL, original: str) -> str:
+    database = parsed.database or ""
+    if database in {"", ":memory:"} or parsed.query.get("mode") == "memory":
+        raise ConfigError(
+            f"DATABASE_URL {original!r} is an in-memory SQLite database, which ttlp's "
+            "connections cannot share: give a file path (sqlite:///path/to/ttlp.db)"
+        )
+    if database.startswith("~"):
+        database = str(Path(database).expanduser())
+    out = parsed.set(drivername=SQLITE_DRIVER, database=database)
+    return out.render_as_string(hide_password=False)
+
+
+def _postgres_url(parsed: URL, original: str) -> str:
+    query: dict[str, str] = {}
+    for key, raw_value in parsed.query.items():
+        value = raw_value if isinstance(raw_value, str) else raw_value[-1]
+        name = _RENAMED_PARAMS.get(key, key)
+        if key in _DROPPED_PARAMS:
+            continue
+        if key in _SSL_FILE_PARAMS:
+            raise ConfigError(
+                f"DATABASE_URL parameter {key!r} is not supported with asyncpg: set the "
+                f"environment variable {_SSL_FILE_PARAMS[key]} instead"
+            )
+        if name not in _KEPT_PARAMS:
+            raise ConfigError(
+                f"DATABASE_URL parameter {key!r} is not supported with asyncpg; supported: "
+                f"{', '.join(sorted(_KEPT_PARAMS | set(_RENAMED_PARAMS)))}"
+            )
+        if name == "ssl":
+            value = _SSL_BOOLEANS.get(value.lower(), value.lower())
+            if value not in _SSL_MODES:
+                raise ConfigError(
+                    f"DATABASE_URL {key}={raw_value!r} is not an SSL mode: use one of "
+                    f"{', '.join(sorted(_SSL_MODES))}"
+                )
+        if name in _NUMERIC_CONNECT_ARGS or name == "prepared_statement_cache_size":
+            try:
+                float(value)
+            except ValueError:
+                raise ConfigError(
+                    f"DATABASE_URL parameter {key}={value!r} must be a number"
+                ) from None
+        query[name] = value
+    if not parsed.database:
+        raise ConfigError(
+            f"DATABASE_URL {redact_url(original)!r} names no database: add /dbname after the host"
+        )
+    out = parsed.set(drivername=POSTGRES_DRIVER, query=query)
+    return out.render_as_string(hide_password=False)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An ``AsyncEngine`` for a URL from ``normalize_database_url``, tuned for its backend.
+
+    SQLite: the parent directory is created; every connection runs in WAL mode with
+    ``synchronous=NORMAL`` (durable at checkpoints, fast commits), foreign keys on and a busy
+    timeout so concurrent writers wait rather than fail. PostgreSQL: a bounded pool with
+    pre-ping (a restarted server does not break the first query), ``application_name=ttlp``.
+    ``kwargs`` go to ``create_async_engine`` (tests pass ``poolclass`` and the like).
+    """
+    parsed = make_url(url)
+    options: dict[str, Any] = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": msgspec.json.decode,
+    }
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options.update(kwargs)
+        engine = create_async_engine(parsed, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        return engine
+    connect_args, parsed = _asyncpg_connect_args(parsed)
+    options["connect_args"] = connect_args
+    if "poolclass" not in kwargs:  # sizing applies to the default queue pool only
+        options.update(
+            pool_size=PG_POOL_SIZE,
+            max_overflow=PG_MAX_OVERFLOW,
+            pool_recycle=PG_POOL_RECYCLE_S,
+            pool_pre_ping=True,
+        )
+    options.update(kwargs)
+    return create_async_engine(parsed, **options)
+
+
+def _asyncpg_connect_args(parsed: URL) -> tuple[dict[str, Any], URL]:
+    """Move typed parameters out of the URL (its query values are strings) into connect args."""
+    query = dict(parsed.query)
+    args: dict[str, Any] = {"timeout": PG_CONNECT_TIMEOUT_S}
+    for key, convert in _NUMERIC_CONNECT_ARGS.items():
+        if key in query:
+            args[key] = convert(_one(query.pop(key)))
+    args["server_settings"] = {"application_name": _one(query.pop("application_name", "ttlp"))}
+    return args, parsed.set(query=query)
+
+
+def _one(value: str | tuple[str, ...]) -> str:
+    return value if isinstance(value, str) else value[-1]
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+_json_encoder: Final = msgspec.json.Encoder()
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON text for a column value; ``msgspec.Raw`` (already-encoded JSON) passes verbatim."""
+    return _json_encoder.encode(value).decode()

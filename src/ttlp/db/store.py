@@ -1,0 +1,559 @@
+"""The ``Store``: the one place that writes the event tables, and the reads replay needs.
+
+Every write is a batch in one transaction, idempotent (``INSERT ... ON CONFLICT DO NOTHING``) and
+issues one statement per table, whatever the batch size (SQLAlchemy's "insertmanyvalues" turns a
+list of rows into multi-row INSERTs). Re-delivered batches and TikTok's re-sends after a
+reconnect are therefore harmless: the conflicting rows are skipped, and the derived tables
+(users, sessions, streams) are updated from the rows that were actually inserted only.
+
+Conventions:
+- timestamps arrive as ISO 8601 strings in the Structs; they are stored in UTC and come back as
+  aware UTC datetimes (rendered as ``...Z`` with millisecond, or microsecond, precision);
+- ``events.event_data`` is the event's own JSON (encoded once with msgspec and handed to the
+  driver as ``msgspec.Raw``; the engines of ``ttlp.db.engine.create_engine`` pass it verbatim);
+- ``users`` counts live events only: a replay re-runs the same people's messages, and counting
+  them again would double every count;
+- a live session's ``created_at``/``ended_at`` follow the events' TikTok time; a replay session's
+  follow ingest time (its events keep the original TikTok times).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+from msgspec import UNSET
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ttlp.contracts.events import (
+    EVENT_CLASSES,
+    RAW_SCHEMA_VERSION,
+    ConnectedEvent,
+    RawEvent,
+    RawFrame,
+    StreamEndEvent,
+    UnifiedEvent,
+    encode,
+)
+from ttlp.db import tables
+from ttlp.errors import ConfigError, TtlpError
+
+NO_USER: Final = "0"
+"""``user.userId`` of events without a user (lifecycle, room stats): not a TikTok user."""
+_SESSION_CLOSERS: Final = frozenset({"DISCONNECTED", "STREAM_END"})
+_TAGS: Final[dict[type, str]] = {cls: tag for tag, cls in EVENT_CLASSES.items()}
+_ZERO: Final = timedelta(0)
+
+_Insert = postgresql.Insert | sqlite.Insert
+
+
+class SessionNotFoundError(TtlpError):
+    """A command named a session the database does not hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    inserted: int
+    """Events stored by this call."""
+    duplicates: int
+    """Events already stored (re-delivery, a TikTok re-send after reconnect, or twice in the
+    batch): skipped, not an error."""
+
+
+class Store:
+    """Batched, idempotent writes and the session reads of replay, over one ``AsyncEngine``.
+
+    The engine should come from ``ttlp.db.engine.create_engine`` (it encodes JSON with msgspec,
+    which the event writer relies on).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        dialect = engine.dialect.name
+        # The dialects' own INSERT: ON CONFLICT and RETURNING, rendered for each backend.
+        self._insert: Callable[[Table], _Insert]
+        if dialect == "postgresql":
+            self._insert = postgresql.insert
+        elif dialect == "sqlite":
+            self._insert = sqlite.insert
+        else:
+            raise ConfigError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
+        self._insert_events = (
+            self._insert(tables.events).on_conflict_do_nothing().returning(tables.events.c.event_id)
+        )
+        self._insert_frames = (
+            self._insert(tables.raw_frames)
+            .on_conflict_do_nothing()
+            .returning(tables.raw_frames.c.id)
+        )
+        self._upsert_users = self._users_upsert()
+        self._upsert_sessions = self._sessions_upsert()
+        self._upsert_streams = self._streams_upsert()
+
+    # -- writes ------------------------------------------------------------------------------
+    async def archive_frames(self, frames: Sequence[RawFrame]) -> int:
+        """Append raw frames to the archive (replay reads these); returns rows inserted.
+
+        A frame already archived (same session, type and seqNo) is skipped. The frames'
+        sessions and streams are created when missing, so a session can be replayed even if
+        none of its frames became an event.
+        """
+        if not frames:
+            return 0
+        received = datetime.now(UTC)
+        rows = [_frame_row(frame, received) for frame in frames]
+        async with self.engine.begin() as conn:
+            result = await conn.execute(self._insert_frames, rows)
+            inserted = len(result.all())
+            if inserted:
+                await self._upsert(conn, self._upsert_streams, _streams_from_frames(frames))
+                await self._upsert(conn, self._upsert_sessions, _sessions_from_frames(frames))
+        return inserted
+
+    async def write_events(self, events: Sequence[UnifiedEvent]) -> WriteResult:
+        """Store a batch of events in one transaction; maintain users, sessions and streams.
+
+        Already stored events (same eventId, or a live event whose stream, type and seqNo
+        another live session holds) are skipped; only newly inserted events count towards
+        users, sessions and streams, so a re-delivered batch changes nothing.
+        """
+        if not events:
+            return WriteResult(0, 0)
+        rows = [_event_row(event) for event in events]
+        async with self.engine.begin() as conn:
+            result = await conn.execute(self._insert_events, rows)
+            stored = set(result.scalars().all())
+            fresh = _first_of_each(events, stored)
+            await self._upsert(conn, self._upsert_users, _users_from_events(fresh))
+            await self._upsert(conn, self._upsert_streams, _streams_from_events(fresh))
+            await self._upsert(conn, self._upsert_sessions, _sessions_from_events(fresh))
+        return WriteResult(inserted=len(stored), duplicates=len(events) - len(stored))
+
+    async def create_replay_session(self, new_session_id: str, source_session_id: str) -> None:
+        """Create the replay session ``new_session_id`` of ``source_session_id``.
+
+        Copies stream, provider and handle; ``meta = {"replayedFrom": source}``. Creating the
+        same replay session twice is a no-op; an unknown source raises
+        ``SessionNotFoundError``.
+        """
+        s = tables.sessions
+        source = (
+            select(
+                literal(new_session_id, s.c.id.type),
+                s.c.stream_id,
+                literal("replay", s.c.type.type),
+                s.c.provider,
+                s.c.unique_id,
+                bindparam("created_at", datetime.now(UTC), type_=DateTime(timezone=True)),
+                bindparam("meta", {"replayedFrom": source_session_id}, type_=s.c.meta.type),
+            )
+            # The WHERE also keeps SQLite's parser from reading ON CONFLICT as a join clause.
+            .where(s.c.id == source_session_id)
+        )
+        columns = ["id", "stream_id", "type", "provider", "unique_id", "created_at", "meta"]
+        stmt = self._insert(s).from_select(columns, source).on_conflict_do_nothing()
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+            found = await conn.scalar(select(s.c.id).where(s.c.id == source_session_id))
+        if found is None:
+            raise SessionNotFoundError(
+                f"session {source_session_id} is not in the database: check the session id "
+                "(a replay needs a session whose frames were archived)"
+            )
+
+    # -- reads -------------------------------------------------------------------------------
+    async def iter_session_frames(
+        self, session_id: str, batch_size: int = 1000
+    ) -> AsyncIterator[list[RawFrame]]:
+        """The archived frames of a session in arrival order, ``batch_size`` at a time.
+
+        Keyset-paged on ``raw_frames.id``, with the connection returned between pages so a
+        slow consumer (paced replay) holds no database resources.
+        """
+        f = tables.raw_frames
+        query = (
+            select(
+                f.c.id,
+                f.c.stream_id,
+                f.c.session_id,
+                f.c.source,
+                f.c.type,
+                f.c.seq_no,
+                f.c.timestamp,
+                f.c.ingested_at,
+                f.c.data,
+                f.c.provider,
+                f.c.unique_id,
+            )
+            .where(f.c.session_id == session_id, f.c.id > bindparam("after"))
+            .order_by(f.c.id)
+            .limit(batch_size)
+        )
+        after = 0
+        while True:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query, {"after": after})).all()
+            if not rows:
+                return
+            yield [_frame_from_row(row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            after = rows[-1].id
+
+    async def count_session_frames(self, session_id: str) -> int:
+        f = tables.raw_frames
+        return await self._count(select(func.count()).where(f.c.session_id == session_id))
+
+    async def count_events(
+        self, session_id: str | None = None, *, stream_id: str | None = None
+    ) -> int:
+        e = tables.events
+        query = select(func.count()).select_from(e)
+        if session_id is not None:
+            query = query.where(e.c.session_id == session_id)
+        if stream_id is not None:
+            query = query.where(e.c.stream_id == stream_id)
+        return await self._count(query)
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        return await self._one(tables.sessions, tables.sessions.c.id == session_id)
+
+    async def get_stream(self, stream_id: str) -> dict[str, Any] | None:
+        return await self._one(tables.streams, tables.streams.c.id == stream_id)
+
+    async def get_user(self, user_id: str) -> dict[str, Any] | None:
+        return await self._one(tables.users, tables.users.c.user_id == user_id)
+
+    async def totals(self) -> dict[str, int]:
+        """Row counts per table (for ``ttlp status``)."""
+        counts: dict[str, int] = {}
+        async with self.engine.connect() as conn:
+            for table in (
+                tables.streams,
+                tables.sessions,
+                tables.raw_frames,
+                tables.events,
+                tables.users,
+            ):
+                counts[table.name] = int(
+                    await conn.scalar(select(func.count()).select_from(table)) or 0
+                )
+        return counts
+
+    # -- helpers -----------------------------------------------------------------------------
+    async def _upsert(
+        self, conn: AsyncConnection, stmt: _Insert, rows: list[dict[str, Any]]
+    ) -> None:
+        if rows:
+            await conn.execute(stmt, rows)
+
+    async def _count(self, query: Select[int]) -> int:
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    async def _one(self, table: Table, where: ColumnElement[bool]) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(table).where(where))).mappings().first()
+        if row is None:
+            return None
+        return {k: _aware(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+    def _users_upsert(self) -> _Insert:
+        u = tables.users.c
+        ins = self._insert(tables.users)
+        new = ins.excluded
+        newer = new.last_seen >= u.last_seen
+
+        def latest(column: str) -> ColumnElement[Any]:
+            mine, theirs = u[column], new[column]
+            return case((newer, func.coalesce(theirs, mine)), else_=func.coalesce(mine, theirs))
+
+        return ins.on_conflict_do_update(
+            index_elements=[u.user_id],
+            set_={
+                "unique_id": case((newer, new.unique_id), else_=u.unique_id),
+                "display_name": latest("display_name"),
+                "avatar_url": latest("avatar_url"),
+                "first_seen": _earlier(u.first_seen, new.first_seen),
+                "last_seen": _later(u.last_seen, new.last_seen),
+                "event_count": u.event_count + new.event_count,
+            },
+        )
+
+    def _sessions_upsert(self) -> _Insert:
+        s = tables.sessions.c
+        ins = self._insert(tables.sessions)
+        new = ins.excluded
+        return ins.on_conflict_do_update(
+            index_elements=[s.id],
+            set_={
+                "provider": func.coalesce(s.provider, new.provider),
+                "unique_id": func.coalesce(s.unique_id, new.unique_id),
+                "created_at": _earlier(s.created_at, new.created_at),
+                "ended_at": _later(s.ended_at, new.ended_at),
+            },
+            # Touch the row only when something changes (most batches change nothing).
+            where=or_(
+                and_(s.provider.is_(None), new.provider.is_not(None)),
+                and_(s.unique_id.is_(None), new.unique_id.is_not(None)),
+                _is_earlier(new.created_at, s.created_at),
+                _is_later(new.ended_at, s.ended_at),
+            ),
+        )
+
+    def _streams_upsert(self) -> _Insert:
+        t = tables.streams.c
+        ins = self._insert(tables.streams)
+        new = ins.excluded
+        return ins.on_conflict_do_update(
+            index_elements=[t.id],
+            set_={
+                "unique_id": func.coalesce(t.unique_id, new.unique_id),
+                "started_at": _earlier(t.started_at, new.started_at),
+                "ended_at": _later(t.ended_at, new.ended_at),
+            },
+            where=or_(
+                and_(t.unique_id.is_(None), new.unique_id.is_not(None)),
+                _is_earlier(new.started_at, t.started_at),
+                _is_later(new.ended_at, t.ended_at),
+            ),
+        )
+
+
+# -- SQL expressions (portable: CASE, since SQLite's MIN/MAX return NULL on a NULL argument) ----
+def _is_later(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``a`` is set and ``b`` is unset or earlier."""
+    return and_(a.is_not(None), or_(b.is_(None), a > b))
+
+
+def _is_earlier(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``a`` is set and ``b`` is unset or later."""
+    return and_(a.is_not(None), or_(b.is_(None), a < b))
+
+
+def _earlier(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((_is_earlier(new, current), new), else_=current)
+
+
+def _later(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((_is_later(new, current), new), else_=current)
+
+
+# -- rows --------------------------------------------------------------------------------------
+def _ts(value: str) -> datetime:
+    """An ISO 8601 string from a Struct as an aware UTC datetime (SQLite stores it as is)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.utcoffset() == _ZERO else parsed.astimezone(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """Datetimes read back: SQLite returns naive UTC, PostgreSQL aware in the session zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    value = _aware(value)
+    spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
+    return value.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def _opt(value: Any) -> Any:
+    return None if value is UNSET else value
+
+
+def _frame_row(frame: RawFrame, received: datetime) -> dict[str, Any]:
+    return {
+        "session_id": frame.session_id,
+        "stream_id": frame.stream_id,
+        "source": frame.source,
+        "type": frame.type,
+        "seq_no": frame.seq_no,
+        "timestamp": _ts(frame.timestamp),
+        "ingested_at": _ts(frame.ingested_at),
+        "provider": _opt(frame.provider),
+        "unique_id": _opt(frame.unique_id),
+        "data": encode(frame.data).decode(),
+        "received_at": received,
+    }
+
+
+_any_json: Final = msgspec.json.Decoder()
+
+
+def _frame_from_row(row: Any) -> RawFrame:
+    return RawFrame(
+        schema_version=RAW_SCHEMA_VERSION,
+        stream_id=row.stream_id,
+        session_id=row.session_id,
+        source=row.source,
+        type=row.type,
+        seq_no=row.seq_no,
+        timestamp=_iso(row.timestamp),
+        ingested_at=_iso(row.ingested_at),
+        data=_any_json.decode(row.data),
+        provider=UNSET if row.provider is None else row.provider,
+        unique_id=UNSET if row.unique_id is None else row.unique_id,
+    )
+
+
+def _event_row(event: UnifiedEvent) -> dict[str, Any]:
+    event_type = _TAGS[type(event)]
+    ingested = event.ingested_at
+    return {
+        "event_id": event.event_id,
+        "session_id": event.session_id,
+        "stream_id": event.stream_id,
+        "event_type": event_type,
+        "trigger_id": event.trigger_id,
+        "schema_version": event.schema_version,
+        "user_id": event.user.user_id,
+        "raw_type": event.payload.raw_type if isinstance(event, RawEvent) else event_type,
+        "seq_no": _opt(event.seq_no),
+        "timestamp": _ts(event.timestamp),
+        "ingested_at": None if ingested is UNSET else _ts(ingested),
+        "source": event.source,
+        "event_data": msgspec.Raw(encode(event)),
+    }
+
+
+def _first_of_each(events: Iterable[UnifiedEvent], stored: set[str]) -> list[UnifiedEvent]:
+    """The events whose rows were inserted, each once (a batch may carry an event twice)."""
+    pending = set(stored)
+    fresh = []
+    for event in events:
+        if event.event_id in pending:
+            pending.discard(event.event_id)
+            fresh.append(event)
+    return fresh
+
+
+def _session_time(source: str, timestamp: str, ingested_at: str | None) -> datetime:
+    """When a session saw something: TikTok time for live, ingest time for a replay."""
+    if source == "replay" and ingested_at:
+        return _ts(ingested_at)
+    return _ts(timestamp)
+
+
+def _users_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]:
+    users: dict[str, dict[str, Any]] = {}
+    for event in events:
+        user = event.user
+        if user.user_id == NO_USER or event.source != "live":
+            continue
+        at = _ts(event.timestamp)
+        row = users.get(user.user_id)
+        if row is None:
+            row = users[user.user_id] = {
+                "user_id": user.user_id,
+                "unique_id": user.unique_id,
+                "display_name": None,
+                "avatar_url": None,
+                "first_seen": at,
+                "last_seen": at,
+                "event_count": 0,
+            }
+        row["event_count"] += 1
+        row["first_seen"] = min(row["first_seen"], at)
+        if at >= row["last_seen"]:
+            row["last_seen"] = at
+            row["unique_id"] = user.unique_id
+            row["display_name"] = _opt(user.display_name) or row["display_name"]
+            row["avatar_url"] = _opt(user.avatar_url) or row["avatar_url"]
+        else:
+            row["display_name"] = row["display_name"] or _opt(user.display_name) or None
+            row["avatar_url"] = row["avatar_url"] or _opt(user.avatar_url) or None
+    # Sorted keys: concurrent store replicas lock rows in the same order (no deadlocks).
+    return [users[key] for key in sorted(users)]
+
+
+def _sessions_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]:
+    sessions: dict[str, dict[str, Any]] = {}
+    for event in events:
+        at = _session_time(event.source, event.timestamp, _opt(event.ingested_at))
+        row = sessions.get(event.session_id)
+        if row is None:
+            row = sessions[event.session_id] = _session_row(
+                event.session_id, event.stream_id, event.source, at
+            )
+        row["created_at"] = min(row["created_at"], at)
+        if isinstance(event, ConnectedEvent):
+            row["provider"] = event.payload.provider
+            row["unique_id"] = _opt(event.payload.unique_id) or row["unique_id"]
+        elif _TAGS[type(event)] in _SESSION_CLOSERS:
+            row["ended_at"] = at if row["ended_at"] is None else max(row["ended_at"], at)
+    return [sessions[key] for key in sorted(sessions)]
+
+
+def _streams_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]:
+    streams: dict[str, dict[str, Any]] = {}
+    for event in events:
+        at = _ts(event.timestamp)
+        row = streams.get(event.stream_id)
+        if row is None:
+            row = streams[event.stream_id] = _stream_row(event.stream_id, at)
+        row["started_at"] = min(row["started_at"], at)
+        if isinstance(event, ConnectedEvent):
+            row["unique_id"] = _opt(event.payload.unique_id) or row["unique_id"]
+        elif isinstance(event, StreamEndEvent):
+            row["ended_at"] = at if row["ended_at"] is None else max(row["ended_at"], at)
+    return [streams[key] for key in sorted(streams)]
+
+
+def _sessions_from_frames(frames: Iterable[RawFrame]) -> list[dict[str, Any]]:
+    sessions: dict[str, dict[str, Any]] = {}
+    for frame in frames:
+        at = _session_time(frame.source, frame.timestamp, frame.ingested_at)
+        row = sessions.get(frame.session_id)
+        if row is None:
+            row = sessions[frame.session_id] = _session_row(
+                frame.session_id, frame.stream_id, frame.source, at
+            )
+        row["created_at"] = min(row["created_at"], at)
+        row["provider"] = row["provider"] or _opt(frame.provider)
+        row["unique_id"] = row["unique_id"] or _opt(frame.unique_id)
+    return [sessions[key] for key in sorted(sessions)]
+
+
+def _streams_from_frames(frames: Iterable[RawFrame]) -> list[dict[str, Any]]:
+    streams: dict[str, dict[str, Any]] = {}
+    for frame in frames:
+        at = _ts(frame.timestamp)
+        row = streams.get(frame.stream_id)
+        if row is None:
+            row = streams[frame.stream_id] = _stream_row(frame.stream_id, at)
+        row["started_at"] = min(row["started_at"], at)
+        row["unique_id"] = row["unique_id"] or _opt(frame.unique_id)
+    return [streams[key] for key in sorted(streams)]
+
+
+def _session_row(session_id: str, stream_id: str, source: str, at: datetime) -> dict[str, Any]:
+    return {
+        "id": session_id,
+        "stream_id": stream_id,
+        "type": source,
+        "provider": None,
+        "unique_id": None,
+        "created_at": at,
+        "ended_at": None,
+    }
+
+
+def _stream_row(stream_id: str, at: datetime) -> dict[str, Any]:
+    return {"id": stream_id, "unique_id": None, "started_at": at, "ended_at": None}

@@ -1,0 +1,575 @@
+"""The storage behaviour suite: the same Store semantics on SQLite and PostgreSQL (DESIGN §4, §6).
+
+Each test states one behaviour and asserts the rows it leaves. Events and frames are built
+with the contract Structs through the factories below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ttlp.contracts import events as ev
+from ttlp.db import tables
+from ttlp.db.engine import create_engine, normalize_database_url
+from ttlp.db.migrate import check_ready, head_revision
+from ttlp.db.store import SessionNotFoundError, Store
+from ttlp.errors import DatabaseError
+
+pytestmark = pytest.mark.integration
+
+STREAM = "7412345678901234567"
+OTHER_STREAM = "7499999999999999999"
+T0 = datetime(2025, 3, 1, 18, 0, 0, tzinfo=UTC)
+
+
+# -- factories ---------------------------------------------------------------------------------
+def new_session() -> str:
+    return str(uuid.uuid4())
+
+
+def at(seconds: float) -> str:
+    """ISO time ``seconds`` after T0, as ingest writes it (milliseconds, ``Z``)."""
+    moment = T0 + timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def soon() -> str:
+    """A second from now: an ingest time certainly after anything created so far."""
+    moment = datetime.now(UTC) + timedelta(seconds=1)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def when(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def event_id(stream: str, session: str, seq: int, raw_type: str) -> str:
+    return hashlib.sha256(f"{stream}:{session}:{seq}:{raw_type}".encode()).hexdigest()
+
+
+def user(n: int, name: str | None = None, avatar: str | None = None) -> ev.EventUser:
+    return ev.EventUser(
+        user_id=str(1000 + n),
+        unique_id=f"viewer{n}",
+        display_name=msgspec.UNSET if name is None else name,
+        avatar_url=msgspec.UNSET if avatar is None else avatar,
+    )
+
+
+def common(
+    session: str, seq: int, raw_type: str, t: float, source: str, stream: str
+) -> dict[str, Any]:
+    return {
+        "schema_version": "1",
+        "event_id": event_id(stream, session, seq, raw_type),
+        "stream_id": stream,
+        "session_id": session,
+        "timestamp": at(t),
+        "ingested_at": at(t + 0.5),
+        "source": source,
+        "seq_no": seq,
+    }
+
+
+def chat(
+    session: str,
+    seq: int,
+    *,
+    who: ev.EventUser | None = None,
+    t: float = 0,
+    source: str = "live",
+    stream: str = STREAM,
+    message: str = "hello",
+) -> ev.ChatEvent:
+    return ev.ChatEvent(
+        **common(session, seq, "WebcastChatMessage", t, source, stream),
+        user=who or user(1),
+        trigger_id=1,
+        payload=ev.ChatPayload(message=message),
+    )
+
+
+def gift(session: str, seq: int, *, who: ev.EventUser, t: float = 0) -> ev.GiftEvent:
+    return ev.GiftEvent(
+        **common(session, seq, "WebcastGiftMessage", t, "live", STREAM),
+        user=who,
+        trigger_id=2,
+        payload=ev.GiftPayload(gift_id=5655, gift_name="Rose", gift_count=1, coins=1),
+    )
+
+
+def raw_event(session: str, seq: int, raw_type: str, *, t: float = 0) -> ev.RawEvent:
+    return ev.RawEvent(
+        **common(session, seq, raw_type, t, "live", STREAM),
+        user=ev.SYSTEM_USER,
+        trigger_id=13,
+        payload=ev.RawPayload(raw_type=raw_type, data={"k": 1}),
+    )
+
+
+def connected(
+    session: str, *, seq: int = 0, t: float = 0, source: str = "live", stream: str = STREAM
+) -> ev.ConnectedEvent:
+    return ev.ConnectedEvent(
+        **common(session, seq, "ControlEvent.CONNECTED", t, source, stream),
+        user=ev.SYSTEM_USER,
+        trigger_id=10,
+        payload=ev.ConnectedPayload(
+            room_id=stream, is_connected=True, provider="euler", unique_id="streamer"
+        ),
+    )
+
+
+def disconnected(session: str, *, seq: int, t: float) -> ev.DisconnectedEvent:
+    return ev.DisconnectedEvent(
+        **common(session, seq, "ControlEvent.DISCONNECTED", t, "live", STREAM),
+        user=ev.SYSTEM_USER,
+        trigger_id=11,
+        payload=ev.DisconnectedPayload(code=1006, reason="network", will_reconnect=True),
+    )
+
+
+def stream_end(session: str, *, seq: int, t: float) -> ev.StreamEndEvent:
+    return ev.StreamEndEvent(
+        **common(session, seq, "WebcastControlMessage", t, "live", STREAM),
+        user=ev.SYSTEM_USER,
+        trigger_id=15,
+        payload=ev.StreamEndPayload(action=3),
+    )
+
+
+def frame(
+    session: str,
+    seq: int,
+    *,
+    type_: str = "WebcastChatMessage",
+    t: float = 0,
+    data: dict[str, Any] | str | None = None,
+    source: str = "live",
+) -> ev.RawFrame:
+    return ev.RawFrame(
+        schema_version="raw.v1",
+        stream_id=STREAM,
+        session_id=session,
+        source=source,  # type: ignore[arg-type]
+        type=type_,
+        seq_no=seq,
+        timestamp=at(t),
+        ingested_at=at(t + 0.25),
+        data={"content": f"message {seq}", "user": {"userId": "1001"}} if data is None else data,
+        provider="mock",
+        unique_id="streamer",
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------
+@pytest.fixture
+def store(db_engine: AsyncEngine) -> Store:
+    return Store(db_engine)
+
+
+async def rows(store: Store, query: Any) -> list[Any]:
+    async with store.engine.connect() as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def event_ids(store: Store) -> list[str]:
+    e = tables.events
+    return [r.event_id for r in await rows(store, select(e.c.event_id).order_by(e.c.id))]
+
+
+# -- schema ------------------------------------------------------------------------------------
+async def test_migrated_schema_matches_the_table_definitions(db_engine: AsyncEngine) -> None:
+    def compare(sync_conn: Any) -> tuple[list[Any], dict[str, Any]]:
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        indexes = {i["name"]: i for i in inspect(sync_conn).get_indexes("events")}
+        return compare_metadata(context, tables.metadata), indexes
+
+    async with db_engine.connect() as conn:
+        diff, indexes = await conn.run_sync(compare)
+    assert diff == []
+    dedupe = indexes["ux_events_live_seq"]
+    assert dedupe["unique"]
+    assert dedupe["column_names"] == ["stream_id", "raw_type", "seq_no"]
+    (where,) = [str(v) for k, v in dedupe["dialect_options"].items() if k.endswith("_where")]
+    assert "live" in where
+    assert "CONNECTED" in where
+
+
+async def test_a_migrated_database_is_ready(db_engine: AsyncEngine) -> None:
+    await check_ready(db_engine)  # raises when not
+    async with db_engine.connect() as conn:
+        version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    assert version == head_revision()
+
+
+# -- events: idempotence and dedupe -----------------------------------------------------------
+async def test_writing_the_same_batch_twice_stores_it_once(store: Store) -> None:
+    session = new_session()
+    batch = [chat(session, 11, who=user(1)), chat(session, 12, who=user(2)), chat(session, 13)]
+
+    first = await store.write_events(batch)
+    again = await store.write_events(batch)
+
+    assert (first.inserted, first.duplicates) == (3, 0)
+    assert (again.inserted, again.duplicates) == (0, 3)
+    assert await event_ids(store) == [e.event_id for e in batch]
+    assert (await store.get_user("1001") or {})["event_count"] == 2
+    assert (await store.get_user("1002") or {})["event_count"] == 1
+
+
+async def test_an_event_twice_in_one_batch_is_stored_and_counted_once(store: Store) -> None:
+    event = chat(new_session(), 7)
+
+    result = await store.write_events([event, event])
+
+    assert (result.inserted, result.duplicates) == (1, 1)
+    assert await store.count_events() == 1
+    assert (await store.get_user("1001") or {})["event_count"] == 1
+
+
+async def test_live_resend_after_reconnect_is_not_stored_again(store: Store) -> None:
+    old, new = new_session(), new_session()
+    await store.write_events([chat(old, 500, t=1), raw_event(old, 501, "WebcastHourlyRank")])
+
+    # The reconnect starts a new session; TikTok re-sends the recent messages.
+    result = await store.write_events(
+        [
+            chat(new, 500, t=1),
+            raw_event(new, 501, "WebcastHourlyRank"),
+            chat(new, 502, t=2),
+        ]
+    )
+
+    assert (result.inserted, result.duplicates) == (1, 2)
+    assert await store.count_events(old) == 2
+    assert await event_ids(store) == [
+        chat(old, 500).event_id,
+        raw_event(old, 501, "WebcastHourlyRank").event_id,
+        chat(new, 502).event_id,
+    ]
+    assert (await store.get_user("1001") or {})["event_count"] == 2
+
+
+async def test_same_seq_no_in_another_stream_or_raw_type_is_stored(store: Store) -> None:
+    session = new_session()
+    result = await store.write_events(
+        [
+            chat(session, 42),
+            chat(new_session(), 42, stream=OTHER_STREAM),
+            raw_event(session, 42, "WebcastPollMessage"),
+        ]
+    )
+
+    assert (result.inserted, result.duplicates) == (3, 0)
+
+
+async def test_replay_events_are_stored_although_their_seq_nos_are_known(store: Store) -> None:
+    live, replay = new_session(), new_session()
+    await store.write_events([chat(live, 900), chat(live, 901)])
+
+    result = await store.write_events(
+        [chat(replay, 900, source="replay"), chat(replay, 901, source="replay")]
+    )
+
+    assert (result.inserted, result.duplicates) == (2, 0)
+    assert await store.count_events(replay) == 2
+
+
+async def test_lifecycle_events_of_each_new_session_are_stored(store: Store) -> None:
+    first, second = new_session(), new_session()
+    await store.write_events([connected(first, seq=0), disconnected(first, seq=1, t=60)])
+
+    # Lifecycle seqNos are per-session counters: the same numbers come back every session.
+    result = await store.write_events([connected(second, seq=0, t=61)])
+
+    assert (result.inserted, result.duplicates) == (1, 0)
+    assert await store.count_events(second) == 1
+
+
+async def test_event_data_holds_the_full_unified_event(store: Store) -> None:
+    event = gift(new_session(), 3, who=user(4, name="Four"))
+    await store.write_events([event])
+
+    e = tables.events
+    (row,) = await rows(
+        store, select(e.c.event_data, e.c.event_type, e.c.raw_type, e.c.trigger_id, e.c.seq_no)
+    )
+    assert msgspec.convert(row.event_data, ev.UnifiedEvent) == event
+    assert (row.event_type, row.raw_type, row.trigger_id, row.seq_no) == ("GIFT", "GIFT", 2, 3)
+
+
+async def test_raw_events_keep_their_tiktok_type_in_raw_type(store: Store) -> None:
+    await store.write_events([raw_event(new_session(), 1, "WebcastGoalUpdateMessage")])
+
+    e = tables.events
+    assert await rows(store, select(e.c.event_type, e.c.raw_type)) == [
+        ("RAW", "WebcastGoalUpdateMessage")
+    ]
+
+
+async def test_concurrent_writes_of_one_batch_store_it_once(store: Store) -> None:
+    session = new_session()
+    batch = [chat(session, seq, who=user(seq % 3)) for seq in range(50)]
+
+    results = await asyncio.gather(*(store.write_events(batch) for _ in range(3)))
+
+    assert sum(r.inserted for r in results) == 50
+    assert await store.count_events() == 50
+    counts = [(await store.get_user(str(1000 + n)) or {})["event_count"] for n in range(3)]
+    assert counts == [17, 17, 16]
+
+
+# -- users -------------------------------------------------------------------------------------
+async def test_users_track_first_and_last_seen_count_and_latest_name(store: Store) -> None:
+    session = new_session()
+    await store.write_events(
+        [
+            chat(session, 1, who=user(1, name="Old Name", avatar="https://a/1.png"), t=10),
+            chat(session, 2, who=user(1, name="New Name"), t=20),
+        ]
+    )
+    # A late batch with an older event: counted, but its name does not win.
+    await store.write_events([chat(session, 3, who=user(1, name="Ancient Name"), t=5)])
+    # A newer event without a display name keeps the one we have.
+    await store.write_events([chat(session, 4, who=user(1), t=30)])
+
+    row = await store.get_user("1001")
+    assert row is not None
+    assert (row["first_seen"], row["last_seen"], row["event_count"]) == (when(5), when(30), 4)
+    assert (row["display_name"], row["avatar_url"]) == ("New Name", "https://a/1.png")
+    assert row["unique_id"] == "viewer1"
+
+
+async def test_the_no_user_id_and_replays_do_not_count_as_users(store: Store) -> None:
+    await store.write_events([connected(new_session())])
+    await store.write_events([chat(new_session(), 77, who=user(9), source="replay")])
+
+    assert await rows(store, select(tables.users.c.user_id)) == []
+
+
+# -- sessions and streams ----------------------------------------------------------------------
+async def test_connected_and_disconnected_maintain_the_session(store: Store) -> None:
+    session = new_session()
+    await store.write_events([connected(session, seq=0, t=2), chat(session, 100, t=3)])
+    opened = await store.get_session(session)
+    await store.write_events([chat(session, 101, t=40), disconnected(session, seq=1, t=50)])
+    closed = await store.get_session(session)
+
+    assert opened is not None
+    assert closed is not None
+    assert (opened["type"], opened["provider"], opened["unique_id"]) == (
+        "live",
+        "euler",
+        "streamer",
+    )
+    assert (opened["stream_id"], opened["created_at"], opened["ended_at"]) == (
+        STREAM,
+        when(2),
+        None,
+    )
+    assert (closed["created_at"], closed["ended_at"]) == (when(2), when(50))
+    stream = await store.get_stream(STREAM)
+    assert stream is not None
+    assert (stream["unique_id"], stream["started_at"], stream["ended_at"]) == (
+        "streamer",
+        when(2),
+        None,
+    )
+
+
+async def test_stream_end_closes_the_session_and_the_stream(store: Store) -> None:
+    session = new_session()
+    await store.write_events([connected(session, t=0), chat(session, 5, t=1)])
+    await store.write_events([stream_end(session, seq=6, t=3600)])
+
+    session_row = await store.get_session(session)
+    stream = await store.get_stream(STREAM)
+    assert session_row is not None
+    assert stream is not None
+    assert session_row["ended_at"] == when(3600)
+    assert (stream["started_at"], stream["ended_at"]) == (when(0), when(3600))
+
+
+async def test_events_from_before_the_first_batch_move_created_at_back(store: Store) -> None:
+    session = new_session()
+    await store.write_events([chat(session, 2, t=100)])
+    await store.write_events([chat(session, 1, t=90)])
+
+    row = await store.get_session(session)
+    assert row is not None
+    assert row["created_at"] == when(90)
+
+
+# -- raw archive -------------------------------------------------------------------------------
+async def test_archive_keeps_arrival_order_and_skips_frames_it_has(store: Store) -> None:
+    session = new_session()
+    first = await store.archive_frames([frame(session, 30), frame(session, 10), frame(session, 20)])
+    second = await store.archive_frames([frame(session, 10), frame(session, 40)])
+
+    f = tables.raw_frames
+    stored = await rows(store, select(f.c.seq_no).order_by(f.c.id))
+    assert (first, second) == (3, 1)
+    assert [r.seq_no for r in stored] == [30, 10, 20, 40]
+    assert await store.count_session_frames(session) == 4
+
+
+async def test_archive_stores_data_as_the_json_text_it_arrived_in(store: Store) -> None:
+    session = new_session()
+    obj = {"content": "héllo 👋", "n": 12345678901234567, "nested": {"a": [1, 2]}}
+    await store.archive_frames([frame(session, 1, data=obj), frame(session, 2, data="CgQIARAB")])
+
+    f = tables.raw_frames
+    stored = await rows(store, select(f.c.data).order_by(f.c.id))
+    assert [r.data for r in stored] == [ev.encode(obj).decode(), '"CgQIARAB"']
+
+
+async def test_archive_creates_the_session_and_stream_when_missing(store: Store) -> None:
+    session = new_session()
+    await store.archive_frames([frame(session, 2, t=5), frame(session, 1, t=4)])
+
+    row = await store.get_session(session)
+    stream = await store.get_stream(STREAM)
+    assert row is not None
+    assert stream is not None
+    assert (row["type"], row["provider"], row["unique_id"]) == ("live", "mock", "streamer")
+    assert row["created_at"] == when(4)
+    assert (stream["unique_id"], stream["started_at"]) == ("streamer", when(4))
+
+
+async def test_iter_session_frames_returns_the_session_in_pages_as_archived(store: Store) -> None:
+    session, other = new_session(), new_session()
+    frames = [
+        frame(session, seq, t=seq, data="AAEC" if seq % 5 == 0 else None)
+        for seq in (7, 3, *range(10, 33))
+    ]
+    await store.archive_frames(frames[:12])
+    await store.archive_frames([frame(other, 1)])
+    await store.archive_frames(frames[12:])
+
+    pages = [page async for page in store.iter_session_frames(session, batch_size=10)]
+
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [f for page in pages for f in page] == frames
+
+
+async def test_iter_session_frames_of_an_unknown_session_is_empty(store: Store) -> None:
+    assert [page async for page in store.iter_session_frames(new_session())] == []
+
+
+async def test_frame_times_come_back_in_utc(store: Store) -> None:
+    session = new_session()
+    original = msgspec.structs.replace(frame(session, 1), timestamp="2025-03-01T20:00:00.123+02:00")
+    await store.archive_frames([original])
+
+    (page,) = [page async for page in store.iter_session_frames(session)]
+    assert page[0].timestamp == "2025-03-01T18:00:00.123Z"
+
+
+# -- replay sessions ---------------------------------------------------------------------------
+async def test_create_replay_session_copies_the_source_session(store: Store) -> None:
+    source, replay = new_session(), new_session()
+    await store.write_events([connected(source)])
+
+    await store.create_replay_session(replay, source)
+    await store.create_replay_session(replay, source)  # twice is harmless
+
+    row = await store.get_session(replay)
+    assert row is not None
+    assert (row["type"], row["stream_id"], row["provider"], row["unique_id"]) == (
+        "replay",
+        STREAM,
+        "euler",
+        "streamer",
+    )
+    assert row["meta"] == {"replayedFrom": source}
+    assert row["ended_at"] is None
+    assert (await store.totals())["sessions"] == 2
+
+
+async def test_replay_session_times_follow_ingest_not_tiktok_time(store: Store) -> None:
+    source, replay = new_session(), new_session()
+    await store.write_events([connected(source)])
+    await store.create_replay_session(replay, source)
+    created = (await store.get_session(replay) or {})["created_at"]
+
+    # Replayed frames keep TikTok's time (T0) and get a new ingest time.
+    replayed = msgspec.structs.replace(connected(replay, source="replay"), ingested_at=soon())
+    await store.write_events([replayed])
+
+    assert (await store.get_session(replay) or {})["created_at"] == created
+    assert created > when(0)
+
+
+async def test_create_replay_session_of_an_unknown_session_raises(store: Store) -> None:
+    missing = new_session()
+    with pytest.raises(SessionNotFoundError, match=missing):
+        await store.create_replay_session(new_session(), missing)
+    assert (await store.totals())["sessions"] == 0
+
+
+# -- readiness ---------------------------------------------------------------------------------
+@pytest.fixture
+def empty_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return normalize_database_url(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path)
+    factory = request.getfixturevalue("pg_database_factory")
+    return normalize_database_url(factory(), tmp_path)
+
+
+async def test_an_unmigrated_database_is_refused_with_what_to_run(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        with pytest.raises(DatabaseError, match="ttlp migrate") as raised:
+            await check_ready(engine)
+    finally:
+        await engine.dispose()
+    assert "is not migrated (at revision none, need 0001)" in str(raised.value)
+
+
+async def test_a_database_of_a_newer_ttlp_is_refused(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+            await conn.execute(text("INSERT INTO alembic_version VALUES ('9999')"))
+        with pytest.raises(DatabaseError, match=r"at revision 9999, which this version of ttlp"):
+            await check_ready(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unreachable_database_is_reported_without_the_password() -> None:
+    url = normalize_database_url("postgresql://ttlp:Sup3r-s3cret@127.0.0.1:1/ttlp", Path())
+    engine = create_engine(url)
+    try:
+        with pytest.raises(DatabaseError) as raised:
+            await check_ready(engine, timeout_s=5)
+    finally:
+        await engine.dispose()
+    message = str(raised.value)
+    assert message.startswith("cannot reach the database at postgresql+asyncpg://ttlp:***@")
+    assert "check DATABASE_URL" in message
+    assert "Sup3r-s3cret" not in message
+    assert "\n" not in message
+
+
+async def test_an_unopenable_sqlite_file_is_reported_as_unreachable(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}")  # a directory, not a file
+    try:
+        with pytest.raises(DatabaseError, match="cannot reach the database"):
+            await check_ready(engine)
+    finally:
+        await engine.dispose()
