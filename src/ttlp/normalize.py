@@ -292,7 +292,7 @@ def _battle(frame: RawFrame, data: dict[str, Any]) -> Mapped:
                         {
                             "userId": uid,
                             "uniqueId": _str(user.get("displayId"), "displayId") or None,
-                            "displayName": _str(user.get("nickname"), "nickname") or None,
+                            "displayName": _str(user.get("nickName"), "nickName") or None,
                             "score": max(score, 0) if score is not None else None,
                         }
                     )

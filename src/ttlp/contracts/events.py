@@ -31,8 +31,13 @@ SessionId = Annotated[str, Meta(pattern=UUID_PATTERN)]
 StreamId = Annotated[str, Meta(pattern=STREAM_ID_PATTERN)]
 RawType = Annotated[str, Meta(pattern=RAW_TYPE_PATTERN)]
 EventId = Annotated[str, Meta(pattern=EVENT_ID_PATTERN)]
-NonNegInt = Annotated[int, Meta(ge=0)]
-PosInt = Annotated[int, Meta(ge=1)]
+# Integers are bounded to signed 64 bits: they land in BIGINT columns, and an out-of-range
+# value must fail validation (dead-lettered at once), not the database insert.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+Int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
+NonNegInt = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+PosInt = Annotated[int, Meta(ge=1, le=INT64_MAX)]
 Handle = Annotated[str, Meta(min_length=1, max_length=128)]
 ShortText = Annotated[str, Meta(max_length=2048)]
 Url = Annotated[str, Meta(max_length=4096)]
@@ -156,7 +161,7 @@ class ConnectedPayload(_Contract, frozen=True, kw_only=True):
 
 
 class DisconnectedPayload(_Contract, frozen=True, kw_only=True):
-    code: int | UnsetType = UNSET
+    code: Int64 | UnsetType = UNSET
     reason: ShortText | UnsetType = UNSET
     will_reconnect: bool | UnsetType = UNSET
 

@@ -11,9 +11,25 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import importlib
+import warnings
 from typing import Any
 
 from ttlp.errors import PermanentError
+
+
+@functools.cache
+def _prepare_library() -> None:
+    """Import TikTokLive's proto package once before the first parse.
+
+    TikTokLiveProto's pydantic dataclasses resolve some forward references (e.g.
+    ``data.UserFansClub…`` inside ``FansClubMember``, which has a field named ``data``) only
+    in the order TikTokLive's own import builds them; parsing without it fails on real user
+    payloads. The library emits a DeprecationWarning for its websockets import: not ours.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        importlib.import_module("TikTokLive.proto")
 
 
 @functools.cache
@@ -21,6 +37,7 @@ def message_class(raw_type: str) -> type[Any] | None:
     """The TikTokLiveProto message class for a raw type name (``WebcastChatMessage``), if any."""
     from ttlp.tiktok.proto import lookup
 
+    _prepare_library()
     cls = lookup(raw_type)
     return cls if isinstance(cls, type) and hasattr(cls, "parse") else None
 
