@@ -1,0 +1,283 @@
+"""Pipeline benchmark (DESIGN §12): mock provider → normalize → store, all roles in one process.
+
+For each backend (Redis + PostgreSQL, and the embedded in-process bus + SQLite):
+  1. throughput: N frames published by the mock provider as fast as the consumers keep up;
+     events/s from the first publish to the last committed row, latency ingest → committed
+     (p50/p99; this includes the queueing a full-speed producer causes), peak RSS;
+  2. latency: the mock provider at a fixed rate (1,000 frames/s) for a few seconds; p50/p99
+     ingest → committed (target p99 ≤ 250 ms).
+It also measures the machine's own limits in the same run: Redis XADD rate (pipelined, frames
+of the real size) and batched insert rate of PostgreSQL / SQLite (rows like the events table).
+
+    ttlp bench                                     # both backends, 100,000 frames
+    ttlp bench --backend embedded -n 20000
+    python benchmarks/pipeline.py                  # the same, from a checkout
+
+Redis and PostgreSQL default to 127.0.0.1 (TTLP_BENCH_REDIS_URL / TTLP_BENCH_DATABASE_URL);
+a scratch database and a unique key prefix are created and removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ttlp.contracts.events import UnifiedEvent, frame_to_fields
+from ttlp.runtime import ROLES, Context, open_context
+from ttlp.settings import Settings
+from ttlp.tiktok.providers.mock import MockProvider, bundled_fixture, load_fixture
+from ttlp.tiktok.publish import FramePublisher
+
+REDIS_URL = os.environ.get("TTLP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("TTLP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Latencies:
+    samples: list[float] = field(default_factory=list)
+    committed: int = 0
+    last_commit: float = 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.samples:
+            return float("nan")
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _instrument(ctx: Context, latencies: Latencies) -> None:
+    """Record ingest → committed latency of every event the store commits."""
+    store = ctx.store
+    write = store.write_events
+
+    async def timed(events: Sequence[UnifiedEvent]) -> Any:
+        result = await write(events)
+        now = time.time()
+        for event in events:
+            if isinstance(event.ingested_at, str):
+                latencies.samples.append(
+                    now - datetime.fromisoformat(event.ingested_at).timestamp()
+                )
+        latencies.committed += len(events)
+        latencies.last_commit = time.perf_counter()
+        return result
+
+    store.write_events = timed  # type: ignore[method-assign]
+
+
+@contextlib.asynccontextmanager
+async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
+    """Settings for a scratch pipeline on ``kind``; yields (settings, label)."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    if kind == "embedded":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield (
+                Settings.from_env({"TTLP_DATA_DIR": tmp, "LOG_LEVEL": "warn"}),
+                "in-process bus + SQLite",
+            )
+        return
+    import asyncpg
+
+    name = f"ttlp_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(PG_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db_url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        from ttlp.db.engine import normalize_database_url
+        from ttlp.db.migrate import upgrade
+
+        await asyncio.to_thread(upgrade, normalize_database_url(db_url, Path(".")))
+        env = {
+            "REDIS_URL": REDIS_URL,
+            "DATABASE_URL": db_url,
+            "LOG_LEVEL": "warn",
+            "REDIS_CONSUMER_GROUP_PREFIX": prefix,
+            "CONSUMER_NAME": "bench",
+        }
+        yield Settings.from_env(env), "Redis Streams + PostgreSQL"
+    finally:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def run_pipeline(settings: Settings, frames: int, rate: float) -> tuple[float, Latencies]:
+    """Run every role in-process until ``frames`` events are committed; → (seconds, latencies)."""
+    lines = load_fixture(bundled_fixture())
+    lines = [line for line in lines if line.frame is not None]
+    lines = (lines * (frames // len(lines) + 1))[:frames]
+    latencies = Latencies()
+    async with open_context(settings, need_db=True) as ctx:
+        _instrument(ctx, latencies)
+        stop = asyncio.Event()
+        roles = [
+            asyncio.create_task(ROLES[name].load()(ctx, stop)) for name in ("normalize", "store")
+        ]
+        provider = MockProvider(lines, rate=rate, loop=False)
+        publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+        started = time.perf_counter()
+        producer = asyncio.create_task(provider.run(publisher, stop))
+        while latencies.committed < frames:
+            await asyncio.sleep(0.05)
+            for task in roles:
+                if task.done():
+                    task.result()
+        elapsed = latencies.last_commit - started
+        stop.set()
+        await asyncio.gather(producer, *roles)
+    return elapsed, latencies
+
+
+async def redis_xadd_rate(n: int = 50_000) -> float:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    key = f"bench-xadd-{uuid.uuid4().hex[:8]}"
+    line = next(line for line in load_fixture(bundled_fixture()) if line.frame is not None)
+    assert line.frame is not None
+    fields = frame_to_fields(line.frame)
+    started = time.perf_counter()
+    for _ in range(n // 500):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(500):
+            pipe.xadd(key, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+        await pipe.execute()
+    rate = n / (time.perf_counter() - started)
+    await client.delete(key)
+    await client.aclose()
+    return rate
+
+
+async def insert_rate(url: str, n: int = 50_000) -> float:
+    """Batched INSERT of events-sized rows (500 per batch) into a scratch table."""
+    from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table, insert
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    from ttlp.db.engine import create_engine
+
+    meta = MetaData()
+    table = Table(
+        f"bench_insert_{uuid.uuid4().hex[:8]}",
+        meta,
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+        Column("event_id", String(64), unique=True),
+        Column("session_id", String(36)),
+        Column("event_type", String(16)),
+        Column("seq_no", BigInteger),
+        Column("event_data", JSON().with_variant(JSONB, "postgresql")),
+    )
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(meta.create_all)
+    payload = {"eventType": "CHAT", "payload": {"message": "hello 👋" * 4}, "user": {"userId": "1"}}
+    session = str(uuid.uuid4())
+    started = time.perf_counter()
+    for b in range(n // 500):
+        rows = [
+            {
+                "event_id": uuid.uuid4().hex * 2,
+                "session_id": session,
+                "event_type": "CHAT",
+                "seq_no": b * 500 + i,
+                "event_data": payload,
+            }
+            for i in range(500)
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(insert(table), rows)
+    rate = n / (time.perf_counter() - started)
+    async with engine.begin() as conn:
+        await conn.run_sync(meta.drop_all)
+    await engine.dispose()
+    return rate
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def bench(kind: str, frames: int, latency_rate: float, latency_s: float) -> None:
+    async with backend(kind) as (settings, label):
+        print(f"\n== {label}", flush=True)
+        if kind == "redis-pg":
+            xadd = await redis_xadd_rate()
+            print(f"machine: Redis XADD (pipelined)        {xadd:>12,.0f} entries/s")
+            from ttlp.db.engine import normalize_database_url
+
+            url = normalize_database_url(settings.db.url, settings.data_path)
+            print(
+                f"machine: PostgreSQL batched INSERT      {await insert_rate(url):>12,.0f} rows/s"
+            )
+        else:
+            url = f"sqlite+aiosqlite:///{settings.data_path / 'bench-insert.db'}"
+            print(
+                f"machine: SQLite batched INSERT          {await insert_rate(url):>12,.0f} rows/s"
+            )
+        elapsed, lat = await run_pipeline(settings, frames, rate=0)
+        print(
+            f"throughput: {frames:,} frames → committed rows in {elapsed:.2f} s = "
+            f"{frames / elapsed:,.0f} events/s (target ≥ 10,000 on Redis + PostgreSQL)"
+        )
+        print(
+            f"  latency ingest → committed at full speed (includes queueing): "
+            f"p50 {lat.pct(0.50):,.0f} ms, p99 {lat.pct(0.99):,.0f} ms"
+        )
+        print(f"  peak RSS so far {rss_mb():,.0f} MB (target < 300 MB)")
+        n = int(latency_rate * latency_s)
+        _, lat = await run_pipeline(settings, n, rate=latency_rate)
+        print(
+            f"latency at {latency_rate:,.0f} events/s for {latency_s:.0f} s: "
+            f"p50 {lat.pct(0.50):.1f} ms, p99 {lat.pct(0.99):.1f} ms (target p99 ≤ 250 ms)"
+        )
+
+
+def main(
+    frames: int = 100_000,
+    backends: Sequence[str] = ("redis-pg", "embedded"),
+    latency_rate: float = 1000.0,
+    latency_seconds: float = 10.0,
+) -> None:
+    from ttlp import log
+
+    log.configure("warn", "json")
+    print(
+        f"ttlp pipeline benchmark: {frames:,} frames, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    for kind in backends:
+        asyncio.run(bench(kind, frames, latency_rate, latency_seconds))
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="ttlp pipeline benchmark (DESIGN §12)")
+    parser.add_argument("-n", "--frames", type=int, default=100_000)
+    parser.add_argument("--backend", choices=["redis-pg", "embedded", "both"], default="both")
+    parser.add_argument("--latency-rate", type=float, default=1000.0)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    kinds = ["redis-pg", "embedded"] if args.backend == "both" else [args.backend]
+    main(args.frames, kinds, args.latency_rate, args.latency_seconds)
+
+
+if __name__ == "__main__":
+    cli()

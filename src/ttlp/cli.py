@@ -1,0 +1,191 @@
+"""The ``ttlp`` command: run roles, migrate, replay, status.
+
+Settings come from the environment (seed variable names) and are overridden by flags; they are
+built once here and passed down. Expected failures (``TtlpError``) print one line that says what
+to do and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ttlp import __version__
+from ttlp.errors import TtlpError
+from ttlp.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(fn: F) -> F:
+    """Options every command shares (each overrides its environment variable)."""
+    options = [
+        click.option("--redis-url", help="Redis URL [env REDIS_URL; unset = in-process bus]"),
+        click.option("--database-url", help="Database URL [env DATABASE_URL; unset = SQLite]"),
+        click.option("--prefix", help="Key/group prefix [env REDIS_CONSUMER_GROUP_PREFIX]"),
+        click.option("--data-dir", help="Embedded data directory [env TTLP_DATA_DIR]"),
+        click.option(
+            "--log-level",
+            type=click.Choice(["debug", "info", "warn", "error"]),
+            help="[env LOG_LEVEL, default info]",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["json", "pretty"]),
+            help="[env LOG_FORMAT, default json]",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(**flags: Any) -> Settings:
+    mapping = {
+        "redis_url": "bus.redis_url",
+        "database_url": "db.url",
+        "prefix": "bus.prefix",
+        "consumer_name": "bus.consumer_name",
+        "data_dir": "data_dir",
+        "log_level": "log_level",
+        "log_format": "log_format",
+        "provider": "ingest.provider",
+        "rate": "ingest.mock_rate",
+        "loop": "ingest.mock_loop",
+        "fixture": "ingest.mock_fixture",
+        "port": "api.port",
+        "replay_session": "replay_session",
+    }
+    overrides = {mapping[k]: v for k, v in flags.items() if k in mapping and v is not None}
+    if flags.get("unique_id"):
+        overrides["ingest.unique_ids"] = tuple(
+            h.strip().lstrip("@") for h in flags["unique_id"].split(",") if h.strip()
+        )
+    settings = Settings.from_env(**overrides)
+    from ttlp import log
+
+    log.configure(settings.log_level, settings.log_format, settings.secrets())
+    return settings
+
+
+def _guarded(fn: F) -> F:
+    """Turn TtlpError into a one-line message and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TtlpError as exc:
+            click.echo(f"ttlp: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ttlp")
+def cli() -> None:
+    """ttlp: ingest, normalize, store and serve TikTok LIVE events."""
+
+
+@cli.command()
+@click.option(
+    "--roles",
+    "roles",
+    default="all",
+    show_default=True,
+    help="Comma-separated roles to run in this process, or 'all'.",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["direct", "euler", "mock"]),
+    help="Ingest provider [env INGEST_PROVIDER]",
+)
+@click.option("--unique-id", help="Streamer handle(s), comma-separated [env TIKTOK_UNIQUE_ID]")
+@click.option("--rate", type=float, help="Mock provider: frames per second, 0 = max [MOCK_RATE]")
+@click.option("--loop/--no-loop", default=None, help="Mock provider: repeat forever [MOCK_LOOP]")
+@click.option("--fixture", type=click.Path(dir_okay=False), help="Mock NDJSON [MOCK_FIXTURE]")
+@click.option("--replay-session", help="Ingest replays this stored session instead.")
+@click.option("--consumer-name", help="Stable consumer name of this replica [CONSUMER_NAME]")
+@click.option("--port", type=int, help="API port [env API_PORT, default 3000]")
+@_common
+@_guarded
+def run(roles: str, **flags: Any) -> None:
+    """Run roles (ingest, normalize, store, ...) as asyncio tasks until SIGINT/SIGTERM."""
+    from ttlp.runtime import parse_roles, run_roles
+
+    selected = parse_roles(roles)
+    settings = _settings(**flags)
+    sys.exit(asyncio.run(run_roles(settings, selected)))
+
+
+@cli.command()
+@_common
+@_guarded
+def migrate(**flags: Any) -> None:
+    """Apply the database migrations (PostgreSQL or SQLite)."""
+    from ttlp.db.engine import normalize_database_url
+    from ttlp.db.migrate import head_revision, upgrade
+    from ttlp.settings import redact_url
+
+    settings = _settings(**flags)
+    url = normalize_database_url(settings.db.url, settings.data_path)
+    upgrade(url)
+    click.echo(f"database {redact_url(url)} is at revision {head_revision()}")
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option(
+    "--speed",
+    type=float,
+    default=None,
+    help="Follow the original timing at this speed (1.0 = real time); default: max.",
+)
+@_common
+@_guarded
+def replay(session_id: str, speed: float | None, **flags: Any) -> None:
+    """Replay a stored session through the pipeline as a new session (source=replay)."""
+    from ttlp.commands import replay_command
+
+    settings = _settings(**flags)
+    asyncio.run(replay_command(settings, session_id, speed))
+
+
+@cli.command()
+@_common
+@_guarded
+def status(**flags: Any) -> None:
+    """Stream lengths, consumer lag and pending per group, DLQ size, stored totals."""
+    from ttlp.commands import status_command
+
+    settings = _settings(**flags)
+    asyncio.run(status_command(settings))
+
+
+@cli.command()
+@click.option("-n", "--frames", type=int, default=100_000, show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(["redis-pg", "embedded", "both"]),
+    default="both",
+    show_default=True,
+)
+@click.option("--latency-rate", type=float, default=1000.0, show_default=True)
+@click.option("--latency-seconds", type=float, default=10.0, show_default=True)
+@_guarded
+def bench(frames: int, backend: str, latency_rate: float, latency_seconds: float) -> None:
+    """Pipeline benchmark: events/s ingest → committed, latency, RSS, machine limits."""
+    from ttlp import bench as pipeline_bench
+
+    kinds = ["redis-pg", "embedded"] if backend == "both" else [backend]
+    pipeline_bench.main(frames, kinds, latency_rate, latency_seconds)
+
+
+def main() -> None:
+    cli(prog_name="ttlp")

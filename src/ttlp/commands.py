@@ -1,0 +1,130 @@
+"""The one-shot commands behind ``ttlp replay`` and ``ttlp status`` (rich output)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ttlp.bus.base import Bus
+from ttlp.runtime import Context, open_context
+from ttlp.settings import Settings
+from ttlp.tiktok.publish import FramePublisher
+from ttlp.tiktok.replay import replay_session
+
+DRAIN_POLL_S: Final = 0.1
+
+
+async def replay_command(settings: Settings, session_id: str, speed: float | None) -> None:
+    """Publish the session's frames; on the embedded bus also run normalize + store to the end.
+
+    With Redis the running pipeline picks the frames up; the embedded bus lives in this process
+    only, so here the command carries the replay through to the database itself.
+    """
+    console = Console(stderr=True)
+    async with open_context(settings, need_db=True) as ctx:
+        total = await ctx.store.count_session_frames(session_id)
+        stop = asyncio.Event()
+        workers: list[asyncio.Task[None]] = []
+        if settings.embedded_bus:
+            from ttlp.roles import normalize, store
+
+            workers = [asyncio.create_task(role.run(ctx, stop)) for role in (normalize, store)]
+        with Progress(
+            TextColumn("[bold]replay[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(session_id[:8], total=total)
+            publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+            result = await replay_session(
+                ctx.store,
+                publisher,
+                session_id,
+                speed=speed,
+                progress=lambda n: progress.advance(task, n),
+            )
+        if workers:
+            await _drain(ctx)
+            stop.set()
+            await asyncio.gather(*workers)
+        console.print(
+            f"replayed {result.frames} frames of {session_id} as session "
+            f"[bold]{result.session_id}[/]"
+        )
+        print(result.session_id)
+
+
+async def _drain(ctx: Context) -> None:
+    """Wait until every group on raw and events has nothing pending and no lag."""
+    streams = (ctx.keys.raw, ctx.keys.events)
+    while True:
+        busy = False
+        for stream in streams:
+            for group in await ctx.bus.groups(stream):
+                busy = busy or group.pending > 0 or (group.lag or 0) > 0
+        if not busy:
+            return
+        await asyncio.sleep(DRAIN_POLL_S)
+
+
+async def status_command(settings: Settings) -> None:
+    console = Console()
+    if settings.embedded_bus:
+        console.print(
+            "[yellow]No REDIS_URL: the in-process bus lives inside the running `ttlp run`; "
+            "stream figures need Redis.[/]"
+        )
+        async with open_context(settings, need_db=True) as ctx:
+            await _print_db(console, ctx)
+        return
+    async with open_context(settings, need_db=settings.db.url is not None) as ctx:
+        await _print_bus(console, ctx.bus, ctx)
+        if ctx.engine is not None:
+            await _print_db(console, ctx)
+
+
+async def _print_bus(console: Console, bus: Bus, ctx: Context) -> None:
+    table = Table(title="streams", title_justify="left")
+    for column in ("stream", "length", "group", "consumers", "pending", "lag", "last delivered"):
+        table.add_column(
+            column,
+            justify="right" if column in {"length", "consumers", "pending", "lag"} else "left",
+        )
+    for stream in ctx.keys.streams:
+        length = await bus.length(stream)
+        groups = await bus.groups(stream)
+        if not groups:
+            table.add_row(stream, str(length), "-", "", "", "", "")
+        for i, g in enumerate(groups):
+            table.add_row(
+                stream if i == 0 else "",
+                str(length) if i == 0 else "",
+                g.name,
+                str(g.consumers),
+                str(g.pending),
+                "?" if g.lag is None else str(g.lag),
+                g.last_delivered_id,
+            )
+    console.print(table)
+    dlq = await bus.length(ctx.keys.dlq)
+    colour = "red" if dlq else "green"
+    console.print(f"dead-letter queue ({ctx.keys.dlq}): [{colour}]{dlq}[/] entries")
+
+
+async def _print_db(console: Console, ctx: Context) -> None:
+    totals = await ctx.store.totals()
+    table = Table(
+        title=f"database ({ctx.engine.dialect.name if ctx.engine else '-'})", title_justify="left"
+    )
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in totals.items():
+        table.add_row(name, str(count))
+    console.print(table)

@@ -1,0 +1,51 @@
+"""normalize: ``ttlc:raw`` (group ``normalizer``) → UnifiedEvent → ``ttlc:events``; bad → DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ttlp.bus import keys
+from ttlp.bus.base import Bus, Entry
+from ttlp.bus.consumer import BatchHandler, Failure, now_iso
+from ttlp.contracts.events import encode, frame_from_fields
+from ttlp.errors import PermanentError
+from ttlp.normalize import normalize_frame
+from ttlp.runtime import Context
+
+
+def make_handler(bus: Bus, events_stream: str, max_frame_bytes: int) -> BatchHandler:
+    """The batch handler: normalize each frame, publish the events in one round trip."""
+
+    async def handle(entries: list[Entry]) -> Sequence[Failure]:
+        published: list[dict[str, str]] = []
+        failures: list[Failure] = []
+        normalized_at = now_iso()
+        for entry in entries:
+            fields = entry.fields or {}
+            try:
+                event = normalize_frame(frame_from_fields(fields, max_frame_bytes))
+            except PermanentError as exc:
+                failures.append(
+                    Failure(
+                        entry,
+                        exc.reason,
+                        str(exc),
+                        raw_type=fields.get("type"),
+                        session_id=fields.get("sessionId"),
+                    )
+                )
+                continue
+            published.append({"event": encode(event).decode(), "normalizedAt": normalized_at})
+        await bus.publish_many(events_stream, published)
+        return failures
+
+    return handle
+
+
+async def run(ctx: Context, stop: asyncio.Event) -> None:
+    handler = make_handler(ctx.bus, ctx.keys.events, ctx.settings.ingest.max_frame_bytes)
+    consumer = ctx.consumer(
+        stream=ctx.keys.raw, group=keys.GROUP_NORMALIZER, handler=handler, stage="normalizer"
+    )
+    await consumer.run(stop)

@@ -1,0 +1,257 @@
+"""Role registry and supervisor: roles run as asyncio tasks in one process (DESIGN §1).
+
+``ROLES`` names every role and what it needs. ``run_roles`` opens the shared resources (bus,
+database), starts one task per role, and stops them all cleanly: SIGINT/SIGTERM set the stop
+event (roles stop reading, finish and ack their batch, return), a second signal cancels at once,
+and a role that crashes stops the others and makes the process exit non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from loguru import logger
+
+from ttlp.bus.base import Bus
+from ttlp.bus.consumer import BatchHandler, Consumer
+from ttlp.bus.keys import Keys
+from ttlp.errors import ConfigError
+from ttlp.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from ttlp.db.store import Store
+
+RoleFn = Callable[["Context", asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    name: str
+    module: str
+    needs_db: bool
+    summary: str
+
+    def load(self) -> RoleFn:
+        fn: RoleFn = importlib.import_module(self.module).run
+        return fn
+
+
+ROLES: Final[dict[str, RoleSpec]] = {
+    spec.name: spec
+    for spec in (
+        RoleSpec("ingest", "ttlp.roles.ingest", True, "TikTok / mock / replay → ttlc:raw"),
+        RoleSpec("normalize", "ttlp.roles.normalize", False, "ttlc:raw → ttlc:events, ttlc:dlq"),
+        RoleSpec("store", "ttlp.roles.store", True, "ttlc:raw + ttlc:events → database"),
+    )
+}
+
+
+def parse_roles(value: str) -> list[str]:
+    """``"all"`` or a comma-separated list of known role names → names in registry order."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names or names == ["all"]:
+        return list(ROLES)
+    unknown = [n for n in names if n not in ROLES]
+    if unknown:
+        raise ConfigError(
+            f"unknown role(s) {', '.join(unknown)}: choose from {', '.join(ROLES)} or 'all'"
+        )
+    return [n for n in ROLES if n in names]
+
+
+@dataclass
+class Context:
+    """What roles share: settings, the bus, key names, the database (when a role needs it)."""
+
+    settings: Settings
+    bus: Bus
+    keys: Keys
+    engine: AsyncEngine | None = None
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            if self.engine is None:
+                raise RuntimeError("this role was started without a database")
+            from ttlp.db.store import Store
+
+            self._store = Store(self.engine)
+        return self._store
+
+    def consumer(
+        self, *, stream: str, group: str, handler: BatchHandler, stage: str, start: str = "0"
+    ) -> Consumer:
+        return Consumer(
+            bus=self.bus,
+            stream=stream,
+            group=self.keys.group(group),
+            name=self.settings.bus.consumer_name,
+            handler=handler,
+            dlq_stream=self.keys.dlq,
+            stage=stage,
+            settings=self.settings.bus,
+            start=start,
+        )
+
+
+def make_bus(settings: Settings) -> Bus:
+    if settings.bus.redis_url:
+        from ttlp.bus.redis import RedisBus
+
+        return RedisBus(settings.bus.redis_url, maxlen=settings.bus.stream_maxlen)
+    from ttlp.bus.memory import MemoryBus
+
+    return MemoryBus(maxlen=settings.bus.stream_maxlen)
+
+
+@contextlib.asynccontextmanager
+async def open_context(settings: Settings, *, need_db: bool) -> AsyncIterator[Context]:
+    """Connect the bus (and the database when ``need_db``), checking both are usable."""
+    bus = make_bus(settings)
+    engine = None
+    try:
+        await bus.ping()
+        if need_db:
+            from ttlp.db.engine import create_engine, normalize_database_url
+            from ttlp.db.migrate import check_ready, upgrade
+
+            url = normalize_database_url(settings.db.url, settings.data_path)
+            if url.startswith("sqlite"):
+                # The embedded default migrates itself: nobody should have to run a command
+                # before `ttlp run` works on a fresh machine.
+                await asyncio.to_thread(upgrade, url)
+            engine = create_engine(url)
+            await check_ready(engine)
+        yield Context(settings=settings, bus=bus, keys=Keys(settings.bus.prefix), engine=engine)
+    finally:
+        if engine is not None:
+            await engine.dispose()
+        await bus.close()
+
+
+async def run_roles(settings: Settings, roles: list[str]) -> int:
+    """Run ``roles`` until a signal or a crash; return the process exit code."""
+    if settings.embedded_bus and set(roles) != set(ROLES):
+        raise ConfigError(
+            f"running only some roles ({','.join(roles)}) needs REDIS_URL: roles in different "
+            "processes talk through Redis Streams. Set REDIS_URL, or run all roles with "
+            "--roles all"
+        )
+    provider = settings.ingest.provider
+    if "ingest" in roles and provider != "mock" and not settings.replay_session:
+        raise ConfigError(
+            f"INGEST_PROVIDER={provider} is not available in this version of ttlp yet; "
+            "use INGEST_PROVIDER=mock (or ttlp run --provider mock)"
+        )
+    fns = {name: ROLES[name].load() for name in roles}
+    need_db = any(ROLES[name].needs_db for name in roles)
+    async with open_context(settings, need_db=need_db) as ctx:
+        return await supervise(ctx, fns, grace_s=settings.grace_period_s)
+
+
+async def supervise(
+    ctx: Context,
+    roles: dict[str, RoleFn],
+    *,
+    grace_s: float,
+    stop: asyncio.Event | None = None,
+    install_signals: bool = True,
+) -> int:
+    """Run each role as a task; stop all on a signal, on ``stop``, or when one crashes."""
+    stop = stop or asyncio.Event()
+    hurry = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _on_signal, stop, hurry, sig)
+    tasks: dict[asyncio.Task[None], str] = {
+        asyncio.create_task(fn(ctx, stop), name=name): name for name, fn in roles.items()
+    }
+    logger.bind(role="runtime").info(
+        "ttlp started",
+        roles=list(roles),
+        bus="redis" if ctx.settings.bus.redis_url else "in-process",
+        database=_backend(ctx),
+    )
+    exit_code = 0
+    try:
+        pending: set[asyncio.Task[Any]] = set(tasks)
+        stop_wait: asyncio.Task[Any] = asyncio.create_task(stop.wait())
+        while pending and not stop.is_set():
+            done, pending = await asyncio.wait(
+                pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending.discard(stop_wait)
+            for task in done - {stop_wait}:
+                exc = task.exception()
+                if exc is not None:
+                    logger.bind(role=tasks[task]).opt(exception=exc).error(
+                        "role crashed; stopping", error=f"{type(exc).__name__}: {exc}"
+                    )
+                    exit_code = 1
+                    stop.set()
+        stop_wait.cancel()
+        if pending:
+            exit_code = max(exit_code, await _drain(tasks, pending, grace_s, hurry))
+    finally:
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    logger.bind(role="runtime").info("ttlp stopped", exit_code=exit_code)
+    return exit_code
+
+
+async def _drain(
+    names: dict[asyncio.Task[None], str],  # keyed by the role tasks
+    pending: set[asyncio.Task[Any]],
+    grace_s: float,
+    hurry: asyncio.Event,
+) -> int:
+    """Let stopping roles finish within ``grace_s`` (or until a second signal), then cancel."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    hurry_wait: asyncio.Task[Any] = asyncio.create_task(hurry.wait())
+    remaining = set(pending)
+    while remaining and not hurry.is_set() and (timeout := deadline - loop.time()) > 0:
+        _, remaining = await asyncio.wait(
+            remaining | {hurry_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        remaining.discard(hurry_wait)
+    hurry_wait.cancel()
+    for task in remaining:
+        logger.bind(role=names[task]).warning("role did not stop in time; cancelling")
+        task.cancel()
+    code = 0
+    ordered = list(pending)
+    results = await asyncio.gather(*ordered, return_exceptions=True)
+    for task, result in zip(ordered, results, strict=True):
+        if isinstance(result, Exception):
+            logger.bind(role=names[task]).error(
+                "role failed while stopping", error=f"{type(result).__name__}: {result}"
+            )
+            code = 1
+    return code
+
+
+def _on_signal(stop: asyncio.Event, hurry: asyncio.Event, sig: signal.Signals) -> None:
+    if stop.is_set():
+        logger.bind(role="runtime").warning("second signal: stopping now", signal=sig.name)
+        hurry.set()
+    else:
+        logger.bind(role="runtime").info("stopping: finishing in-flight batches", signal=sig.name)
+        stop.set()
+
+
+def _backend(ctx: Context) -> str:
+    if ctx.engine is None:
+        return "none"
+    return ctx.engine.dialect.name

@@ -1,0 +1,72 @@
+"""The embedded default end to end: no Redis, no PostgreSQL, `ttlp run` just works."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import Ttlp, wait_for
+from ttlp.db.engine import create_engine
+
+pytestmark = pytest.mark.e2e
+
+EXPECTED = sum(
+    1 for line in (FIXTURES / "unified-events.ndjson").read_text().splitlines() if line.strip()
+)
+
+
+@pytest.fixture
+async def sqlite(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'ttlp.db'}")
+    yield engine
+    await engine.dispose()
+
+
+async def count(engine: AsyncEngine, sql: str, **params: str) -> int:
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text(sql), params)).scalar() or 0)
+    except Exception:  # the file or the tables may not exist yet
+        return 0
+
+
+async def test_run_replay_and_status_on_the_embedded_default(
+    ttlp: Ttlp, sqlite: AsyncEngine
+) -> None:
+    proc = ttlp.start("run")
+    await wait_for(
+        lambda: _at_least(sqlite, EXPECTED), what=f"{EXPECTED} events in SQLite", alive=proc
+    )
+    assert ttlp.stop(proc, signal.SIGINT) == 0, ttlp.log_of(proc)[-2000:]
+    log = ttlp.log_of(proc)
+    assert "Traceback" not in log
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(line.get("role") == "store" for line in lines)
+    assert all("time" in line and "level" in line for line in lines)
+
+    async with sqlite.connect() as conn:
+        session_id = (await conn.execute(text("SELECT id FROM sessions"))).scalar_one()
+    replay = ttlp.run("replay", session_id)
+    assert replay.returncode == 0, replay.stderr
+    new_session = replay.stdout.strip().splitlines()[-1]
+    assert (
+        await count(sqlite, "SELECT count(*) FROM events WHERE session_id = :s", s=new_session)
+        == EXPECTED
+    )
+    assert await count(sqlite, "SELECT count(*) FROM events WHERE source = 'replay'") == EXPECTED
+
+    status = ttlp.run("status")
+    assert status.returncode == 0, status.stderr
+    assert "events" in status.stdout
+    assert str(2 * EXPECTED) in status.stdout
+
+
+async def _at_least(engine: AsyncEngine, n: int) -> bool:
+    return await count(engine, "SELECT count(*) FROM events") >= n
