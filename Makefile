@@ -1,0 +1,44 @@
+# ttlp — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck unit bench fixtures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run every role in one process on the embedded backends (SQLite + in-process bus), fed by
+## the mock provider at 20 frames/s in a loop: events flow and are stored. Ctrl+C stops it.
+run: install
+	$(BIN)/ttlp run --roles all --provider mock --rate 20 --loop --log-format pretty
+
+## Lint, type-check and run the whole test suite (integration tests need PostgreSQL and Redis
+## on 127.0.0.1; they are skipped with a reason when absent, and must run under CI=true).
+test: install lint typecheck
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+bench: install
+	$(BIN)/python benchmarks/pipeline.py
+
+fixtures: install
+	$(BIN)/python scripts/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
