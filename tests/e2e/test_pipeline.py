@@ -164,6 +164,19 @@ async def test_fixture_through_the_pipeline_then_replay(
     meta = row.meta if isinstance(row.meta, dict) else json.loads(row.meta)
     assert (row.type, meta["replayedFrom"]) == ("replay", session_id)
 
+    # ttlp status shows the streams, every group's pending/lag, and the DLQ size.
+    status = services.run("status", COLUMNS="200")
+    assert status.returncode == 0, status.stderr
+    for needle in (
+        "ttlc:raw",
+        "ttlc:events",
+        f"{key_prefix}normalizer",
+        f"{key_prefix}storage",
+        f"{key_prefix}archive",
+        f"dead-letter queue ({key_prefix}ttlc:dlq): {len(MALFORMED)} entries",
+    ):
+        assert needle in status.stdout, status.stdout
+
     assert services.stop(proc) == 0, services.log_of(proc)[-3000:]
     assert "Traceback" not in services.log_of(proc)
 

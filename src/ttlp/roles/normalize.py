@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from loguru import logger
+
 from ttlp.bus import keys
 from ttlp.bus.base import Bus, Entry
 from ttlp.bus.consumer import BatchHandler, Failure, now_iso
@@ -14,8 +16,15 @@ from ttlp.normalize import normalize_frame
 from ttlp.runtime import Context
 
 
-def make_handler(bus: Bus, events_stream: str, max_frame_bytes: int) -> BatchHandler:
-    """The batch handler: normalize each frame, publish the events in one round trip."""
+def make_handler(
+    bus: Bus, events_stream: str, max_frame_bytes: int, *, trace: bool = False
+) -> BatchHandler:
+    """The batch handler: normalize each frame, publish the events in one round trip.
+
+    ``trace`` (LOG_LEVEL=debug) logs one line per event with its sessionId and eventId; it is
+    decided once here so the hot path pays nothing for it otherwise.
+    """
+    log = logger.bind(role="normalizer")
 
     async def handle(entries: list[Entry]) -> Sequence[Failure]:
         published: list[dict[str, str]] = []
@@ -37,6 +46,14 @@ def make_handler(bus: Bus, events_stream: str, max_frame_bytes: int) -> BatchHan
                 )
                 continue
             published.append({"event": encode(event).decode(), "normalizedAt": normalized_at})
+            if trace:
+                log.debug(
+                    "normalized",
+                    session_id=event.session_id,
+                    event_id=event.event_id,
+                    event_type=event.__struct_config__.tag,
+                    raw_type=fields.get("type"),
+                )
         await bus.publish_many(events_stream, published)
         return failures
 
@@ -44,7 +61,12 @@ def make_handler(bus: Bus, events_stream: str, max_frame_bytes: int) -> BatchHan
 
 
 async def run(ctx: Context, stop: asyncio.Event) -> None:
-    handler = make_handler(ctx.bus, ctx.keys.events, ctx.settings.ingest.max_frame_bytes)
+    handler = make_handler(
+        ctx.bus,
+        ctx.keys.events,
+        ctx.settings.ingest.max_frame_bytes,
+        trace=ctx.settings.log_level == "debug",
+    )
     consumer = ctx.consumer(
         stream=ctx.keys.raw, group=keys.GROUP_NORMALIZER, handler=handler, stage="normalizer"
     )

@@ -1,0 +1,84 @@
+"""The supervisor: clean stop, crash → non-zero, grace period, role selection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ttlp.bus.keys import Keys
+from ttlp.bus.memory import MemoryBus
+from ttlp.errors import ConfigError
+from ttlp.runtime import ROLES, Context, parse_roles, run_roles, supervise
+from ttlp.settings import Settings
+
+
+def context() -> Context:
+    return Context(settings=Settings.from_env({}), bus=MemoryBus(), keys=Keys())
+
+
+def test_parse_roles_validates_names() -> None:
+    assert parse_roles("all") == list(ROLES)
+    assert parse_roles("store, ingest") == ["ingest", "store"]  # registry order
+    with pytest.raises(ConfigError, match=r"unknown role.*bogus"):
+        parse_roles("ingest,bogus")
+
+
+async def test_a_subset_of_roles_needs_redis() -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        await run_roles(Settings.from_env({}), ["normalize"])
+
+
+async def test_stop_lets_roles_finish_and_exits_zero() -> None:
+    finished: list[str] = []
+
+    async def role(ctx: Context, stop: asyncio.Event) -> None:
+        await stop.wait()
+        await asyncio.sleep(0.05)  # finishing the batch in flight
+        finished.append("done")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        supervise(context(), {"a": role, "b": role}, grace_s=5, stop=stop, install_signals=False)
+    )
+    await asyncio.sleep(0.05)
+    stop.set()
+    assert await task == 0
+    assert finished == ["done", "done"]
+
+
+async def test_a_crashed_role_stops_the_others_and_exits_non_zero() -> None:
+    stopped: list[bool] = []
+
+    async def crashes(ctx: Context, stop: asyncio.Event) -> None:
+        await asyncio.sleep(0.02)
+        raise RuntimeError("boom")
+
+    async def waits(ctx: Context, stop: asyncio.Event) -> None:
+        await stop.wait()
+        stopped.append(True)
+
+    code = await supervise(
+        context(), {"bad": crashes, "good": waits}, grace_s=5, install_signals=False
+    )
+    assert code == 1
+    assert stopped == [True]
+
+
+async def test_a_role_that_ignores_stop_is_cancelled_after_the_grace_period() -> None:
+    cancelled: list[bool] = []
+
+    async def stubborn(ctx: Context, stop: asyncio.Event) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    stop = asyncio.Event()
+    stop.set()
+    code = await asyncio.wait_for(
+        supervise(context(), {"s": stubborn}, grace_s=0.1, stop=stop, install_signals=False), 5
+    )
+    assert code == 0
+    assert cancelled == [True]
