@@ -14,22 +14,6 @@ from ttlp.errors import BusError
 from ttlp.settings import redact_url
 
 
-# XADD each entry of a batch (ARGV: maxlen, then per entry its field count ×2 and the
-# field/value pairs), every XADD capped with MAXLEN ~ like a single publish; returns the ids.
-_XADD_MANY = """
-local maxlen = ARGV[1]
-local ids = {}
-local i = 2
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*',
-                             unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return ids
-"""
-
-
 class _HiredisPackingConnection(aioredis.Connection):
     """redis-py's asyncio connection packs commands in pure Python (~50 µs per XADD of a raw
     frame, the largest single cost of the pipeline); hiredis packs them in C."""
@@ -54,7 +38,6 @@ class RedisBus:
             socket_keepalive=True,
             connection_class=_HiredisPackingConnection,
         )
-        self._xadd_many = self._client.register_script(_XADD_MANY)
 
     @property
     def maxlen(self) -> int:
@@ -80,17 +63,12 @@ class RedisBus:
         return str(entry_id)
 
     async def publish_many(self, stream: str, batch: Sequence[Mapping[str, str]]) -> list[str]:
-        """All entries in one script call: one command to pack and one reply to parse instead
-        of one per entry (redis-py's per-command cost dominated the pipelined version)."""
         if not batch:
             return []
-        args: list[str | int] = [self._maxlen]
+        pipe = self._client.pipeline(transaction=False)
         for fields in batch:
-            args.append(len(fields) * 2)
-            for key, value in fields.items():
-                args.append(key)
-                args.append(value)
-        ids: list[str] = await self._xadd_many(keys=[stream], args=args)
+            pipe.xadd(stream, _fields(fields), maxlen=self._maxlen, approximate=True)
+        ids: list[str] = await pipe.execute()
         return ids
 
     async def ensure_group(self, stream: str, group: str, start: str = "0") -> None:
