@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ttlp.bus.base import Bus
-from ttlp.runtime import Context, open_context
+from ttlp.runtime import Context, is_drained, open_context
 from ttlp.settings import Settings
 from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.replay import replay_session
@@ -33,25 +33,27 @@ async def replay_command(settings: Settings, session_id: str, speed: float | Non
             from ttlp.roles import normalize, store
 
             workers = [asyncio.create_task(role.run(ctx, stop)) for role in (normalize, store)]
-        with Progress(
-            TextColumn("[bold]replay[/] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            task = progress.add_task(session_id[:8], total=total)
-            publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
-            result = await replay_session(
-                ctx.store,
-                publisher,
-                session_id,
-                speed=speed,
-                progress=lambda n: progress.advance(task, n),
-            )
-        if workers:
-            await _drain(ctx)
+        try:
+            with Progress(
+                TextColumn("[bold]replay[/] {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as progress:
+                task = progress.add_task(session_id[:8], total=total)
+                publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+                result = await replay_session(
+                    ctx.store,
+                    publisher,
+                    session_id,
+                    speed=speed,
+                    progress=lambda n: progress.advance(task, n),
+                )
+            if workers:
+                await _drain(ctx)
+        finally:
             stop.set()
             await asyncio.gather(*workers)
         console.print(
@@ -62,15 +64,8 @@ async def replay_command(settings: Settings, session_id: str, speed: float | Non
 
 
 async def _drain(ctx: Context) -> None:
-    """Wait until every group on raw and events has nothing pending and no lag."""
-    streams = (ctx.keys.raw, ctx.keys.events)
-    while True:
-        busy = False
-        for stream in streams:
-            for group in await ctx.bus.groups(stream):
-                busy = busy or group.pending > 0 or (group.lag or 0) > 0
-        if not busy:
-            return
+    """Wait until normalize and store have consumed everything the replay published."""
+    while not await is_drained(ctx, (ctx.keys.raw, ctx.keys.events)):  # noqa: ASYNC110 - polls the bus
         await asyncio.sleep(DRAIN_POLL_S)
 
 

@@ -173,8 +173,11 @@ async def supervise(
     if install_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _on_signal, stop, hurry, sig)
+    # Each role has its own stop event, so shutdown can go in pipeline order (see _shutdown).
+    role_stops = {name: asyncio.Event() for name in roles}
     tasks: dict[asyncio.Task[None], str] = {
-        asyncio.create_task(fn(ctx, stop), name=name): name for name, fn in roles.items()
+        asyncio.create_task(fn(ctx, role_stops[name]), name=name): name
+        for name, fn in roles.items()
     }
     logger.bind(role="runtime").info(
         "ttlp started",
@@ -201,7 +204,10 @@ async def supervise(
                     stop.set()
         stop_wait.cancel()
         if pending:
-            exit_code = max(exit_code, await _drain(tasks, pending, grace_s, hurry))
+            code = await _shutdown(
+                ctx, tasks, role_stops, pending, grace_s, hurry, drain=exit_code == 0
+            )
+            exit_code = max(exit_code, code)
     finally:
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -210,7 +216,55 @@ async def supervise(
     return exit_code
 
 
-async def _drain(
+# Roles that put new entries into the pipeline from outside it; they stop first.
+PRODUCERS: Final = frozenset({"ingest"})
+DRAIN_POLL_S: Final = 0.05
+
+
+async def _shutdown(
+    ctx: Context,
+    names: dict[asyncio.Task[None], str],
+    role_stops: dict[str, asyncio.Event],
+    pending: set[asyncio.Task[Any]],
+    grace_s: float,
+    hurry: asyncio.Event,
+    *,
+    drain: bool,
+) -> int:
+    """Stop the roles within ``grace_s``; on the in-process bus, drain it first.
+
+    Redis keeps unread entries for the next start, so there every role just finishes its
+    batch. The in-process bus dies with the process: producers stop first, the other roles
+    consume what is left (within the grace period), and only then are they stopped.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    if drain and ctx.settings.embedded_bus:
+        producers = {t for t in pending if names[t] in PRODUCERS}
+        for task in producers:
+            role_stops[names[task]].set()
+        if producers:
+            await asyncio.wait(producers, timeout=max(deadline - loop.time(), 0))
+        streams = (ctx.keys.raw, ctx.keys.events)
+        while not hurry.is_set() and loop.time() < deadline and not await is_drained(ctx, streams):
+            if any(t.done() for t in pending - producers):
+                break  # a consumer died: nothing will drain the rest
+            await asyncio.sleep(DRAIN_POLL_S)
+    for event in role_stops.values():
+        event.set()
+    return await _finish(names, pending, max(deadline - loop.time(), 0), hurry)
+
+
+async def is_drained(ctx: Context, streams: tuple[str, ...]) -> bool:
+    """True when no group on ``streams`` has entries pending or not yet delivered."""
+    for stream in streams:
+        for group in await ctx.bus.groups(stream):
+            if group.pending or group.lag:
+                return False
+    return True
+
+
+async def _finish(
     names: dict[asyncio.Task[None], str],  # keyed by the role tasks
     pending: set[asyncio.Task[Any]],
     grace_s: float,

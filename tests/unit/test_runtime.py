@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from ttlp.bus.keys import Keys
@@ -82,3 +83,45 @@ async def test_a_role_that_ignores_stop_is_cancelled_after_the_grace_period() ->
     )
     assert code == 0
     assert cancelled == [True]
+
+
+async def test_in_process_bus_is_drained_before_consumers_stop() -> None:
+    """The embedded bus dies with the process: a stop must not lose what is still queued."""
+    from ttlp.bus.base import Entry
+
+    ctx = context()
+    seen: list[str] = []
+    published = asyncio.Event()
+
+    async def ingest(ctx: Context, stop: asyncio.Event) -> None:
+        await ctx.bus.ensure_group(ctx.keys.raw, ctx.keys.group("normalizer"))
+        await ctx.bus.publish_many(ctx.keys.raw, [{"n": str(i)} for i in range(300)])
+        published.set()
+        await stop.wait()
+
+    async def slow(entries: list[Entry]) -> tuple[()]:
+        await asyncio.sleep(0.01)
+        seen.extend((e.fields or {})["n"] for e in entries)
+        return ()
+
+    async def normalize(ctx: Context, stop: asyncio.Event) -> None:
+        consumer = ctx.consumer(
+            stream=ctx.keys.raw, group="normalizer", handler=slow, stage="normalizer"
+        )
+        consumer.settings = msgspec.structs.replace(consumer.settings, batch_size=10)
+        await consumer.run(stop)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        supervise(
+            ctx,
+            {"ingest": ingest, "normalize": normalize},
+            grace_s=10,
+            stop=stop,
+            install_signals=False,
+        )
+    )
+    await published.wait()
+    stop.set()  # while 300 entries are still queued
+    assert await task == 0
+    assert len(seen) == 300
