@@ -1,0 +1,171 @@
+"""What a TikTok provider is, and the session it writes into.
+
+A provider (``direct``: TikTokLive's client; ``euler``: the Euler Stream WebSocket) knows how
+to reach one streamer's room and turn what arrives into raw.v1 frames. Everything around it —
+waiting for the streamer to go live, a new session per connection, the lifecycle frames,
+reconnecting with back-off, who holds which streamer — is the supervisor's
+(``ttlp.tiktok.supervisor``), the same for every provider.
+
+A connection ends in one of the ``Outcome`` ways; the provider says which by raising
+``ConnectionEnded`` (or returning normally: the stream ended, look again later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from ttlp.contracts.events import RawFrame
+from ttlp.tiktok.publish import FramePublisher
+
+ProviderName = Literal["direct", "euler", "mock"]
+
+
+class Outcome(enum.Enum):
+    """What the supervisor does after a connection ended."""
+
+    STOP = "stop"
+    """Will never work as configured (bad options, bad key, no such user): stop this streamer."""
+    POLL = "poll"
+    """The streamer is offline or the stream ended: check again after the poll interval."""
+    BACKOFF = "backoff"
+    """Rate limited or refused for now: wait with exponential back-off."""
+    RECONNECT = "reconnect"
+    """A transient failure: reconnect with exponential back-off."""
+    RECONNECT_NOW = "reconnect_now"
+    """A planned cut (e.g. Euler's 8-hour limit): reconnect at once."""
+
+
+class ConnectionEnded(Exception):
+    """Raised by a provider to end a connection with a given ``Outcome``."""
+
+    def __init__(self, outcome: Outcome, reason: str, *, code: int | str | None = None) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Message:
+    """One TikTok message as fetched: its type and its protobuf bytes, undecoded."""
+
+    method: str
+    payload: bytes
+    msg_id: int
+    create_time_ms: int | None = None
+
+
+def iso_ms(epoch_ms: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch_ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+@dataclass
+class Session:
+    """One connection = one sessionId: publishes its frames as raw.v1.
+
+    Message frames use TikTok's ``msgId`` as seqNo and its create time as timestamp; lifecycle
+    frames (``ControlEvent.*``) use a per-session counter from 1.
+    """
+
+    publisher: FramePublisher
+    unique_id: str
+    provider: ProviderName
+    session_id: str
+    room_id: str | None = None
+    frames: int = 0
+    _lifecycle_seq: int = field(default=0, repr=False)
+
+    def _frame(
+        self, raw_type: str, seq_no: int, data: dict[str, object] | str, created_ms: float | None
+    ) -> RawFrame:
+        now_ms = time.time() * 1000
+        return RawFrame(
+            schema_version="raw.v1",
+            stream_id=self.room_id or "0",
+            session_id=self.session_id,
+            source="live",
+            type=raw_type,
+            seq_no=seq_no,
+            timestamp=iso_ms(created_ms if created_ms else now_ms),
+            ingested_at=iso_ms(now_ms),
+            data=data,
+            provider=self.provider,
+            unique_id=self.unique_id,
+        )
+
+    async def _lifecycle(self, kind: str, data: dict[str, object]) -> None:
+        self._lifecycle_seq += 1
+        frame = self._frame(f"ControlEvent.{kind}", self._lifecycle_seq, data, None)
+        await self.publisher.publish([frame])
+        self.frames += 1
+
+    async def connected(self, room_id: str) -> None:
+        self.room_id = room_id
+        await self._lifecycle(
+            "CONNECTED",
+            {
+                "roomId": room_id,
+                "isConnected": True,
+                "provider": self.provider,
+                "uniqueId": self.unique_id,
+            },
+        )
+
+    async def disconnected(self, code: int | str | None, reason: str, will_reconnect: bool) -> None:
+        data: dict[str, object] = {"reason": reason[:2000], "willReconnect": will_reconnect}
+        if isinstance(code, int):
+            data["code"] = code
+        await self._lifecycle("DISCONNECTED", data)
+
+    async def error(self, message: str, code: str | None = None) -> None:
+        data: dict[str, object] = {"message": message[:2000]}
+        if code:
+            data["code"] = code[:128]
+        await self._lifecycle("ERROR", data)
+
+    async def messages(self, messages: Iterable[Message]) -> None:
+        """Publish fetched messages as base64-protobuf frames, in one batch."""
+        frames = [
+            self._frame(
+                m.method, max(m.msg_id, 0), base64.b64encode(m.payload).decode(), m.create_time_ms
+            )
+            for m in messages
+            if m.method
+        ]
+        if frames:
+            await self.publisher.publish(frames)
+            self.frames += len(frames)
+
+    async def json_message(
+        self, raw_type: str, data: dict[str, object], msg_id: int, create_time_ms: int | None = None
+    ) -> None:
+        """Publish a message that arrived already decoded (e.g. Euler JSON frames)."""
+        await self.publisher.publish([self._frame(raw_type, max(msg_id, 0), data, create_time_ms)])
+        self.frames += 1
+
+
+class Provider(Protocol):
+    """A way to reach TikTok LIVE rooms."""
+
+    name: ProviderName
+
+    async def is_live(self, unique_id: str) -> bool:
+        """Whether ``unique_id`` is live now (raise ``ConnectionEnded`` on errors that matter)."""
+
+    async def run(self, unique_id: str, session: Session, stop: asyncio.Event) -> None:
+        """Connect, call ``session.connected(room_id)``, publish until the connection ends.
+
+        Return normally when the stream ended or ``stop`` was set; raise ``ConnectionEnded``
+        otherwise (any other exception counts as ``Outcome.RECONNECT``).
+        """

@@ -1,0 +1,201 @@
+"""One supervisor per streamer: wait for live, connect, publish, reconnect (DESIGN §5.1).
+
+Per connection a new sessionId; CONNECTED when the room is joined, DISCONNECTED (code,
+reason, willReconnect) when it ends, ERROR for failures. Back-off: 1 s, ×2, at most 60 s,
+±20 % jitter; ``RECONNECT_MAX_ATTEMPTS`` failed attempts in a row (0 = unlimited) stop the
+streamer. With a ``Lease`` (Redis), only the replica holding the streamer's lease connects; a
+replica that loses its lease drops the connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from loguru import logger
+
+from ttlp.tiktok.lease import Lease
+from ttlp.tiktok.providers.base import ConnectionEnded, Outcome, Provider, Session
+from ttlp.tiktok.publish import FramePublisher
+
+BACKOFF_INITIAL_S: Final = 1.0
+BACKOFF_FACTOR: Final = 2.0
+BACKOFF_MAX_S: Final = 60.0
+BACKOFF_JITTER: Final = 0.2
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    max_attempts: int = 0
+    """Failed attempts in a row before giving up on a streamer (0 = never)."""
+    poll_interval_s: float = 30.0
+    """How often an offline streamer is checked again."""
+    stable_after_s: float = 60.0
+    """A connection that lasted this long resets the back-off and the attempt count."""
+
+
+def backoff_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Delay before reconnect ``attempt`` (1-based): 1 s × 2^(n-1), ≤ 60 s, ±20 % jitter."""
+    base = min(BACKOFF_INITIAL_S * BACKOFF_FACTOR ** (attempt - 1), BACKOFF_MAX_S)
+    return base * (1 + BACKOFF_JITTER * (2 * rng() - 1))
+
+
+@dataclass
+class StreamerSupervisor:
+    """Keeps one streamer connected through ``provider`` for as long as ``stop`` is not set."""
+
+    provider: Provider
+    unique_id: str
+    publisher: FramePublisher
+    settings: SupervisorSettings = field(default_factory=SupervisorSettings)
+    lease: Lease | None = None
+    sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep
+    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    sessions: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    """What each connection ended with, in order (observability and tests)."""
+
+    def __post_init__(self) -> None:
+        self.log = logger.bind(role="ingest", provider=self.provider.name, uniqueId=self.unique_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            if self.lease is not None and not await self._wait_for_lease(stop):
+                return
+            outcome, lasted = await self._connect_once(stop)
+            self.outcomes.append(outcome)
+            if stop.is_set():
+                break
+            if lasted >= self.settings.stable_after_s:
+                failures = 0
+            if outcome is Outcome.STOP:
+                self.log.error("giving up on this streamer")
+                break
+            if outcome is Outcome.POLL:
+                failures = 0
+                delay = self.settings.poll_interval_s
+            elif outcome is Outcome.RECONNECT_NOW:
+                delay = 0.0
+            else:
+                failures += 1
+                max_attempts = self.settings.max_attempts
+                if max_attempts and failures >= max_attempts:
+                    self.log.error("reconnect attempts exhausted", attempts=failures)
+                    break
+                delay = backoff_delay(failures)
+            if self.lease is not None and outcome is not Outcome.RECONNECT_NOW:
+                # Waiting: let another replica take the streamer if it can do better.
+                with contextlib.suppress(Exception):
+                    await self.lease.release()
+            self.log.info("next attempt", outcome=outcome.value, in_s=round(delay, 2))
+            await self._sleep_or_stop(stop, delay)
+        if self.lease is not None:
+            with contextlib.suppress(Exception):
+                await self.lease.release()
+
+    async def _connect_once(self, stop: asyncio.Event) -> tuple[Outcome, float]:
+        """One connection, from the live check to its end → (outcome, seconds connected)."""
+        session = Session(self.publisher, self.unique_id, self.provider.name, str(uuid.uuid4()))
+        started = self.clock()
+        try:
+            if not await self.provider.is_live(self.unique_id):
+                self.log.info("streamer is offline")
+                return Outcome.POLL, 0.0
+            self.sessions.append(session.session_id)
+            await self._run_connection(session, stop)
+            outcome, code, reason = Outcome.POLL, None, "stream ended"
+        except ConnectionEnded as ended:
+            outcome, code, reason = ended.outcome, ended.code, ended.reason
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an unexpected failure is a reason to reconnect, not to die
+            outcome, code, reason = Outcome.RECONNECT, None, f"{type(exc).__name__}: {exc}"
+            self.log.opt(exception=exc).warning("connection failed")
+            if session.room_id:
+                await session.error(reason, type(exc).__name__)
+        lasted = self.clock() - started
+        if stop.is_set():
+            outcome, reason = Outcome.STOP, "ttlp is stopping"
+        if session.room_id:  # only a session that connected gets a DISCONNECTED
+            will_reconnect = outcome not in (Outcome.STOP,) and not stop.is_set()
+            await session.disconnected(code, reason, will_reconnect)
+        self.log.info(
+            "connection ended",
+            outcome=outcome.value,
+            reason=reason,
+            code=code,
+            session_id=session.session_id,
+            frames=session.frames,
+        )
+        return outcome, lasted
+
+    async def _run_connection(self, session: Session, stop: asyncio.Event) -> None:
+        """Run the provider; with a lease, renew it alongside and cut the connection if lost."""
+        if self.lease is None:
+            await self.provider.run(self.unique_id, session, stop)
+            return
+        connection = asyncio.create_task(self.provider.run(self.unique_id, session, stop))
+        keeper = asyncio.create_task(self._keep_lease(stop))
+        try:
+            done, _ = await asyncio.wait(
+                {connection, keeper}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:  # also when we are cancelled: no orphan keeps the connection or the lease
+            for task in (connection, keeper):
+                task.cancel()
+            await asyncio.gather(connection, keeper, return_exceptions=True)
+        if connection in done:
+            connection.result()
+        else:
+            keeper.result()
+
+    async def _keep_lease(self, stop: asyncio.Event) -> None:
+        assert self.lease is not None
+        every = self.lease.ttl_ms / 3000
+        while not stop.is_set():
+            await self._sleep_or_stop(stop, every)
+            if stop.is_set():
+                return
+            if not await self.lease.renew():
+                raise ConnectionEnded(Outcome.RECONNECT, "lost the streamer's lease")
+        # stop set: return, and the connection sees stop too
+
+    async def _wait_for_lease(self, stop: asyncio.Event) -> bool:
+        assert self.lease is not None
+        logged = False
+        while not stop.is_set():
+            try:
+                if await self.lease.acquire():
+                    self.log.info("holding the streamer's lease")
+                    return True
+            except Exception as exc:  # Redis away: keep trying, never connect without a lease
+                self.log.warning("cannot reach the lease", error=str(exc)[:200])
+            if not logged:
+                self.log.info(
+                    "another replica holds this streamer", holder=await _holder(self.lease)
+                )
+                logged = True
+            await self._sleep_or_stop(stop, self.lease.ttl_ms / 3000)
+        return False
+
+    async def _sleep_or_stop(self, stop: asyncio.Event, delay: float) -> None:
+        if delay <= 0:
+            return
+        waiter = asyncio.create_task(stop.wait())
+        sleeper = asyncio.create_task(self.sleep(delay))
+        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiter, sleeper):
+            task.cancel()
+
+
+async def _holder(lease: Lease) -> str | None:
+    try:
+        return await lease.holder()
+    except Exception:
+        return None
