@@ -67,6 +67,21 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     """MOCK_LOOP: repeat the fixture forever, one new session per pass."""
     max_frame_bytes: int = 1_048_576
     """MAX_FRAME_BYTES: raw frames larger than this are dead-lettered (FRAME_TOO_LARGE)."""
+    sign_api_url: str = "https://api.eulerstream.com"
+    """SIGN_API_URL: the sign server TikTokLive's client uses (direct provider)."""
+    sign_api_key: str | None = None
+    """SIGN_API_KEY: key for the sign server (secret)."""
+    tiktok_app_url: str = "https://www.tiktok.com"
+    """TIKTOK_APP_URL: TikTok's web app (room lookups; tests point it at a local server)."""
+    tiktok_webcast_url: str = "https://webcast.tiktok.com/webcast"
+    """TIKTOK_WEBCAST_URL: TikTok's webcast API (tests point it at a local server)."""
+    euler_ws_url: str = "wss://ws.eulerstream.com"
+    """EULER_WS_URL: the Euler Stream WebSocket (euler provider)."""
+    poll_interval_s: float = 30.0
+    """INGEST_POLL_INTERVAL_S: how often an offline streamer is checked again."""
+    lease_ms: int = 15_000
+    """INGEST_LEASE_MS: how long a replica's hold on a streamer lasts without renewal (Redis);
+    a dead replica's streamers move to another within this time."""
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,7 +169,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line, an error response or an event."""
-        values = [self.ingest.euler_api_key, self.ingest.session_id]
+        values = [self.ingest.euler_api_key, self.ingest.session_id, self.ingest.sign_api_key]
         for url in (self.db.url, self.bus.redis_url):
             if url:
                 password = _url_password(url)
@@ -210,6 +225,13 @@ _ENV_MAP: tuple[tuple[str, str, str], ...] = (
     ("ingest", "mock_rate", "MOCK_RATE"),
     ("ingest", "mock_loop", "MOCK_LOOP"),
     ("ingest", "max_frame_bytes", "MAX_FRAME_BYTES"),
+    ("ingest", "sign_api_url", "SIGN_API_URL"),
+    ("ingest", "sign_api_key", "SIGN_API_KEY"),
+    ("ingest", "tiktok_app_url", "TIKTOK_APP_URL"),
+    ("ingest", "tiktok_webcast_url", "TIKTOK_WEBCAST_URL"),
+    ("ingest", "euler_ws_url", "EULER_WS_URL"),
+    ("ingest", "poll_interval_s", "INGEST_POLL_INTERVAL_S"),
+    ("ingest", "lease_ms", "INGEST_LEASE_MS"),
     ("api", "host", "API_HOST"),
     ("api", "port", "API_PORT"),
     ("", "data_dir", "TTLP_DATA_DIR"),
