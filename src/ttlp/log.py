@@ -111,6 +111,14 @@ def configure(
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
 
 
+def adopt(library_logger: logging.Logger) -> None:
+    """Route a library logger that set up its own stderr handler (TikTokLive does, and stops
+    propagation) through ttlp's logging, so its lines are JSON and redacted like ours."""
+    for handler in list(library_logger.handlers):
+        library_logger.removeHandler(handler)
+    library_logger.propagate = True
+
+
 class _InterceptHandler(logging.Handler):
     """Send stdlib logging (TikTokLive, alembic, asyncio) through loguru and its redaction."""
 

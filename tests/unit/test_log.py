@@ -60,3 +60,13 @@ def test_level_filters(out: io.StringIO) -> None:
     logger.debug("hidden")
     logger.info("shown")
     assert [line["message"] for line in lines(out)] == ["shown"]
+
+
+def test_a_library_logger_with_its_own_handler_is_adopted(out: io.StringIO) -> None:
+    library = logging.getLogger("some.library")
+    library.addHandler(logging.StreamHandler(io.StringIO()))
+    library.propagate = False
+    log.adopt(library)
+    library.warning("token hunter2-secret leaked?")
+    assert lines(out)[-1]["message"] == "token *** leaked?"
+    assert library.handlers == []

@@ -14,6 +14,7 @@ from ttlp.contracts.events import encode, frame_from_fields
 from ttlp.errors import PermanentError
 from ttlp.normalize import normalize_frame
 from ttlp.runtime import Context
+from ttlp.tiktok import decode
 
 
 def make_handler(
@@ -61,6 +62,8 @@ def make_handler(
 
 
 async def run(ctx: Context, stop: asyncio.Event) -> None:
+    # Build the protobuf descriptors now (~0.6 s, off the event loop), not on the first frame.
+    await asyncio.to_thread(decode.prepare)
     handler = make_handler(
         ctx.bus,
         ctx.keys.events,
