@@ -143,9 +143,7 @@ class StreamerSupervisor:
         connection = asyncio.create_task(self.provider.run(self.unique_id, session, stop))
         keeper = asyncio.create_task(self._keep_lease(stop))
         try:
-            done, _ = await asyncio.wait(
-                {connection, keeper}, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait({connection, keeper}, return_when=asyncio.FIRST_COMPLETED)
         finally:  # also when we are cancelled: no orphan keeps the connection or the lease
             for task in (connection, keeper):
                 task.cancel()
