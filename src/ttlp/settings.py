@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from urllib.parse import quote, quote_plus
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -175,7 +176,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 password = _url_password(url)
                 if password:
                     values.append(password)
-        return [v for v in values if v and len(v) >= 4]
+        plain = [v for v in values if v and len(v) >= 4]
+        # Also as they appear inside URLs (a key in a query string is percent-encoded).
+        quoted = {form for v in plain for form in (quote(v, safe=""), quote_plus(v))}
+        return plain + sorted(quoted - set(plain))
 
     def __repr__(self) -> str:  # never print secrets by accident
         return "Settings(<redacted>)"

@@ -89,6 +89,8 @@ def test_secrets_are_known_and_never_printed() -> None:
         }
     )
     assert set(s.secrets()) == {"euler-key-123", "tiktok-sess-456", "dbpass789", "redispass0"}
+    encoded = Settings.from_env({"EULER_API_KEY": "k/y+z=1 2"}).secrets()
+    assert set(encoded) == {"k/y+z=1 2", "k%2Fy%2Bz%3D1%202", "k%2Fy%2Bz%3D1+2"}
     for text in (repr(s), str(s)):
         assert not any(secret in text for secret in s.secrets())
     assert redact_url("postgresql://u:dbpass789@h/db") == "postgresql://u:***@h/db"
