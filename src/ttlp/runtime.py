@@ -146,12 +146,10 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
             "processes talk through Redis Streams. Set REDIS_URL, or run all roles with "
             "--roles all"
         )
-    provider = settings.ingest.provider
-    if "ingest" in roles and provider != "mock" and not settings.replay_session:
-        raise ConfigError(
-            f"INGEST_PROVIDER={provider} is not available in this version of ttlp yet; "
-            "use INGEST_PROVIDER=mock (or ttlp run --provider mock)"
-        )
+    if "ingest" in roles and not settings.replay_session:
+        from ttlp.roles.ingest import check_settings
+
+        check_settings(settings)
     fns = {name: ROLES[name].load() for name in roles}
     need_db = any(ROLES[name].needs_db for name in roles)
     async with open_context(settings, need_db=need_db) as ctx:

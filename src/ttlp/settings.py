@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import socket
-from urllib.parse import quote, quote_plus
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 import msgspec
 

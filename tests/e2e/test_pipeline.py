@@ -292,3 +292,5 @@ def test_config_errors_are_one_line_and_exit_non_zero(
     line = fails(ttlp.run("run", REDIS_URL="redis://:hunter2secret@127.0.0.1:1/0"), "REDIS_URL")
     assert "hunter2secret" not in line
     fails(ttlp.run("run", INGEST_PROVIDER="nonsense"), "INGEST_PROVIDER")
+    fails(ttlp.run("run", INGEST_PROVIDER="direct"), "TIKTOK_UNIQUE_ID")
+    fails(ttlp.run("run", INGEST_PROVIDER="euler", TIKTOK_UNIQUE_ID="luna.beats"), "EULER_API_KEY")

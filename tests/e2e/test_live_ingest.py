@@ -1,0 +1,204 @@
+"""`ttlp run` with the direct provider against a local TikTok, as separate processes:
+the whole pipeline from TikTok's push WebSocket to rows, and two ingest replicas sharing three
+streamers — each held by exactly one, a killed replica's streamers taken over."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.e2e.conftest import Ttlp, wait_for
+from tests.fakes.tiktok import AKHMED, ZOE, FakeTikTok, Messages, Script, Send
+from tests.fakes.tiktok import fake_tiktok as fake_tiktok  # the fixture
+from ttlp.db.engine import create_engine, normalize_database_url
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+LEASE_MS = 1500
+
+
+@pytest.fixture
+def database_url(pg_database_factory: Any) -> str:
+    url: str = pg_database_factory()
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(normalize_database_url(database_url, Path(".")))
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{key_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def live_env(
+    ttlp: Ttlp, tiktok: FakeTikTok, redis_url: str, database_url: str, handles: str
+) -> None:
+    ttlp.env.update(
+        {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "INGEST_PROVIDER": "direct",
+            "TIKTOK_UNIQUE_ID": handles,
+            "SIGN_API_URL": tiktok.url,
+            "SIGN_API_KEY": "sign-secret-42",
+            "TIKTOK_APP_URL": tiktok.url,
+            "TIKTOK_WEBCAST_URL": f"{tiktok.url}/webcast",
+            "INGEST_LEASE_MS": str(LEASE_MS),
+            "INGEST_POLL_INTERVAL_S": "0.5",
+        }
+    )
+    migrated = ttlp.run("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+
+
+async def test_live_show_from_tiktok_to_rows(
+    ttlp: Ttlp,
+    fake_tiktok: FakeTikTok,
+    redis_url: str,
+    database_url: str,
+    engine: AsyncEngine,
+) -> None:
+    m = Messages()
+    show = [
+        m.viewers(1200, 5400),
+        m.chat(ZOE, "hi Luna 👋"),
+        m.follow(AKHMED),
+        m.gift(ZOE, gift_id=5655, name="Galaxy", diamonds=200, repeat=1, end=False),
+        m.gift(ZOE, gift_id=5655, name="Galaxy", diamonds=200, repeat=5, end=True),
+        m.like(AKHMED, 15, 48213),
+        m.share(ZOE),
+        m.control(3),
+    ]
+    fake_tiktok.room(scripts=[Script(initial=show[:2], steps=[Send.result(show[2:], log_id=1)])])
+    live_env(ttlp, fake_tiktok, redis_url, database_url, "luna.beats")
+    proc = ttlp.start("run", "--roles", "all")
+
+    async def stored() -> list[str]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT event_type FROM events ORDER BY id"))
+            types = list(rows.scalars())
+        return types if "DISCONNECTED" in types else []
+
+    types = await wait_for(stored, what="the show stored", alive=proc, timeout=60)
+    assert Counter(types) == Counter(
+        {
+            "CONNECTED": 1,
+            "ROOM_USER": 1,
+            "CHAT": 1,
+            "FOLLOW": 1,
+            "GIFT": 2,
+            "LIKE": 1,
+            "SHARE": 1,
+            "STREAM_END": 1,
+            "DISCONNECTED": 1,
+        }
+    )
+    async with engine.connect() as conn:
+        gift = (
+            await conn.execute(
+                text(
+                    "SELECT event_data FROM events WHERE event_type = 'GIFT' "
+                    "ORDER BY id DESC LIMIT 1"
+                )
+            )
+        ).scalar_one()
+    gift = gift if isinstance(gift, dict) else json.loads(gift)
+    assert (gift["payload"]["coins"], gift["payload"]["streakEnd"]) == (1000, True)
+    assert await asyncio.to_thread(ttlp.stop, proc) == 0
+    log = ttlp.log_of(proc)
+    assert "sign-secret-42" not in log
+    assert "Traceback" not in log
+
+
+async def test_two_replicas_share_three_streamers_and_take_over_a_dead_ones(
+    ttlp: Ttlp,
+    fake_tiktok: FakeTikTok,
+    redis_url: str,
+    database_url: str,
+    redis: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    handles = ("alice", "bob", "carol")
+    for i, handle in enumerate(handles):
+        m = Messages(room_id=7441234567890123000 + i)
+        # Each connection says hello and then stays open until the client goes away.
+        fake_tiktok.room(
+            handle,
+            7441234567890123000 + i,
+            scripts=[Script(initial=[m.chat(ZOE, f"hello {handle}")])],
+        )
+    live_env(ttlp, fake_tiktok, redis_url, database_url, ",".join(handles))
+    a = ttlp.start("run", "--roles", "ingest", CONSUMER_NAME="replica-a")
+    b = ttlp.start("run", "--roles", "ingest", CONSUMER_NAME="replica-b")
+
+    async def holders() -> dict[str, str]:
+        found = {h: await redis.get(f"{key_prefix}ttlc:lease:{h}") for h in handles}
+        return found if all(found.values()) else {}
+
+    async def connected_once() -> bool:
+        return all(fake_tiktok.rooms[h].connections >= 1 for h in handles)
+
+    await wait_for(connected_once, what="every streamer connected", alive=a, timeout=30)
+    held = await wait_for(holders, what="three leases", alive=a)
+    # Each streamer is connected by exactly one replica: one connection and one CONNECTED each.
+    assert all(fake_tiktok.rooms[h].connections == 1 for h in handles)
+    connected = await _connected_frames(redis, key_prefix)
+    assert connected == Counter(handles)
+
+    # Kill one replica that holds at least one streamer; the other takes them over.
+    victim, survivor = (
+        (a, "replica-b")
+        if any(v.startswith("replica-a") for v in held.values())
+        else (b, "replica-a")
+    )
+    moving = [h for h, owner in held.items() if not owner.startswith(survivor)]
+    victim.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(victim.wait, 10)
+
+    async def taken_over() -> bool:
+        owners = await holders()
+        return bool(owners) and all(o.startswith(survivor) for o in owners.values())
+
+    await wait_for(
+        taken_over, what="the survivor holding every lease", timeout=LEASE_MS / 1000 * 4, poll=0.1
+    )
+    await wait_for(
+        lambda: _async(all(fake_tiktok.rooms[h].connections == 2 for h in moving)),
+        what="the moved streamers reconnected",
+        timeout=15,
+    )
+    connected = await _connected_frames(redis, key_prefix)
+    assert connected == Counter(handles) + Counter(moving)
+    survivor_proc = b if survivor == "replica-b" else a
+    # Stopped from a thread: the fake TikTok lives on this event loop and must answer the
+    # WebSocket close handshakes while the process shuts down.
+    assert await asyncio.to_thread(ttlp.stop, survivor_proc) == 0
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def _connected_frames(redis: aioredis.Redis, prefix: str) -> Counter[str]:
+    entries = await redis.xrange(f"{prefix}ttlc:raw")
+    return Counter(f["uniqueId"] for _, f in entries if f["type"] == "ControlEvent.CONNECTED")
