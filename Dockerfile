@@ -41,7 +41,7 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 COPY src ./src
 COPY contracts ./contracts
 COPY alembic ./alembic
-COPY tests/fixtures/raw-frames.ndjson ./tests/fixtures/raw-frames.ndjson
+COPY tests/fixtures/raw-frames.ndjson tests/fixtures/raw-frames-protobuf.ndjson ./tests/fixtures/
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/ttlp-*.whl \
     && /opt/venv/bin/ttlp --version

@@ -111,26 +111,28 @@ class Session:
 
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
+        self.protobuf_frames: list[dict[str, Any]] = []
+        """The same session with every TikTok message as base64 protobuf bytes."""
         self.now_ms = int(START.timestamp() * 1000)
         self.next_msg_id = FIRST_MSG_ID
         self.lifecycle_seq = 0
 
-    def _frame(self, type_: str, seq_no: int, ts_ms: int, data: Any) -> None:
-        self.frames.append(
-            {
-                "schemaVersion": "raw.v1",
-                "streamId": ROOM_ID,
-                "sessionId": SESSION_ID,
-                "source": "live",
-                "type": type_,
-                "seqNo": seq_no,
-                "timestamp": iso(ts_ms),
-                "ingestedAt": iso(ts_ms + 3 + len(self.frames) % 5),
-                "data": data,
-                "provider": "mock",
-                "uniqueId": STREAMER,
-            }
-        )
+    def _frame(self, type_: str, seq_no: int, ts_ms: int, data: Any, pb: str | None = None) -> None:
+        frame = {
+            "schemaVersion": "raw.v1",
+            "streamId": ROOM_ID,
+            "sessionId": SESSION_ID,
+            "source": "live",
+            "type": type_,
+            "seqNo": seq_no,
+            "timestamp": iso(ts_ms),
+            "ingestedAt": iso(ts_ms + 3 + len(self.frames) % 5),
+            "data": data,
+            "provider": "mock",
+            "uniqueId": STREAMER,
+        }
+        self.frames.append(frame)
+        self.protobuf_frames.append({**frame, "data": pb} if pb is not None else frame)
 
     def tiktok(
         self, message: Any, *, after_ms: int = 400, key: str | None = None, as_bytes: bool = False
@@ -149,14 +151,12 @@ class Session:
             create_time=self.now_ms,
             display_text=display,
         )
-        if as_bytes:
-            payload = bytes(message)
-            # The base64 path must decode to exactly the JSON path's dict.
-            assert type(message)().parse(payload).to_dict() == message.to_dict()
-            data: Any = base64.b64encode(payload).decode("ascii")
-        else:
-            data = message.to_dict()
-        self._frame(type_, msg_id, self.now_ms, data)
+        payload = bytes(message)
+        # The base64 path must decode to exactly the JSON path's dict.
+        assert type(message)().parse(payload).to_dict() == message.to_dict()
+        pb = base64.b64encode(payload).decode("ascii")
+        data: Any = pb if as_bytes else message.to_dict()
+        self._frame(type_, msg_id, self.now_ms, data, pb)
 
     def lifecycle(self, name: str, data: dict[str, Any], *, after_ms: int = 250) -> None:
         """Append a ``ControlEvent.*`` frame (per-session counter, ingest time)."""
@@ -246,7 +246,7 @@ def battle_msg(action: Any, luna_score: int, nova_score: int) -> Any:
     )
 
 
-def build_session() -> list[dict[str, Any]]:
+def build_session() -> Session:
     """The scripted session: every canonical type, RAW pass-through, streaks, edge texts."""
     s = Session()
     s.lifecycle(
@@ -373,7 +373,7 @@ def build_session() -> list[dict[str, Any]]:
         after_ms=5000,
     )
     s.lifecycle("DISCONNECTED", {"code": 1000, "reason": "stream ended", "willReconnect": False})
-    return s.frames
+    return s
 
 
 def dlq_cases(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -434,9 +434,13 @@ def write_ndjson(path: Path, documents: list[Any]) -> None:
 
 
 def main() -> None:
-    documents = build_session()
+    session = build_session()
+    documents = session.frames
     frames = [decode_raw_frame(encode(doc)) for doc in documents]  # validates each frame
     write_ndjson(FIXTURES / "raw-frames.ndjson", frames)
+    # The same session as the direct and euler providers deliver it: protobuf bytes.
+    protobuf = [decode_raw_frame(encode(doc)) for doc in session.protobuf_frames]
+    write_ndjson(FIXTURES / "raw-frames-protobuf.ndjson", protobuf)
     chat = next(doc for doc in documents if doc["type"] == "WebcastChatMessage")
     write_ndjson(FIXTURES / "dlq-frames.ndjson", dlq_cases(chat))
 

@@ -119,9 +119,19 @@ async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
         await admin.close()
 
 
-async def run_pipeline(settings: Settings, frames: int, rate: float) -> tuple[float, Latencies]:
+def fixture_path(encoding: str) -> Path:
+    """The bundled session as JSON objects, or as the providers deliver it (protobuf bytes)."""
+    json_fixture = bundled_fixture()
+    if encoding == "json":
+        return json_fixture
+    return json_fixture.with_name("raw-frames-protobuf.ndjson")
+
+
+async def run_pipeline(
+    settings: Settings, frames: int, rate: float, encoding: str = "protobuf"
+) -> tuple[float, Latencies]:
     """Run every role in-process until ``frames`` events are committed; → (seconds, latencies)."""
-    lines = load_fixture(bundled_fixture())
+    lines = load_fixture(fixture_path(encoding))
     lines = [line for line in lines if line.frame is not None]
     lines = (lines * (frames // len(lines) + 1))[:frames]
     latencies = Latencies()
@@ -233,20 +243,22 @@ async def bench(kind: str, frames: int, latency_rate: float, latency_s: float) -
             print(
                 f"machine: SQLite batched INSERT          {await insert_rate(url):>12,.0f} rows/s"
             )
-        elapsed, lat = await run_pipeline(settings, frames, rate=0)
-        print(
-            f"throughput: {frames:,} frames → committed rows in {elapsed:.2f} s = "
-            f"{frames / elapsed:,.0f} events/s (target ≥ 10,000 on Redis + PostgreSQL)"
-        )
-        print(
-            f"  latency ingest → committed at full speed (includes queueing): "
-            f"p50 {lat.pct(0.50):,.0f} ms, p99 {lat.pct(0.99):,.0f} ms"
-        )
+        for encoding in ("protobuf", "json"):
+            elapsed, lat = await run_pipeline(settings, frames, rate=0, encoding=encoding)
+            print(
+                f"throughput ({encoding} frames): {frames:,} frames → committed rows in "
+                f"{elapsed:.2f} s = {frames / elapsed:,.0f} events/s "
+                f"(target ≥ 10,000 on Redis + PostgreSQL)"
+            )
+            print(
+                f"  latency ingest → committed at full speed (includes queueing): "
+                f"p50 {lat.pct(0.50):,.0f} ms, p99 {lat.pct(0.99):,.0f} ms"
+            )
         print(f"  peak RSS so far {rss_mb():,.0f} MB (target < 300 MB)")
         n = int(latency_rate * latency_s)
         _, lat = await run_pipeline(settings, n, rate=latency_rate)
         print(
-            f"latency at {latency_rate:,.0f} events/s for {latency_s:.0f} s: "
+            f"latency at {latency_rate:,.0f} protobuf frames/s for {latency_s:.0f} s: "
             f"p50 {lat.pct(0.50):.1f} ms, p99 {lat.pct(0.99):.1f} ms (target p99 ≤ 250 ms)"
         )
 

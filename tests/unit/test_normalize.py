@@ -373,3 +373,22 @@ def test_redis_fields_round_trip_and_bad_envelopes() -> None:
     with pytest.raises(PermanentError) as caught:
         frame_from_fields({**fields, "data": '"' + "A" * 2000 + '"'}, max_bytes=1000)
     assert caught.value.reason == "FRAME_TOO_LARGE"
+
+
+def test_protobuf_fixture_normalizes_exactly_like_the_json_fixture() -> None:
+    """The same session as the providers deliver it (protobuf bytes) gives the same events."""
+    from tests.conftest import FIXTURES
+    from ttlp.contracts.events import decode_raw_frame
+
+    def events(name: str) -> list[ev.UnifiedEvent]:
+        lines = (FIXTURES / name).read_text().splitlines()
+        return [normalize_frame(decode_raw_frame(line)) for line in lines if line.strip()]
+
+    protobuf_frames = [
+        decode_raw_frame(line)
+        for line in (FIXTURES / "raw-frames-protobuf.ndjson").read_text().splitlines()
+    ]
+    assert sum(isinstance(f.data, str) for f in protobuf_frames) == sum(
+        not f.type.startswith("ControlEvent.") for f in protobuf_frames
+    )
+    assert events("raw-frames-protobuf.ndjson") == events("raw-frames.ndjson")
