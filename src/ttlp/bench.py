@@ -270,8 +270,10 @@ def main(
     latency_seconds: float = 10.0,
 ) -> None:
     from ttlp import log
+    from ttlp.runtime import tune_gc
 
     log.configure("warn", "json")
+    tune_gc()  # as `ttlp run` does
     print(
         f"ttlp pipeline benchmark: {frames:,} frames, Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs"

@@ -65,7 +65,7 @@ async def replay_command(settings: Settings, session_id: str, speed: float | Non
 
 async def _drain(ctx: Context) -> None:
     """Wait until normalize and store have consumed everything the replay published."""
-    while not await is_drained(ctx, (ctx.keys.raw, ctx.keys.events)):  # noqa: ASYNC110 - polls the bus
+    while not await is_drained(ctx):  # noqa: ASYNC110 - polls the bus
         await asyncio.sleep(DRAIN_POLL_S)
 
 

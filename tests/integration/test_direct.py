@@ -176,7 +176,7 @@ async def settled(ctx: Context, done: Callable[[list[dict[str, Any]]], bool]) ->
     async with asyncio.timeout(WAIT_S):
         while True:
             events = await stored_events(ctx)
-            if done(events) and await is_drained(ctx, (ctx.keys.raw, ctx.keys.events)):
+            if done(events) and await is_drained(ctx):
                 return events
             await asyncio.sleep(0.05)
 

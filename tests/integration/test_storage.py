@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,20 +19,24 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ttlp.bus.base import Entry
 from ttlp.contracts import events as ev
 from ttlp.db import tables
 from ttlp.db.engine import create_engine, normalize_database_url
 from ttlp.db.migrate import check_ready, head_revision
 from ttlp.db.store import SessionNotFoundError, Store
-from ttlp.errors import DatabaseError
+from ttlp.errors import DatabaseError, PermanentError
+from ttlp.roles.store import make_archive_handler
 
 pytestmark = pytest.mark.integration
 
 STREAM = "7412345678901234567"
 OTHER_STREAM = "7499999999999999999"
 T0 = datetime(2025, 3, 1, 18, 0, 0, tzinfo=UTC)
+DLQ_FRAMES = Path(__file__).parents[1] / "fixtures" / "dlq-frames.ndjson"
 
 
 # -- factories ---------------------------------------------------------------------------------
@@ -183,6 +188,15 @@ def store(db_engine: AsyncEngine) -> Store:
 async def rows(store: Store, query: Any) -> list[Any]:
     async with store.engine.connect() as conn:
         return list((await conn.execute(query)).all())
+
+
+def refusal(parse: Any, fields: dict[str, str]) -> str | None:
+    """The ``PermanentError`` reason ``parse`` refuses ``fields`` with; ``None`` if accepted."""
+    try:
+        parse(fields)
+    except PermanentError as exc:
+        return exc.reason
+    return None
 
 
 async def event_ids(store: Store) -> list[str]:
@@ -467,6 +481,91 @@ async def test_iter_session_frames_returns_the_session_in_pages_as_archived(stor
 
 async def test_iter_session_frames_of_an_unknown_session_is_empty(store: Store) -> None:
     assert [page async for page in store.iter_session_frames(new_session())] == []
+
+
+async def test_the_archive_handler_stores_data_as_received_and_skips_invalid_frames(
+    store: Store,
+) -> None:
+    session = new_session()
+    fields = ev.frame_to_fields(frame(session, 1))
+    # Not msgspec's own spelling: whitespace and an escape survive as they arrived.
+    spaced = '{ "content": "h\\u00e9llo", "n": 1.5e3 }'
+    entries = [
+        Entry("1-0", {**fields, "seqNo": "1", "data": spaced}),
+        Entry("2-0", {**fields, "seqNo": "2", "data": '"CgQIARAB"'}),
+        Entry("3-0", {**fields, "seqNo": "3", "data": "{not json"}),
+        Entry("4-0", {**fields, "seqNo": "4", "data": "[1, 2]"}),
+        Entry("5-0", {**fields, "seqNo": "5", "data": '{"n": 1e999}'}),
+        Entry("6-0", {**fields, "seqNo": "abc"}),
+        Entry("7-0", {**fields, "seqNo": "7", "surprise": "field"}),
+        Entry("8-0", {k: v for k, v in fields.items() if k != "data"} | {"seqNo": "8"}),
+        Entry("9-0", None),
+    ]
+
+    failures = await make_archive_handler(store)(entries)
+
+    # The normalizer dead-letters the invalid ones; the archive only skips them.
+    assert failures == ()
+    f = tables.raw_frames
+    stored = await rows(store, select(f.c.seq_no, f.c.data).order_by(f.c.id))
+    assert stored == [(1, spaced), (2, '"CgQIARAB"')]
+    (page,) = [page async for page in store.iter_session_frames(session)]
+    assert [p.data for p in page] == [{"content": "héllo", "n": 1500.0}, "CgQIARAB"]
+    assert page[0] == msgspec.structs.replace(frame(session, 1), data=page[0].data)
+
+
+def test_raw_envelope_mirrors_raw_frame() -> None:
+    """The archive validates with ``RawEnvelope``: every field as in ``RawFrame`` but ``data``."""
+
+    def fields(cls: type[msgspec.Struct]) -> dict[str, Any]:
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        return {f.encode_name: (f.type, f.required, f.default) for f in info.fields}
+
+    frame_fields, envelope_fields = fields(ev.RawFrame), fields(ev.RawEnvelope)
+    assert envelope_fields.pop("data")[0] == msgspec.inspect.StrType()
+    frame_fields.pop("data")
+    assert envelope_fields == frame_fields
+
+
+@pytest.mark.parametrize(
+    "case",
+    [json.loads(line) for line in DLQ_FRAMES.read_text(encoding="utf-8").splitlines()],
+    ids=lambda case: case["case"],
+)
+def test_envelope_from_fields_refuses_what_frame_from_fields_refuses(
+    case: dict[str, Any],
+) -> None:
+    fields = case["fields"]
+    variants = [
+        fields,
+        {**fields, "data": "[1]"},
+        {**fields, "data": "null"},
+        {**fields, "data": '{"n": 2e308}'},
+        {**fields, "data": ""},
+        {**fields, "data": " {} "},
+        {**fields, "seqNo": "-1"},
+        {k: v for k, v in fields.items() if k != "data"},
+    ]
+    for variant in variants:
+        reason = refusal(ev.frame_from_fields, variant)
+        assert refusal(ev.envelope_from_fields, variant) == reason, variant
+        if reason is None:
+            assert ev.envelope_from_fields(variant).data_json == variant["data"]
+
+
+async def test_an_overlong_value_is_refused_not_truncated(store: Store, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    long_type = "WebcastX" + "x" * 200  # raw_type is VARCHAR(128)
+
+    with pytest.raises(DBAPIError, match="too long"):
+        await store.write_events([raw_event(new_session(), 1, long_type)])
+    with pytest.raises(DBAPIError, match="too long"):
+        await store.archive_frames([frame(new_session(), 1, type_=long_type)])
+    assert await store.totals() == dict.fromkeys(
+        ("streams", "sessions", "raw_frames", "events", "users"), 0
+    )
 
 
 async def test_frame_times_come_back_in_utc(store: Store) -> None:

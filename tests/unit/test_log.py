@@ -49,7 +49,7 @@ def test_secrets_are_redacted_from_messages_fields_and_errors(out: io.StringIO) 
         raise RuntimeError("auth failed for hunter2-secret")
     except RuntimeError:
         logger.bind(role="x").exception("boom")
-    logging.getLogger("TikTokLive").warning("library says hunter2-secret")
+    logging.getLogger("ttlp.tests.a_library").warning("library says hunter2-secret")
     text = out.getvalue()
     assert "hunter2-secret" not in text
     assert text.count("***") >= 5

@@ -94,7 +94,6 @@ async def test_in_process_bus_is_drained_before_consumers_stop() -> None:
     published = asyncio.Event()
 
     async def ingest(ctx: Context, stop: asyncio.Event) -> None:
-        await ctx.bus.ensure_group(ctx.keys.raw, ctx.keys.group("normalizer"))
         await ctx.bus.publish_many(ctx.keys.raw, [{"n": str(i)} for i in range(300)])
         published.set()
         await stop.wait()
@@ -105,17 +104,26 @@ async def test_in_process_bus_is_drained_before_consumers_stop() -> None:
         return ()
 
     async def normalize(ctx: Context, stop: asyncio.Event) -> None:
+        await asyncio.sleep(0.3)  # a slow start: the group does not exist yet when stop comes
         consumer = ctx.consumer(
             stream=ctx.keys.raw, group="normalizer", handler=slow, stage="normalizer"
         )
         consumer.settings = msgspec.structs.replace(consumer.settings, batch_size=10)
         await consumer.run(stop)
 
+    async def store(ctx: Context, stop: asyncio.Event) -> None:
+        async def archive(entries: list[Entry]) -> tuple[()]:
+            return ()
+
+        await ctx.consumer(
+            stream=ctx.keys.raw, group="archive", handler=archive, stage="store"
+        ).run(stop)
+
     stop = asyncio.Event()
     task = asyncio.create_task(
         supervise(
             ctx,
-            {"ingest": ingest, "normalize": normalize},
+            {"ingest": ingest, "normalize": normalize, "store": store},
             grace_s=10,
             stop=stop,
             install_signals=False,

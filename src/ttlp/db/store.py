@@ -1,16 +1,21 @@
 """The ``Store``: the one place that writes the event tables, and the reads replay needs.
 
 Every write is a batch in one transaction, idempotent (``INSERT ... ON CONFLICT DO NOTHING``) and
-issues one statement per table, whatever the batch size (SQLAlchemy's "insertmanyvalues" turns a
-list of rows into multi-row INSERTs). Re-delivered batches and TikTok's re-sends after a
+issues one statement per table, whatever the batch size (on PostgreSQL the two append-only tables
+take one array per column, see ``_unnest_insert``; elsewhere SQLAlchemy's "insertmanyvalues" turns
+a list of rows into multi-row INSERTs). Re-delivered batches and TikTok's re-sends after a
 reconnect are therefore harmless: the conflicting rows are skipped, and the derived tables
 (users, sessions, streams) are updated from the rows that were actually inserted only.
 
 Conventions:
-- timestamps arrive as ISO 8601 strings in the Structs; they are stored in UTC and come back as
-  aware UTC datetimes (rendered as ``...Z`` with millisecond, or microsecond, precision);
+- timestamps arrive as ISO 8601 strings in the Structs; they are parsed once per row, stored in
+  UTC and come back as aware UTC datetimes (rendered as ``...Z`` with millisecond, or
+  microsecond, precision);
 - ``events.event_data`` is the event's own JSON (encoded once with msgspec and handed to the
-  driver as ``msgspec.Raw``; the engines of ``ttlp.db.engine.create_engine`` pass it verbatim);
+  driver as text for PostgreSQL to parse, or as ``msgspec.Raw``, which the engines of
+  ``ttlp.db.engine.create_engine`` pass verbatim);
+- ``raw_frames.data`` is the frame's ``data`` as the JSON text it arrived in (``RawEnvelope``
+  from the bus), or encoded once (a ``RawFrame`` built in Python);
 - ``users`` counts live events only: a replay re-runs the same people's messages, and counting
   them again would double every count;
 - a live session's ``created_at``/``ended_at`` follow the events' TikTok time; a replay session's
@@ -25,12 +30,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     DateTime,
+    Executable,
     Select,
+    String,
     Table,
+    TextClause,
     and_,
     bindparam,
     case,
@@ -38,14 +47,17 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ttlp.contracts.events import (
     EVENT_CLASSES,
     RAW_SCHEMA_VERSION,
     ConnectedEvent,
+    RawEnvelope,
     RawEvent,
     RawFrame,
     StreamEndEvent,
@@ -62,6 +74,42 @@ _TAGS: Final[dict[type, str]] = {cls: tag for tag, cls in EVENT_CLASSES.items()}
 _ZERO: Final = timedelta(0)
 
 _Insert = postgresql.Insert | sqlite.Insert
+_Row = tuple[Any, ...]
+"""One row's values in the order of ``_EVENT_COLUMNS`` / ``_FRAME_COLUMNS``."""
+_TimedEvent = tuple[UnifiedEvent, datetime, datetime | None]
+_TimedFrame = tuple[RawFrame | RawEnvelope, datetime, datetime]
+"""A row's source with its ``timestamp`` and ``ingestedAt`` parsed (once: rows, users, sessions
+and streams all need them)."""
+
+_EVENT_COLUMNS: Final = (
+    "event_id",
+    "session_id",
+    "stream_id",
+    "event_type",
+    "trigger_id",
+    "schema_version",
+    "user_id",
+    "raw_type",
+    "seq_no",
+    "timestamp",
+    "ingested_at",
+    "source",
+    "event_data",
+)
+_FRAME_COLUMNS: Final = (
+    "session_id",
+    "stream_id",
+    "source",
+    "type",
+    "seq_no",
+    "timestamp",
+    "ingested_at",
+    "provider",
+    "unique_id",
+    "data",
+)
+_FRAME_BATCH_COLUMNS: Final = ("received_at",)
+"""Columns with one value for the whole batch (bound once on PostgreSQL)."""
 
 
 class SessionNotFoundError(TtlpError):
@@ -89,42 +137,60 @@ class Store:
         dialect = engine.dialect.name
         # The dialects' own INSERT: ON CONFLICT and RETURNING, rendered for each backend.
         self._insert: Callable[[Table], _Insert]
+        self._insert_events: Executable
+        self._insert_frames: Executable
+        # Batch → statement parameters, and the form of an already encoded JSON document.
+        self._params: Callable[[tuple[str, ...], list[_Row], dict[str, Any]], Any]
+        self._json: Callable[[bytes], Any]
         if dialect == "postgresql":
             self._insert = postgresql.insert
+            self._insert_events = _unnest_insert(
+                engine.dialect, tables.events, _EVENT_COLUMNS, "event_id"
+            )
+            self._insert_frames = _unnest_insert(
+                engine.dialect, tables.raw_frames, _FRAME_COLUMNS, "id", _FRAME_BATCH_COLUMNS
+            )
+            self._params, self._json = _as_arrays, bytes.decode
         elif dialect == "sqlite":
             self._insert = sqlite.insert
+            self._insert_events = (
+                self._insert(tables.events)
+                .on_conflict_do_nothing()
+                .returning(tables.events.c.event_id)
+            )
+            self._insert_frames = (
+                self._insert(tables.raw_frames)
+                .on_conflict_do_nothing()
+                .returning(tables.raw_frames.c.id)
+            )
+            self._params, self._json = _as_dicts, msgspec.Raw
         else:
             raise ConfigError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
-        self._insert_events = (
-            self._insert(tables.events).on_conflict_do_nothing().returning(tables.events.c.event_id)
-        )
-        self._insert_frames = (
-            self._insert(tables.raw_frames)
-            .on_conflict_do_nothing()
-            .returning(tables.raw_frames.c.id)
-        )
         self._upsert_users = self._users_upsert()
         self._upsert_sessions = self._sessions_upsert()
         self._upsert_streams = self._streams_upsert()
 
     # -- writes ------------------------------------------------------------------------------
-    async def archive_frames(self, frames: Sequence[RawFrame]) -> int:
+    async def archive_frames(self, frames: Sequence[RawFrame | RawEnvelope]) -> int:
         """Append raw frames to the archive (replay reads these); returns rows inserted.
 
-        A frame already archived (same session, type and seqNo) is skipped. The frames'
-        sessions and streams are created when missing, so a session can be replayed even if
-        none of its frames became an event.
+        A ``RawEnvelope`` (a bus entry) is stored with ``data`` as received; a ``RawFrame``'s
+        ``data`` is encoded. A frame already archived (same session, type and seqNo) is skipped.
+        The frames' sessions and streams are created when missing, so a session can be replayed
+        even if none of its frames became an event.
         """
         if not frames:
             return 0
         received = datetime.now(UTC)
-        rows = [_frame_row(frame, received) for frame in frames]
+        timed = [(frame, _ts(frame.timestamp), _ts(frame.ingested_at)) for frame in frames]
+        rows = [_frame_row(frame, at, ingested) for frame, at, ingested in timed]
+        params = self._params(_FRAME_COLUMNS, rows, {"received_at": received})
         async with self.engine.begin() as conn:
-            result = await conn.execute(self._insert_frames, rows)
+            result = await conn.execute(self._insert_frames, params)
             inserted = len(result.all())
             if inserted:
-                await self._upsert(conn, self._upsert_streams, _streams_from_frames(frames))
-                await self._upsert(conn, self._upsert_sessions, _sessions_from_frames(frames))
+                await self._upsert(conn, self._upsert_streams, _streams_from_frames(timed))
+                await self._upsert(conn, self._upsert_sessions, _sessions_from_frames(timed))
         return inserted
 
     async def write_events(self, events: Sequence[UnifiedEvent]) -> WriteResult:
@@ -136,11 +202,13 @@ class Store:
         """
         if not events:
             return WriteResult(0, 0)
-        rows = [_event_row(event) for event in events]
+        timed = [(event, _ts(event.timestamp), _ts_opt(event.ingested_at)) for event in events]
+        rows = [_event_row(event, at, ingested, self._json) for event, at, ingested in timed]
+        params = self._params(_EVENT_COLUMNS, rows, {})
         async with self.engine.begin() as conn:
-            result = await conn.execute(self._insert_events, rows)
+            result = await conn.execute(self._insert_events, params)
             stored = set(result.scalars().all())
-            fresh = _first_of_each(events, stored)
+            fresh = _first_of_each(timed, stored)
             await self._upsert(conn, self._upsert_users, _users_from_events(fresh))
             await self._upsert(conn, self._upsert_streams, _streams_from_events(fresh))
             await self._upsert(conn, self._upsert_sessions, _sessions_from_events(fresh))
@@ -356,11 +424,74 @@ def _later(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElemen
     return case((_is_later(new, current), new), else_=current)
 
 
+# -- PostgreSQL batch INSERT ---------------------------------------------------------------------
+def _unnest_insert(
+    dialect: Dialect,
+    table: Table,
+    columns: Sequence[str],
+    returning: str,
+    per_batch: Sequence[str] = (),
+) -> TextClause:
+    """PostgreSQL: ``INSERT INTO t (...) SELECT ... FROM unnest(<one array per column>)``.
+
+    SQLAlchemy's insertmanyvalues renders a multi-row VALUES and processes every parameter of
+    every row in Python, the largest CPU cost of a batch; with one array parameter per column,
+    asyncpg encodes the whole batch in compiled code. Strings travel as ``text[]`` (the
+    column's length check still applies on assignment, where a ``varchar(n)`` cast would
+    truncate) and JSON as text the server parses; ``per_batch`` columns take one value for
+    every row (asyncpg's timestamp encoding is comparatively slow: encode it once). ``unnest``
+    yields rows in array order, so ``id`` keeps the arrival order as the VALUES list did.
+    """
+    quote = dialect.identifier_preparer.quote
+    arrays, values = [], []
+    for name in columns:
+        column = table.c[name]
+        if isinstance(column.type, JSON):
+            arrays.append(f"CAST(:{name} AS text[])")
+            values.append(f"{quote(name)}::jsonb")
+        elif isinstance(column.type, String):
+            arrays.append(f"CAST(:{name} AS text[])")
+            values.append(quote(name))
+        else:
+            arrays.append(f"CAST(:{name} AS {column.type.compile(dialect)}[])")
+            values.append(quote(name))
+    for name in per_batch:
+        values.append(f"CAST(:{name} AS {table.c[name].type.compile(dialect)})")
+    names = ", ".join(quote(name) for name in columns)
+    targets = ", ".join(quote(name) for name in (*columns, *per_batch))
+    return text(
+        f"INSERT INTO {quote(table.name)} ({targets}) SELECT {', '.join(values)} "
+        f"FROM unnest({', '.join(arrays)}) AS batch({names}) "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(returning)}"
+    )
+
+
+def _as_arrays(
+    columns: tuple[str, ...], rows: list[_Row], per_batch: dict[str, Any]
+) -> dict[str, Any]:
+    """The parameters of an ``_unnest_insert``: one list per column, ``per_batch`` as is."""
+    arrays = zip(*rows, strict=True)
+    return {name: list(values) for name, values in zip(columns, arrays, strict=True)} | per_batch
+
+
+def _as_dicts(
+    columns: tuple[str, ...], rows: list[_Row], per_batch: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The parameters of an insertmanyvalues INSERT: one dict per row."""
+    return [dict(zip(columns, row, strict=True), **per_batch) for row in rows]
+
+
 # -- rows --------------------------------------------------------------------------------------
 def _ts(value: str) -> datetime:
     """An ISO 8601 string from a Struct as an aware UTC datetime (SQLite stores it as is)."""
     parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is UTC:  # "Z", as ttlp writes them: no offset arithmetic needed
+        return parsed
     return parsed if parsed.utcoffset() == _ZERO else parsed.astimezone(UTC)
+
+
+def _ts_opt(value: str | UnsetType) -> datetime | None:
+    return None if value is UNSET else _ts(value)
 
 
 def _aware(value: datetime) -> datetime:
@@ -378,20 +509,20 @@ def _opt(value: Any) -> Any:
     return None if value is UNSET else value
 
 
-def _frame_row(frame: RawFrame, received: datetime) -> dict[str, Any]:
-    return {
-        "session_id": frame.session_id,
-        "stream_id": frame.stream_id,
-        "source": frame.source,
-        "type": frame.type,
-        "seq_no": frame.seq_no,
-        "timestamp": _ts(frame.timestamp),
-        "ingested_at": _ts(frame.ingested_at),
-        "provider": _opt(frame.provider),
-        "unique_id": _opt(frame.unique_id),
-        "data": encode(frame.data).decode(),
-        "received_at": received,
-    }
+def _frame_row(frame: RawFrame | RawEnvelope, at: datetime, ingested: datetime) -> _Row:
+    data = frame.data_json if isinstance(frame, RawEnvelope) else encode(frame.data).decode()
+    return (
+        frame.session_id,
+        frame.stream_id,
+        frame.source,
+        frame.type,
+        frame.seq_no,
+        at,
+        ingested,
+        _opt(frame.provider),
+        _opt(frame.unique_id),
+        data,
+    )
 
 
 _any_json: Final = msgspec.json.Decoder()
@@ -413,51 +544,51 @@ def _frame_from_row(row: Any) -> RawFrame:
     )
 
 
-def _event_row(event: UnifiedEvent) -> dict[str, Any]:
+def _event_row(
+    event: UnifiedEvent, at: datetime, ingested: datetime | None, json: Callable[[bytes], Any]
+) -> _Row:
     event_type = _TAGS[type(event)]
-    ingested = event.ingested_at
-    return {
-        "event_id": event.event_id,
-        "session_id": event.session_id,
-        "stream_id": event.stream_id,
-        "event_type": event_type,
-        "trigger_id": event.trigger_id,
-        "schema_version": event.schema_version,
-        "user_id": event.user.user_id,
-        "raw_type": event.payload.raw_type if isinstance(event, RawEvent) else event_type,
-        "seq_no": _opt(event.seq_no),
-        "timestamp": _ts(event.timestamp),
-        "ingested_at": None if ingested is UNSET else _ts(ingested),
-        "source": event.source,
-        "event_data": msgspec.Raw(encode(event)),
-    }
+    return (
+        event.event_id,
+        event.session_id,
+        event.stream_id,
+        event_type,
+        event.trigger_id,
+        event.schema_version,
+        event.user.user_id,
+        event.payload.raw_type if isinstance(event, RawEvent) else event_type,
+        _opt(event.seq_no),
+        at,
+        ingested,
+        event.source,
+        json(encode(event)),
+    )
 
 
-def _first_of_each(events: Iterable[UnifiedEvent], stored: set[str]) -> list[UnifiedEvent]:
+def _first_of_each(events: Iterable[_TimedEvent], stored: set[str]) -> list[_TimedEvent]:
     """The events whose rows were inserted, each once (a batch may carry an event twice)."""
     pending = set(stored)
     fresh = []
-    for event in events:
-        if event.event_id in pending:
-            pending.discard(event.event_id)
-            fresh.append(event)
+    for timed in events:
+        if timed[0].event_id in pending:
+            pending.discard(timed[0].event_id)
+            fresh.append(timed)
     return fresh
 
 
-def _session_time(source: str, timestamp: str, ingested_at: str | None) -> datetime:
+def _session_time(source: str, at: datetime, ingested: datetime | None) -> datetime:
     """When a session saw something: TikTok time for live, ingest time for a replay."""
-    if source == "replay" and ingested_at:
-        return _ts(ingested_at)
-    return _ts(timestamp)
+    if source == "replay" and ingested is not None:
+        return ingested
+    return at
 
 
-def _users_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]:
+def _users_from_events(events: Iterable[_TimedEvent]) -> list[dict[str, Any]]:
     users: dict[str, dict[str, Any]] = {}
-    for event in events:
+    for event, at, _ in events:
         user = event.user
         if user.user_id == NO_USER or event.source != "live":
             continue
-        at = _ts(event.timestamp)
         row = users.get(user.user_id)
         if row is None:
             row = users[user.user_id] = {
@@ -483,10 +614,10 @@ def _users_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]:
     return [users[key] for key in sorted(users)]
 
 
-def _sessions_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]:
+def _sessions_from_events(events: Iterable[_TimedEvent]) -> list[dict[str, Any]]:
     sessions: dict[str, dict[str, Any]] = {}
-    for event in events:
-        at = _session_time(event.source, event.timestamp, _opt(event.ingested_at))
+    for event, timestamp, ingested in events:
+        at = _session_time(event.source, timestamp, ingested)
         row = sessions.get(event.session_id)
         if row is None:
             row = sessions[event.session_id] = _session_row(
@@ -501,10 +632,9 @@ def _sessions_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]
     return [sessions[key] for key in sorted(sessions)]
 
 
-def _streams_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]:
+def _streams_from_events(events: Iterable[_TimedEvent]) -> list[dict[str, Any]]:
     streams: dict[str, dict[str, Any]] = {}
-    for event in events:
-        at = _ts(event.timestamp)
+    for event, at, _ in events:
         row = streams.get(event.stream_id)
         if row is None:
             row = streams[event.stream_id] = _stream_row(event.stream_id, at)
@@ -516,10 +646,10 @@ def _streams_from_events(events: Iterable[UnifiedEvent]) -> list[dict[str, Any]]
     return [streams[key] for key in sorted(streams)]
 
 
-def _sessions_from_frames(frames: Iterable[RawFrame]) -> list[dict[str, Any]]:
+def _sessions_from_frames(frames: Iterable[_TimedFrame]) -> list[dict[str, Any]]:
     sessions: dict[str, dict[str, Any]] = {}
-    for frame in frames:
-        at = _session_time(frame.source, frame.timestamp, frame.ingested_at)
+    for frame, timestamp, ingested in frames:
+        at = _session_time(frame.source, timestamp, ingested)
         row = sessions.get(frame.session_id)
         if row is None:
             row = sessions[frame.session_id] = _session_row(
@@ -531,10 +661,9 @@ def _sessions_from_frames(frames: Iterable[RawFrame]) -> list[dict[str, Any]]:
     return [sessions[key] for key in sorted(sessions)]
 
 
-def _streams_from_frames(frames: Iterable[RawFrame]) -> list[dict[str, Any]]:
+def _streams_from_frames(frames: Iterable[_TimedFrame]) -> list[dict[str, Any]]:
     streams: dict[str, dict[str, Any]] = {}
-    for frame in frames:
-        at = _ts(frame.timestamp)
+    for frame, at, _ in frames:
         row = streams.get(frame.stream_id)
         if row is None:
             row = streams[frame.stream_id] = _stream_row(frame.stream_id, at)

@@ -15,7 +15,7 @@ from loguru import logger
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
 from ttlp.bus.consumer import BatchHandler, Failure
-from ttlp.contracts.events import RawFrame, UnifiedEvent, decode_event, frame_from_fields
+from ttlp.contracts.events import RawEnvelope, UnifiedEvent, decode_event, envelope_from_fields
 from ttlp.db.store import Store
 from ttlp.errors import PermanentError
 from ttlp.runtime import Context
@@ -28,10 +28,11 @@ def make_archive_handler(store: Store) -> BatchHandler:
     """Archive every valid raw frame as received (replay reads these)."""
 
     async def handle(entries: list[Entry]) -> Sequence[Failure]:
-        frames: list[RawFrame] = []
+        frames: list[RawEnvelope] = []
         for entry in entries:
             try:
-                frames.append(frame_from_fields(entry.fields or {}))
+                # Validated like the normalizer's frames, but ``data`` stays the text it came in.
+                frames.append(envelope_from_fields(entry.fields or {}))
             except PermanentError:
                 # Invalid frames are dead-lettered by the normalizer, which reads the same
                 # entries; archiving them twice would mean two DLQ entries per bad frame.
