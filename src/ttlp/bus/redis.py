@@ -13,6 +13,21 @@ from ttlp.bus.base import Entry, GroupInfo
 from ttlp.errors import BusError
 from ttlp.settings import redact_url
 
+# XADD each entry of a batch (ARGV: maxlen, then per entry its field count ×2 and the
+# field/value pairs), every XADD capped with MAXLEN ~ like a single publish; returns the ids.
+_XADD_MANY = """
+local maxlen = ARGV[1]
+local ids = {}
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*',
+                             unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return ids
+"""
+
 
 class _HiredisPackingConnection(aioredis.Connection):
     """redis-py's asyncio connection packs commands in pure Python (~50 µs per XADD of a raw
@@ -38,6 +53,7 @@ class RedisBus:
             socket_keepalive=True,
             connection_class=_HiredisPackingConnection,
         )
+        self._xadd_many = self._client.register_script(_XADD_MANY)
 
     @property
     def maxlen(self) -> int:
@@ -63,12 +79,19 @@ class RedisBus:
         return str(entry_id)
 
     async def publish_many(self, stream: str, batch: Sequence[Mapping[str, str]]) -> list[str]:
+        """All entries in one script call: one command to pack and one reply to parse instead
+        of one per entry. redis-py's per-reply cost (~18 µs) made the pipelined version ~8 µs
+        of CPU per event more expensive across the pipeline (measured: 95–101 vs 104–109 µs,
+        +3 % events/s)."""
         if not batch:
             return []
-        pipe = self._client.pipeline(transaction=False)
+        args: list[str | int] = [self._maxlen]
         for fields in batch:
-            pipe.xadd(stream, _fields(fields), maxlen=self._maxlen, approximate=True)
-        ids: list[str] = await pipe.execute()
+            args.append(len(fields) * 2)
+            for key, value in fields.items():
+                args.append(key)
+                args.append(value)
+        ids: list[str] = await self._xadd_many(keys=[stream], args=args)
         return ids
 
     async def ensure_group(self, stream: str, group: str, start: str = "0") -> None:
