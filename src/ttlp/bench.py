@@ -1,4 +1,4 @@
-"""Pipeline benchmark (DESIGN §12): mock provider → normalize → store, all roles in one process.
+"""Pipeline benchmark (DESIGN §12): mock provider → normalize → store (+ api), one process.
 
 For each backend (Redis + PostgreSQL, and the embedded in-process bus + SQLite):
   1. throughput: N frames published by the mock provider as fast as the consumers keep up;
@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import socket
 import sys
 import tempfile
 import time
@@ -77,6 +78,14 @@ def _instrument(ctx: Context, latencies: Latencies) -> None:
     store.write_events = timed  # type: ignore[method-assign]
 
 
+def _api_env() -> dict[str, str]:
+    """The api role runs too (its feed tails ttlc:events), on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {"API_HOST": "127.0.0.1", "API_PORT": str(port), "JWT_SECRET": uuid.uuid4().hex * 2}
+
+
 @contextlib.asynccontextmanager
 async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
     """Settings for a scratch pipeline on ``kind``; yields (settings, label)."""
@@ -84,7 +93,7 @@ async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
     if kind == "embedded":
         with tempfile.TemporaryDirectory() as tmp:
             yield (
-                Settings.from_env({"TTLP_DATA_DIR": tmp, "LOG_LEVEL": "warn"}),
+                Settings.from_env({"TTLP_DATA_DIR": tmp, "LOG_LEVEL": "warn", **_api_env()}),
                 "in-process bus + SQLite",
             )
         return
@@ -105,6 +114,7 @@ async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
             "LOG_LEVEL": "warn",
             "REDIS_CONSUMER_GROUP_PREFIX": prefix,
             "CONSUMER_NAME": "bench",
+            **_api_env(),
         }
         yield Settings.from_env(env), "Redis Streams + PostgreSQL"
     finally:
@@ -130,7 +140,10 @@ def fixture_path(encoding: str) -> Path:
 async def run_pipeline(
     settings: Settings, frames: int, rate: float, encoding: str = "protobuf"
 ) -> tuple[float, Latencies]:
-    """Run every role in-process until ``frames`` events are committed; → (seconds, latencies)."""
+    """Run every role in-process until ``frames`` events are committed; → (seconds, latencies).
+
+    The mock provider publishes directly (what the ingest role would do); normalize, store and
+    api (with its live-feed tail of ttlc:events) run as in ``ttlp run``."""
     lines = load_fixture(fixture_path(encoding))
     lines = [line for line in lines if line.frame is not None]
     lines = (lines * (frames // len(lines) + 1))[:frames]
@@ -139,10 +152,11 @@ async def run_pipeline(
         _instrument(ctx, latencies)
         stop = asyncio.Event()
         roles = [
-            asyncio.create_task(ROLES[name].load()(ctx, stop)) for name in ("normalize", "store")
+            asyncio.create_task(ROLES[name].load()(ctx, stop))
+            for name in ("normalize", "store", "api")
         ]
         provider = MockProvider(lines, rate=rate, loop=False)
-        publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+        publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,))
         started = time.perf_counter()
         producer = asyncio.create_task(provider.run(publisher, stop))
         while latencies.committed < frames:

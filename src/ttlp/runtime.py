@@ -53,6 +53,9 @@ ROLES: Final[dict[str, RoleSpec]] = {
         RoleSpec("ingest", "ttlp.roles.ingest", True, "TikTok / mock / replay → ttlc:raw"),
         RoleSpec("normalize", "ttlp.roles.normalize", False, "ttlc:raw → ttlc:events, ttlc:dlq"),
         RoleSpec("store", "ttlp.roles.store", True, "ttlc:raw + ttlc:events → database"),
+        RoleSpec("api", "ttlp.roles.api", True, "database + ttlc:events → REST, SSE, WebSocket"),
+        RoleSpec("rules", "ttlp.roles.rules", True, "ttlc:events → actions, actions_log"),
+        RoleSpec("forward", "ttlp.roles.forward", True, "ttlc:events → HTTP targets, ttlc:dlq"),
     )
 }
 
@@ -104,6 +107,12 @@ class Context:
             settings=self.settings.bus,
             start=start,
         )
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def tune_gc() -> None:
@@ -162,6 +171,11 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
         from ttlp.roles.ingest import check_settings
 
         check_settings(settings)
+    if "api" in roles and settings.bus.redis_url and not settings.api.jwt_secret:
+        raise ConfigError(
+            "the api on Redis needs JWT_SECRET: every api replica must sign and check login "
+            "tokens with the same key (generate one with `openssl rand -hex 32`)"
+        )
     fns = {name: ROLES[name].load() for name in roles}
     tune_gc()
     need_db = any(ROLES[name].needs_db for name in roles)
@@ -209,7 +223,7 @@ async def supervise(
                 exc = task.exception()
                 if exc is not None:
                     logger.bind(role=tasks[task]).opt(exception=exc).error(
-                        "role crashed; stopping", error=f"{type(exc).__name__}: {exc}"
+                        "role crashed; stopping", error=_describe(exc)
                     )
                     exit_code = 1
                     stop.set()
@@ -334,3 +348,10 @@ def _backend(ctx: Context) -> str:
     if ctx.engine is None:
         return "none"
     return ctx.engine.dialect.name
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of the errors that matter: a TaskGroup's wrapper names its leaves."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"

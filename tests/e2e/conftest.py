@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ttlp.db.engine import create_engine, normalize_database_url
 
 TTLP = [sys.executable, "-m", "ttlp"]
 
@@ -81,9 +86,18 @@ def ttlp_env(tmp_path: Path, key_prefix: str) -> dict[str, str]:
             "CONSUMER_NAME": "e2e-1",
             "SHUTDOWN_GRACE_S": "10",
             "PYTHONUNBUFFERED": "1",
+            "API_HOST": "127.0.0.1",
+            "JWT_SECRET": "e2e-jwt-secret-long-enough-for-hs256",
+            "API_PORT": str(free_port()),
         }
     )
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -112,3 +126,35 @@ async def wait_for(
             pytest.fail(f"ttlp exited with {alive.returncode} while waiting for {what}")
         await asyncio.sleep(poll)
     pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+# -- Redis + PostgreSQL for ttlp subprocesses -------------------------------------------------
+@pytest.fixture
+def database_url(pg_database_factory: Any) -> str:
+    url: str = pg_database_factory()
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(normalize_database_url(database_url, Path(".")))
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{key_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def services(ttlp: Ttlp, redis_url: str, database_url: str) -> Ttlp:
+    ttlp.env.update({"REDIS_URL": redis_url, "DATABASE_URL": database_url})
+    migrated = ttlp.run("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    return ttlp

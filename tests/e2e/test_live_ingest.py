@@ -8,9 +8,6 @@ import asyncio
 import json
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -20,34 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.e2e.conftest import Ttlp, wait_for
 from tests.fakes.tiktok import AKHMED, ZOE, FakeTikTok, Messages, Script, Send
 from tests.fakes.tiktok import fake_tiktok as fake_tiktok  # the fixture
-from ttlp.db.engine import create_engine, normalize_database_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 LEASE_MS = 1500
-
-
-@pytest.fixture
-def database_url(pg_database_factory: Any) -> str:
-    url: str = pg_database_factory()
-    return url
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(normalize_database_url(database_url, Path(".")))
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    yield client
-    keys = [k async for k in client.scan_iter(match=f"{key_prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 def live_env(

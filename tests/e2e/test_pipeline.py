@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import Ttlp, wait_for
-from ttlp.db.engine import create_engine, normalize_database_url
+from ttlp.bus.keys import Keys
+from ttlp.runtime import pipeline_groups
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -36,37 +36,6 @@ MALFORMED = ndjson(FIXTURES / "dlq-frames.ndjson")
 def canonical(event: dict[str, Any]) -> tuple[str, Any, Any, Any]:
     """What must survive any run or replay: type, trigger, user, payload."""
     return (event["eventType"], event["triggerId"], event["user"], event.get("payload"))
-
-
-@pytest.fixture
-def database_url(pg_database_factory: Any) -> str:
-    url: str = pg_database_factory()
-    return url
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(normalize_database_url(database_url, Path(".")))
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    yield client
-    keys = [k async for k in client.scan_iter(match=f"{key_prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-@pytest.fixture
-def services(ttlp: Ttlp, redis_url: str, database_url: str) -> Ttlp:
-    ttlp.env.update({"REDIS_URL": redis_url, "DATABASE_URL": database_url})
-    migrated = ttlp.run("migrate")
-    assert migrated.returncode == 0, migrated.stderr
-    return ttlp
 
 
 async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
@@ -257,9 +226,11 @@ async def _count_at_least(engine: AsyncEngine, sql: str, n: int) -> bool:
 
 
 async def _drained(redis: aioredis.Redis, prefix: str) -> bool:
-    for stream in ("ttlc:raw", "ttlc:events"):
-        for group in await redis.xinfo_groups(f"{prefix}{stream}"):
-            if group["pending"] or group.get("lag"):
+    """The groups of the restarted roles (normalize, store) have read and acked everything;
+    rules and forwarder, which the first run also started, are not running any more."""
+    for stream, groups in pipeline_groups(Keys(prefix)).items():
+        for group in await redis.xinfo_groups(stream):
+            if group["name"] in groups and (group["pending"] or group.get("lag")):
                 return False
     return True
 

@@ -84,6 +84,10 @@ class Bus(Protocol):
     async def length(self, stream: str) -> int:
         """XLEN (0 when the stream does not exist)."""
 
+    async def bounds(self, stream: str) -> tuple[str, str]:
+        """(first entry id, last id ever added); ``"0-0"`` for none. A tail that starts at the
+        last id misses nothing published after it; an id older than the first was trimmed."""
+
     async def groups(self, stream: str) -> list[GroupInfo]:
         """XINFO GROUPS (empty when the stream does not exist)."""
 

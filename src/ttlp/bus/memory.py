@@ -259,6 +259,13 @@ class MemoryBus:
         s = self._streams.get(stream)
         return len(s.entries) if s else 0
 
+    async def bounds(self, stream: str) -> tuple[str, str]:
+        s = self._streams.get(stream)
+        if s is None:
+            return "0-0", "0-0"
+        last = _fmt(s.last_id)
+        return (_fmt(s.keys[s.head]) if len(s.keys) > s.head else last), last
+
     async def groups(self, stream: str) -> list[GroupInfo]:
         s = self._streams.get(stream)
         if s is None:

@@ -188,6 +188,17 @@ class RedisBus:
         n: int = await self._client.xlen(stream)
         return n
 
+    async def bounds(self, stream: str) -> tuple[str, str]:
+        try:
+            info = await self._client.xinfo_stream(stream)
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return "0-0", "0-0"
+            raise
+        first = info.get("first-entry")
+        last = info.get("last-generated-id") or "0-0"
+        return (first[0] if first else last), last
+
     async def groups(self, stream: str) -> list[GroupInfo]:
         try:
             rows = await self._client.xinfo_groups(stream)

@@ -40,17 +40,20 @@ def make_control_handler(ctx: Context, stop: asyncio.Event) -> BatchHandler:
     async def handle(entries: list[Entry]) -> Sequence[Failure]:
         failures: list[Failure] = []
         for entry in entries:
+            command = (entry.fields or {}).get("command")
+            if not command:
+                failures.append(Failure(entry, "VALIDATION_ERROR", "control entry has no command"))
+                continue
+            if command != "replay":
+                continue  # another role's command (e.g. rules-changed): every role reads all
             try:
                 request = msgspec.convert(entry.fields or {}, ReplayRequest, strict=False)
             except msgspec.ValidationError as exc:
                 failures.append(Failure(entry, "VALIDATION_ERROR", f"bad control entry: {exc}"))
                 continue
-            if request.command != "replay":
-                failures.append(
-                    Failure(entry, "VALIDATION_ERROR", f"unknown command {request.command!r}")
-                )
-                continue
-            publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+            publisher = FramePublisher(
+                ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,)
+            )
             try:
                 await replay_session(
                     ctx.store,
@@ -134,7 +137,9 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
             provider = MockProvider(
                 load_fixture(fixture), rate=settings.mock_rate, loop=settings.mock_loop
             )
-            publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+            publisher = FramePublisher(
+                ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,)
+            )
             group.create_task(provider.run(publisher, stop))
         else:
             live = make_provider(ctx.settings)
@@ -152,7 +157,7 @@ def _adopt_tiktoklive_logger() -> None:
 
 
 async def _replay_once(ctx: Context, session_id: str, stop: asyncio.Event) -> None:
-    publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+    publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,))
     result = await replay_session(ctx.store, publisher, session_id, stop=stop)
     logger.bind(role="ingest", session_id=result.session_id).info(
         "replay done", frames=result.frames

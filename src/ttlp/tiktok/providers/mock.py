@@ -10,7 +10,6 @@ that exact entry, unchecked: the way to feed malformed frames to the pipeline in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from loguru import logger
 from ttlp.bus.consumer import now_iso
 from ttlp.contracts.events import RawFrame, decode_raw_frame
 from ttlp.errors import ConfigError
+from ttlp.runtime import sleep_or_stop
 from ttlp.tiktok.publish import FramePublisher
 
 CHUNK: Final = 500
@@ -132,7 +132,7 @@ class MockProvider:
                     if delay > 0:
                         await publisher.publish(batch)
                         batch = []
-                        await _sleep_or_stop(stop, delay)
+                        await sleep_or_stop(stop, delay)
                 if len(batch) >= CHUNK:
                     await publisher.publish(batch)
                     batch = []
@@ -140,8 +140,3 @@ class MockProvider:
             if not self.loop:
                 log.info("mock fixture published", session_id=session_id, frames=sent)
                 return
-
-
-async def _sleep_or_stop(stop: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), delay)
