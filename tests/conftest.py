@@ -139,3 +139,9 @@ async def redis_cleanup(redis_url: str, key_prefix: str) -> AsyncIterator[None]:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, where pytest-asyncio could not start its own."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

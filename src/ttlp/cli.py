@@ -1,4 +1,4 @@
-"""The ``ttlp`` command: run roles, migrate, replay, status.
+"""The ``ttlp`` command: run roles, migrate, replay, status, accounts, dlq, bench.
 
 Settings come from the environment (seed variable names) and are overridden by flags; they are
 built once here and passed down. Expected failures (``TtlpError``) print one line that says what
@@ -11,6 +11,7 @@ import asyncio
 import functools
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -185,6 +186,162 @@ def bench(frames: int, backend: str, latency_rate: float, latency_seconds: float
 
     kinds = ["redis-pg", "embedded"] if backend == "both" else [backend]
     pipeline_bench.main(frames, kinds, latency_rate, latency_seconds)
+
+
+@cli.group()
+def accounts() -> None:
+    """API accounts: who may log in to the API and the UI, with which role and scope."""
+
+
+_ROLE_CHOICE = click.Choice(["STREAMER", "MODERATOR", "VIEWER"], case_sensitive=False)
+
+
+def _password_option(fn: F) -> F:
+    return click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the password from standard input (for scripts) instead of prompting.",
+    )(fn)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    value: str = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+@accounts.command("add")
+@click.argument("username")
+@click.option("--role", type=_ROLE_CHOICE, required=True, help="STREAMER, MODERATOR or VIEWER")
+@click.option(
+    "--scope",
+    required=True,
+    help="Streamer handle(s) this account may see, comma-separated, or * for all",
+)
+@_password_option
+@_common
+@_guarded
+def accounts_add(username: str, role: str, scope: str, password_stdin: bool, **flags: Any) -> None:
+    """Create an account."""
+    from ttlp.commands import accounts_command
+
+    settings = _settings(**flags)
+    password = _read_password(password_stdin)
+    asyncio.run(accounts_command(settings, "add", username, password, role.upper(), scope))
+
+
+@accounts.command("list")
+@_common
+@_guarded
+def accounts_list(**flags: Any) -> None:
+    """List the accounts (never their password hashes)."""
+    from ttlp.commands import accounts_command
+
+    asyncio.run(accounts_command(_settings(**flags), "list"))
+
+
+@accounts.command("disable")
+@click.argument("username")
+@_common
+@_guarded
+def accounts_disable(username: str, **flags: Any) -> None:
+    """Disable an account: its tokens stop working within seconds."""
+    from ttlp.commands import accounts_command
+
+    asyncio.run(accounts_command(_settings(**flags), "disable", username))
+
+
+@accounts.command("enable")
+@click.argument("username")
+@_common
+@_guarded
+def accounts_enable(username: str, **flags: Any) -> None:
+    """Enable a disabled account again."""
+    from ttlp.commands import accounts_command
+
+    asyncio.run(accounts_command(_settings(**flags), "enable", username))
+
+
+@accounts.command("set-password")
+@click.argument("username")
+@_password_option
+@_common
+@_guarded
+def accounts_set_password(username: str, password_stdin: bool, **flags: Any) -> None:
+    """Change an account's password: tokens issued before stop working."""
+    from ttlp.commands import accounts_command
+
+    settings = _settings(**flags)
+    password = _read_password(password_stdin)
+    asyncio.run(accounts_command(settings, "set-password", username, password))
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters (ttlc:dlq): list, retry where they failed, purge. Needs REDIS_URL."""
+
+
+_STAGE_OPTION = click.option("--stage", help="Only entries of this stage (forwarder, normalizer…)")
+
+
+@dlq.command("list")
+@_STAGE_OPTION
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@_common
+@_guarded
+def dlq_list(stage: str | None, limit: int, **flags: Any) -> None:
+    """The newest dead letters: id, stage, reason, time, a short detail."""
+    from ttlp.commands import dlq_command
+
+    asyncio.run(dlq_command(_settings(**flags), "list", stage=stage, limit=limit))
+
+
+@dlq.command("retry")
+@click.argument("ids", nargs=-1)
+@_STAGE_OPTION
+@click.option("--all", "everything", is_flag=True, help="Every entry (that can be retried).")
+@_common
+@_guarded
+def dlq_retry(ids: tuple[str, ...], stage: str | None, everything: bool, **flags: Any) -> None:
+    """Retry entries: forwarder deliveries are queued again (attempts reset), normalizer
+    frames re-published to ttlc:raw; retried entries leave the queue."""
+    from ttlp.commands import dlq_command
+
+    settings = _settings(**flags)
+    asyncio.run(dlq_command(settings, "retry", ids=ids, stage=stage, everything=everything))
+
+
+@dlq.command("purge")
+@click.argument("ids", nargs=-1)
+@_STAGE_OPTION
+@click.option(
+    "--before",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    help="Only entries dead-lettered before this time (UTC).",
+)
+@click.option("--all", "everything", is_flag=True, help="Every entry.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_common
+@_guarded
+def dlq_purge(
+    ids: tuple[str, ...],
+    stage: str | None,
+    before: datetime | None,
+    everything: bool,
+    yes: bool,
+    **flags: Any,
+) -> None:
+    """Delete entries (asks first unless --yes)."""
+    from ttlp.commands import dlq_command
+
+    settings = _settings(**flags)
+    when = before.replace(tzinfo=UTC) if before is not None else None
+    asyncio.run(
+        dlq_command(
+            settings, "purge", ids=ids, stage=stage, before=when, everything=everything, yes=yes
+        )
+    )
 
 
 def main() -> None:

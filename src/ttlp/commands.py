@@ -1,15 +1,18 @@
-"""The one-shot commands behind ``ttlp replay`` and ``ttlp status`` (rich output)."""
+"""The one-shot commands behind ``ttlp replay``, ``ttlp status`` and ``ttlp accounts``."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Final
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ttlp.bus.base import Bus
+from ttlp.errors import ConfigError
 from ttlp.runtime import Context, is_drained, open_context
 from ttlp.settings import Settings
 from ttlp.tiktok.publish import FramePublisher
@@ -43,7 +46,9 @@ async def replay_command(settings: Settings, session_id: str, speed: float | Non
                 transient=False,
             ) as progress:
                 task = progress.add_task(session_id[:8], total=total)
-                publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True)
+                publisher = FramePublisher(
+                    ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,)
+                )
                 result = await replay_session(
                     ctx.store,
                     publisher,
@@ -123,3 +128,93 @@ async def _print_db(console: Console, ctx: Context) -> None:
     for name, count in totals.items():
         table.add_row(name, str(count))
     console.print(table)
+
+
+async def accounts_command(settings: Settings, action: str, *args: str) -> None:
+    """``ttlp accounts add|list|disable|enable|set-password`` against the configured database."""
+    from ttlp.accounts import Accounts, Role, parse_scopes
+
+    console = Console()
+    async with open_context(settings, need_db=True) as ctx:
+        assert ctx.engine is not None
+        accounts = Accounts(ctx.engine)
+        if action == "add":
+            username, password, role, scope = args
+            account = await accounts.add(username, password, Role(role), parse_scopes(scope))
+            console.print(
+                f"account {account.username} created: {account.role.value}, "
+                f"scope {', '.join(account.scopes)}"
+            )
+        elif action == "list":
+            table = Table("username", "role", "scope", "status", "created")
+            for account in await accounts.list():
+                table.add_row(
+                    account.username,
+                    account.role.value,
+                    ", ".join(account.scopes),
+                    "disabled" if account.disabled else "active",
+                    account.created_at.strftime("%Y-%m-%d %H:%M"),
+                )
+            console.print(table)
+        elif action in ("disable", "enable"):
+            await accounts.set_disabled(args[0], action == "disable")
+            console.print(f"account {args[0]} {action}d")
+        elif action == "set-password":
+            await accounts.set_password(args[0], args[1])
+            console.print(f"password of {args[0]} changed; older tokens no longer work")
+        else:  # pragma: no cover - the CLI only passes the actions above
+            raise ValueError(action)
+
+
+async def dlq_command(
+    settings: Settings,
+    action: str,
+    *,
+    ids: tuple[str, ...] = (),
+    stage: str | None = None,
+    limit: int = 50,
+    before: datetime | None = None,
+    everything: bool = False,
+    yes: bool = False,
+) -> None:
+    """``ttlp dlq list|retry|purge`` (see ``ttlp.dlq``)."""
+    from ttlp import dlq
+
+    if settings.embedded_bus:
+        raise ConfigError(
+            "ttlp dlq needs REDIS_URL: without it the dead-letter stream lives inside the "
+            "running `ttlp run` process and ends with it"
+        )
+    console = Console()
+    async with open_context(settings, need_db=action == "retry") as ctx:
+        chosen = await dlq.letters(
+            ctx.bus, ctx.keys, stage=stage, before=before, ids=list(ids) or None
+        )
+        if action == "list":
+            shown = chosen[-limit:][::-1]
+            table = Table(title=f"{ctx.keys.dlq}: {len(chosen)} entries, newest first")
+            for column in ("id", "stage", "reason", "failed at", "detail"):
+                table.add_column(column)
+            for letter in shown:
+                table.add_row(
+                    letter.id, letter.stage, letter.reason, letter.failed_at, letter.detail()
+                )
+            console.print(table)
+            return
+        if not (ids or stage or before or everything):
+            raise ConfigError(f"dlq {action}: give entry ids, --stage, --before or --all")
+        if action == "retry":
+            result = await dlq.retry(ctx.bus, ctx.keys, ctx.engine, chosen)
+            for entry_id, why in result.skipped:
+                console.print(f"[yellow]{entry_id} left in the queue: {why}[/]")
+            console.print(f"{len(result.retried)} entries retried")
+        elif action == "purge":
+            if not chosen:
+                console.print("nothing to purge")
+                return
+            if not yes and not click.confirm(f"delete {len(chosen)} dead letters?"):
+                console.print("nothing deleted")
+                return
+            console.print(f"{await dlq.purge(ctx.bus, ctx.keys, chosen)} entries deleted")
+        else:  # pragma: no cover - the CLI only passes the actions above
+            raise ValueError(action)

@@ -18,14 +18,18 @@ import msgspec
 
 from ttlp.errors import ConfigError
 
+REDIS_STREAM_MAXLEN = 100_000
+MEMORY_STREAM_MAXLEN = 10_000
+
 
 class BusSettings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = None
     """REDIS_URL: Redis ≥ 7 for the streams; unset → the in-process bus (one process only)."""
     prefix: str = ""
     """REDIS_CONSUMER_GROUP_PREFIX: prepended to every stream key and group name."""
-    stream_maxlen: int = 100_000
-    """STREAM_MAXLEN: approximate cap on every XADD (the database is the source of truth)."""
+    stream_maxlen: int = 0
+    """STREAM_MAXLEN: approximate cap on every XADD (the database is the source of truth);
+    default 100,000 on Redis, 10,000 on the in-process bus (whose entries live in RAM)."""
     batch_size: int = 500
     """BUS_BATCH_SIZE: entries read per XREADGROUP call."""
     block_ms: int = 1000
@@ -90,6 +94,61 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """API_HOST: interface the api role listens on."""
     port: int = 3000
     """API_PORT: port the api role listens on."""
+    jwt_secret: str | None = None
+    """JWT_SECRET: key that signs login tokens (secret); unset → a random one created once and
+    kept in the data directory (``jwt-secret``), so tokens survive restarts."""
+    token_ttl_s: int = 43_200
+    """JWT_TTL_S: how long a login token (and its cookie) is valid."""
+    cookie_secure: bool = False
+    """API_COOKIE_SECURE: send the login cookie only over HTTPS (set behind a TLS proxy)."""
+    rate_limit_ip: int = 600
+    """API_RATE_LIMIT_IP: requests per window (a minute) from one IP address (429 beyond)."""
+    rate_limit_account: int = 1200
+    """API_RATE_LIMIT_ACCOUNT: requests per window (a minute) from one logged-in account (429
+    beyond); anonymous requests have the per-IP limit only."""
+    rate_limit_window: Literal["second", "minute", "hour", "day"] = "minute"
+    """API_RATE_LIMIT_WINDOW: second | minute | hour | day, the window the two rate limits
+    count in (``API_RATE_LIMIT_IP=600`` with ``minute`` = 600 requests per minute)."""
+    max_feeds_per_account: int = 5
+    """API_MAX_FEEDS_PER_ACCOUNT: concurrent SSE/WebSocket feeds one account may hold."""
+    max_body_bytes: int = 65_536
+    """API_MAX_BODY_BYTES: larger request bodies are refused with 413."""
+    sse_heartbeat_s: float = 15.0
+    """SSE_HEARTBEAT_S: a comment line this often keeps idle feeds (and proxies) alive."""
+    sse_backlog: int = 2_000
+    """SSE_BACKLOG: events queued for one feed client; a client this far behind is dropped (it
+    reconnects with Last-Event-ID and gets what it missed)."""
+
+
+class OutboundSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """HTTP that ttlp sends on its own: webhook actions and the forwarder (DESIGN §8)."""
+
+    allowlist: tuple[str, ...] = ()
+    """WEBHOOK_ALLOWLIST: hosts or CIDRs that may be reached although they are loopback,
+    private, link-local, CGNAT or metadata addresses (comma-separated); empty = none."""
+    connect_timeout_s: float = 3.0
+    """OUTBOUND_CONNECT_TIMEOUT_S: connect timeout of webhooks and forwarded deliveries."""
+    read_timeout_s: float = 10.0
+    """OUTBOUND_READ_TIMEOUT_S: read timeout of webhooks and forwarded deliveries."""
+    max_response_bytes: int = 65_536
+    """OUTBOUND_MAX_RESPONSE_BYTES: responses are read up to this size, the rest dropped."""
+
+
+class RulesSettings(msgspec.Struct, frozen=True, kw_only=True):
+    euler_api_url: str = "https://api.eulerstream.com"
+    """EULER_API_URL: Euler Stream's REST API (announce: room chat; moderate: mute, kick); the
+    base TikTokLive's own ``send_room_chat`` uses."""
+    announce_min_interval_s: float = 3.0
+    """ANNOUNCE_MIN_INTERVAL_S: at most one chat announcement per streamer this often."""
+    reload_s: float = 30.0
+    """RULES_RELOAD_S: rules are re-read this often even without a change notice."""
+
+
+class ForwardSettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_attempts: int = 8
+    """FORWARD_MAX_ATTEMPTS: deliveries to a target before the event goes to the DLQ."""
+    concurrency: int = 4
+    """FORWARD_CONCURRENCY: deliveries in flight per target."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,6 +156,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+    outbound: OutboundSettings = OutboundSettings()
+    rules: RulesSettings = RulesSettings()
+    forward: ForwardSettings = ForwardSettings()
     data_dir: str = ""
     """TTLP_DATA_DIR: where the embedded default keeps its SQLite file (default
     ``$XDG_DATA_HOME/ttlp`` or ``~/.local/share/ttlp``)."""
@@ -119,7 +181,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         the same fields; a bad value raises ``ConfigError`` naming the variable.
         """
         env = dict(os.environ if environ is None else environ)
-        raw: dict[str, dict[str, Any]] = {"bus": {}, "db": {}, "ingest": {}, "api": {}, "": {}}
+        raw: dict[str, dict[str, Any]] = {
+            section: {}
+            for section in ("bus", "db", "ingest", "api", "outbound", "rules", "forward", "")
+        }
 
         def put(section: str, field: str, var: str) -> None:
             value = env.get(var)
@@ -132,6 +197,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         handles = tuple(h.strip().lstrip("@") for h in unique.split(",") if h.strip())
         if handles:
             raw["ingest"]["unique_ids"] = handles
+        allow = env.get("WEBHOOK_ALLOWLIST", "")
+        allowed = tuple(a.strip() for a in allow.split(",") if a.strip())
+        if allowed:
+            raw["outbound"]["allowlist"] = allowed
         if "provider" not in raw["ingest"]:
             raw["ingest"]["provider"] = "direct" if handles else "mock"
         if "log_level" in raw[""]:
@@ -155,8 +224,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if not self.data_dir:
             base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
             changes["data_dir"] = str(Path(base) / "ttlp")
+        bus_changes: dict[str, Any] = {}
         if not self.bus.consumer_name:
-            changes["bus"] = msgspec.structs.replace(self.bus, consumer_name=socket.gethostname())
+            bus_changes["consumer_name"] = socket.gethostname()
+        if self.bus.stream_maxlen <= 0:
+            bus_changes["stream_maxlen"] = (
+                REDIS_STREAM_MAXLEN if self.bus.redis_url else MEMORY_STREAM_MAXLEN
+            )
+        if bus_changes:
+            changes["bus"] = msgspec.structs.replace(self.bus, **bus_changes)
         return msgspec.structs.replace(self, **changes) if changes else self
 
     # -- derived -------------------------------------------------------------------------------
@@ -170,7 +246,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line, an error response or an event."""
-        values = [self.ingest.euler_api_key, self.ingest.session_id, self.ingest.sign_api_key]
+        values = [
+            self.ingest.euler_api_key,
+            self.ingest.session_id,
+            self.ingest.sign_api_key,
+            self.api.jwt_secret,
+        ]
         for url in (self.db.url, self.bus.redis_url):
             if url:
                 password = _url_password(url)
@@ -238,6 +319,24 @@ _ENV_MAP: tuple[tuple[str, str, str], ...] = (
     ("ingest", "lease_ms", "INGEST_LEASE_MS"),
     ("api", "host", "API_HOST"),
     ("api", "port", "API_PORT"),
+    ("api", "jwt_secret", "JWT_SECRET"),
+    ("api", "token_ttl_s", "JWT_TTL_S"),
+    ("api", "cookie_secure", "API_COOKIE_SECURE"),
+    ("api", "rate_limit_ip", "API_RATE_LIMIT_IP"),
+    ("api", "rate_limit_account", "API_RATE_LIMIT_ACCOUNT"),
+    ("api", "rate_limit_window", "API_RATE_LIMIT_WINDOW"),
+    ("api", "max_feeds_per_account", "API_MAX_FEEDS_PER_ACCOUNT"),
+    ("api", "max_body_bytes", "API_MAX_BODY_BYTES"),
+    ("api", "sse_heartbeat_s", "SSE_HEARTBEAT_S"),
+    ("api", "sse_backlog", "SSE_BACKLOG"),
+    ("outbound", "connect_timeout_s", "OUTBOUND_CONNECT_TIMEOUT_S"),
+    ("outbound", "read_timeout_s", "OUTBOUND_READ_TIMEOUT_S"),
+    ("outbound", "max_response_bytes", "OUTBOUND_MAX_RESPONSE_BYTES"),
+    ("rules", "euler_api_url", "EULER_API_URL"),
+    ("rules", "announce_min_interval_s", "ANNOUNCE_MIN_INTERVAL_S"),
+    ("rules", "reload_s", "RULES_RELOAD_S"),
+    ("forward", "max_attempts", "FORWARD_MAX_ATTEMPTS"),
+    ("forward", "concurrency", "FORWARD_CONCURRENCY"),
     ("", "data_dir", "TTLP_DATA_DIR"),
     ("", "log_level", "LOG_LEVEL"),
     ("", "log_format", "LOG_FORMAT"),

@@ -18,6 +18,8 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert s.log_level == "info"
     assert s.bus.prefix == ""
     assert s.bus.consumer_name  # the host name
+    assert s.bus.stream_maxlen == 10_000  # the in-process bus keeps its entries in RAM
+    assert Settings.from_env({"REDIS_URL": "redis://r:6379/0"}).bus.stream_maxlen == 100_000
 
 
 def test_seed_variables_are_read() -> None:

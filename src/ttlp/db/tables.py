@@ -29,6 +29,7 @@ from typing import Final
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -40,7 +41,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -142,6 +145,11 @@ events: Final = Table(
     Index("ix_events_stream_id_event_type_timestamp", "stream_id", "event_type", "timestamp"),
     Index("ix_events_user_id_timestamp", "user_id", "timestamp"),
     Index("ix_events_raw_type", "raw_type"),
+    # Keyset pages of a streamer's rooms and of one TikTok user (0002).
+    Index("ix_events_stream_id_id", "stream_id", "id"),
+    Index("ix_events_user_id_id", "user_id", "id"),
+    # Keyset pages of one session filtered by type, e.g. its rare SUBSCRIBE events (0003).
+    Index("ix_events_session_id_event_type_id", "session_id", "event_type", "id"),
     Index(
         "ux_events_live_seq",
         "stream_id",
@@ -165,4 +173,115 @@ users: Final = Table(
     Column("last_seen", Timestamp, nullable=False),
     Column("event_count", BigInteger, nullable=False),
     Index("ix_users_unique_id", "unique_id"),
+)
+
+ROLE_LEN: Final = 16
+
+accounts: Final = Table(
+    "accounts",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("username", String(HANDLE_LEN), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),  # scrypt, see ttlp.api.passwords
+    Column("role", String(ROLE_LEN), nullable=False),  # STREAMER | MODERATOR | VIEWER
+    Column("scopes", Json, nullable=False),  # streamer handles, or ["*"]
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Timestamp, nullable=False),
+    Column("password_changed_at", Timestamp, nullable=False),  # older tokens are refused
+    CheckConstraint("role IN ('STREAMER', 'MODERATOR', 'VIEWER')", name="role"),
+    sqlite_autoincrement=True,
+)
+
+user_notes: Final = Table(
+    "user_notes",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("user_id", String(USER_ID_LEN), nullable=False),  # the TikTok user
+    Column("author", String(HANDLE_LEN), nullable=False),  # the account that wrote it
+    Column("body", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_user_notes_user_id_id", "user_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# -- rules and the forwarder (0003) ------------------------------------------------------------
+rules: Final = Table(
+    "rules",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("name", String(HANDLE_LEN), nullable=False),
+    Column("scope", String(HANDLE_LEN), nullable=False),  # a streamer handle, or "*"
+    Column("event_type", String(16), nullable=False),
+    Column("condition", Json, nullable=False),  # JSON Logic over the UnifiedEvent
+    Column("action", Json, nullable=False),  # {"type": announce|moderate|webhook|log, ...}
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("cooldown_s", Integer, nullable=False, server_default=text("0")),
+    Column("user_cooldown_s", Integer, nullable=False, server_default=text("0")),
+    Column("skip_replay", Boolean, nullable=False, server_default=true()),
+    Column("streak_end_only", Boolean, nullable=False, server_default=true()),
+    Column("created_by", String(HANDLE_LEN), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_rules_enabled_event_type", "enabled", "event_type"),
+    sqlite_autoincrement=True,
+)
+
+actions_log: Final = Table(
+    "actions_log",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("rule_id", BigInteger, nullable=False),
+    Column("event_id", String(EVENT_ID_LEN), nullable=False),
+    Column("session_id", String(SESSION_ID_LEN), nullable=False),
+    Column("stream_id", String(STREAM_ID_LEN), nullable=False),
+    Column("user_id", String(USER_ID_LEN), nullable=False),
+    Column("action_type", String(16), nullable=False),
+    Column("status", String(8), nullable=False),  # success | failed | skipped
+    Column("reason", String(32)),  # why skipped / failed: cooldown, user_cooldown, replay, ...
+    Column("rendered", Text),  # the text sent (announce) or the body posted (webhook)
+    Column("error", Text),
+    Column("duration_ms", Integer),
+    Column("created_at", Timestamp, nullable=False),
+    # A rule fires at most once per event, however often the event is delivered.
+    UniqueConstraint("rule_id", "event_id"),
+    Index("ix_actions_log_rule_id_id", "rule_id", "id"),
+    Index("ix_actions_log_rule_id_user_id_created_at", "rule_id", "user_id", "created_at"),
+    CheckConstraint("status IN ('success', 'failed', 'skipped')", name="status"),
+    sqlite_autoincrement=True,
+)
+
+forward_targets: Final = Table(
+    "forward_targets",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("name", String(HANDLE_LEN), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),  # HMAC key of X-TTLP-Signature
+    Column("event_types", Json, nullable=False),  # [] = every type
+    Column("scope", String(HANDLE_LEN), nullable=False),  # a streamer handle, or "*"
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_by", String(HANDLE_LEN), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+forward_deliveries: Final = Table(
+    "forward_deliveries",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("target_id", BigInteger, nullable=False),
+    Column("event_id", String(EVENT_ID_LEN), nullable=False),
+    Column("event_data", Text, nullable=False),  # the UnifiedEvent JSON, posted as is
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("target_id", "event_id"),
+    Index("ix_forward_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+    sqlite_autoincrement=True,
 )

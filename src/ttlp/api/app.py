@@ -1,0 +1,393 @@
+"""``create_app``: the Litestar application of the api role (DESIGN §7).
+
+Middleware, outermost first: security headers, request metrics, the per-IP rate limit (before
+authentication, so floods of bad tokens are limited too), JWT authentication, the per-account
+rate limit. Limits are counted in Redis when ``REDIS_URL`` is set (shared by every api
+replica), in memory otherwise. Errors are JSON (``{"status_code", "detail"}``, and ``extra``
+for validation problems) without stack traces; unexpected ones are logged with theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response
+from litestar.config.app import AppConfig
+from litestar.datastructures import MutableScopeHeaders
+from litestar.di import Provide
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    SerializationException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Schema,
+    SecurityScheme,
+)
+from litestar.response import ServerSentEvent
+from litestar.routes import HTTPRoute
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.types import Message, Scope
+from loguru import logger
+
+from ttlp import __version__
+from ttlp.accounts import Account, Accounts
+from ttlp.api.auth import OPEN_PATHS, AccountCache, make_jwt_auth
+from ttlp.api.feed import Feed, HandleDirectory, make_channels
+from ttlp.api.metrics import ApiMetrics, metrics_middleware
+from ttlp.api.routes import actions, analytics, auth, history, live, ops
+from ttlp.api.routes import forward as forward_routes
+from ttlp.api.routes import rules as rules_routes
+from ttlp.api.routes import ui as ui_routes
+from ttlp.api.state import ApiState
+from ttlp.db.queries import Queries
+from ttlp.runtime import Context
+
+SECURITY_HEADERS: Final = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+API_CSP: Final = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+DOCS_PREFIX: Final = "/schema"
+
+log = logger.bind(role="api")
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """``before_send``: headers every response gets, error responses included; the JSON API
+    also gets a deny-all CSP (the docs pages under /schema load their scripts from a CDN, so
+    they keep Litestar's defaults). Async on purpose: Litestar runs a sync hook in a thread
+    pool, for every message sent (every live-feed event)."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if not scope["path"].startswith(DOCS_PREFIX):
+        headers.setdefault("content-security-policy", API_CSP)
+
+
+def _ip(request: Request[Any, Any, Any]) -> str:
+    return "ip:" + get_remote_address(request)
+
+
+def _account(request: Request[Any, Any, Any]) -> str:
+    user = request.scope.get("user")
+    return f"account:{user.username}" if isinstance(user, Account) else _ip(request)
+
+
+def _logged_in(request: Request[Any, Any, Any]) -> bool:
+    """The account limit counts accounts only: anonymous requests have the per-IP limit (and
+    counting them here too would charge the IP's key twice per request)."""
+    return isinstance(request.scope.get("user"), Account)
+
+
+def _too_many(request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
+    headers = dict(exc.headers or {})
+    reset = headers.get("RateLimit-Reset")
+    headers.setdefault("Retry-After", str(max(1, int(reset))) if reset and reset.isdigit() else "1")
+    return Response(
+        {"status_code": 429, "detail": exc.detail or "too many requests: slow down"},
+        status_code=429,
+        headers=headers,
+        media_type=MediaType.JSON,
+    )
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    detail = exc.detail
+    if isinstance(exc.__cause__, SerializationException):
+        # Litestar passes msgspec's words on ("Input data was truncated"): say what they are about.
+        detail = f"the request body is not valid JSON: {detail}"
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": detail}
+    if exc.extra:
+        body["extra"] = _explain_extra(exc.extra)
+    return Response(
+        body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON
+    )
+
+
+def _explain_extra(extra: Any) -> Any:
+    """Validation problems as Litestar lists them, except an absent body, which it reports as
+    the bare name of the missing argument (``'data'``)."""
+    if not isinstance(extra, list):
+        return extra
+    return [
+        {**item, "message": "a JSON body is required"}
+        if isinstance(item, dict)
+        and item.get("source") == "body"
+        and item.get("message") == f"'{item.get('key')}'"
+        else item
+        for item in extra
+    ]
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.opt(exception=exc).error(
+        "request failed", path=request.url.path, error=f"{type(exc).__name__}"
+    )
+    return Response(
+        {"status_code": 500, "detail": "internal error (logged on the server)"},
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        media_type=MediaType.JSON,
+    )
+
+
+class FallbackStore(Store):
+    """The shared rate-limit store (Redis), or a local one while the shared one fails.
+
+    Written by hand: Litestar's stores raise when Redis is away, which would turn every
+    request, ``/health`` included, into a 500 during a Redis outage. Limits then count per
+    replica until Redis answers again (tried again every ``retry_s``); a Redis that hangs costs
+    a request at most ``timeout_s``.
+    """
+
+    def __init__(self, shared: Store, *, timeout_s: float = 1.0, retry_s: float = 5.0) -> None:
+        self.shared = shared
+        self.local = MemoryStore()
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self._retry_at = 0.0
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._retry_at:
+            try:
+                return await asyncio.wait_for(
+                    getattr(self.shared, method)(*args, **kwargs), self.timeout_s
+                )
+            except Exception as exc:  # at most one warning per retry_s
+                log.warning(
+                    "rate-limit store unreachable: counting locally for now",
+                    error=type(exc).__name__,
+                    retry_s=self.retry_s,
+                )
+                self._retry_at = loop.time() + self.retry_s
+        return await getattr(self.local, method)(*args, **kwargs)
+
+    async def set(self, key: str, value: str | bytes, expires_in: Any = None) -> None:
+        await self._call("set", key, value, expires_in=expires_in)
+
+    async def get(self, key: str, renew_for: Any = None) -> bytes | None:
+        value: bytes | None = await self._call("get", key, renew_for=renew_for)
+        return value
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete", key)
+
+    async def delete_all(self) -> None:
+        await self._call("delete_all")
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self._call("exists", key))
+
+    async def expires_in(self, key: str) -> int | None:
+        value: int | None = await self._call("expires_in", key)
+        return value
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.shared.__aexit__(*exc_info)  # a RedisStore closes its client
+
+
+def _rate_limit_store(ctx: Context) -> Store:
+    if ctx.settings.bus.redis_url:
+        from litestar.stores.redis import RedisStore
+
+        return FallbackStore(
+            RedisStore.with_client(
+                url=ctx.settings.bus.redis_url, namespace=f"{ctx.keys.prefix}ttlp:ratelimit"
+            )
+        )
+    return MemoryStore()
+
+
+SIGNATURE_ONLY: Final = frozenset({"api", "request", "self"})
+"""Handler parameters that are not request input (dependencies, the connection)."""
+
+
+def document_api(app: Litestar, security: dict[str, list[str]]) -> None:
+    """Make the OpenAPI document say what the app does, beyond what Litestar infers from the
+    handlers (checked by schemathesis in the integration tests):
+
+    - the errors each operation can answer with, not only those its handler raises: the rate
+      limits (429) and authentication (401/403) happen in middleware, a path with ids can 404,
+      input can be refused (400), a body can be too large (413);
+    - ``security`` only on the operations that need a token (the open ones say ``[]``);
+    - no content for 204 responses, ``text/event-stream`` for the SSE feed;
+    - ``additionalProperties: false`` for request bodies that refuse unknown fields.
+
+    Works on the app's own copies of the handlers, then on the document, built here once.
+    """
+    open_paths = [re.compile(pattern) for pattern in OPEN_PATHS]
+    open_operations: set[tuple[str, str]] = set()
+    strict_bodies: set[str] = set()
+    event_streams: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            errors: list[type[HTTPException]] = [*(handler.raises or []), TooManyRequestsException]
+            parameters = handler.parsed_fn_signature.parameters
+            inputs = set(parameters) - SIGNATURE_ONLY
+            if handler.opt.get("exclude_from_auth") or any(p.match(route.path) for p in open_paths):
+                open_operations.update((route.path_format, m.lower()) for m in handler.http_methods)
+            else:
+                errors += [NotAuthorizedException, PermissionDeniedException]
+            if route.path_parameters:
+                errors.append(NotFoundException)
+            if inputs:
+                errors.append(ValidationException)
+            if "data" in inputs:
+                errors.append(RequestEntityTooLarge)
+                body = parameters["data"].annotation
+                if (
+                    isinstance(body, type)
+                    and issubclass(body, msgspec.Struct)
+                    and body.__struct_config__.forbid_unknown_fields
+                ):
+                    strict_bodies.add(body.__name__)
+            handler.raises = list(dict.fromkeys(errors))
+            returns = handler.parsed_fn_signature.return_type.annotation
+            if isinstance(returns, type) and issubclass(returns, ServerSentEvent):
+                event_streams.update((route.path_format, m.lower()) for m in handler.http_methods)
+
+    document = app.openapi_schema
+    document.security = [security]
+    for path, item in (document.paths or {}).items():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            operation.security = [] if (path, method) in open_operations else [security]
+            responses = operation.responses or {}
+            no_content = responses.get("204")
+            if isinstance(no_content, OpenAPIResponse):
+                no_content.content = None
+            feed = responses.get("200")
+            if (path, method) in event_streams and isinstance(feed, OpenAPIResponse):
+                feed.content = {
+                    "text/event-stream": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+                }
+    schemas = document.components.schemas if document.components else None
+    for name in strict_bodies:
+        schema = (schemas or {}).get(name)
+        if isinstance(schema, Schema):
+            schema.additional_properties = False
+
+
+def create_app(ctx: Context, stop: asyncio.Event | None = None) -> Litestar:
+    """The api role's app. ``stop`` ends live feeds (the role's stop event)."""
+    if ctx.engine is None:
+        raise RuntimeError("the api needs a database")
+    settings = ctx.settings.api
+    stop = stop or asyncio.Event()
+    queries = Queries(ctx.engine)
+    accounts = Accounts(ctx.engine)
+    channels = make_channels(settings.sse_backlog)
+    feed = Feed(
+        ctx.bus,
+        ctx.keys.events,
+        channels,
+        HandleDirectory(queries),
+        heartbeat_s=settings.sse_heartbeat_s,
+    )
+    metrics = ApiMetrics()
+    api = ApiState(ctx=ctx, queries=queries, accounts=accounts, feed=feed, metrics=metrics)
+    jwt_auth = make_jwt_auth(ctx.settings, AccountCache(accounts))
+    ip_limit = RateLimitConfig(
+        rate_limit=(settings.rate_limit_window, settings.rate_limit_ip),
+        identifier_for_request=_ip,
+        store="rate_limit",
+    )
+    account_limit = RateLimitConfig(
+        rate_limit=(settings.rate_limit_window, settings.rate_limit_account),
+        identifier_for_request=_account,
+        check_throttle_handler=_logged_in,
+        store="rate_limit",
+    )
+
+    def outer_middleware_first(config: AppConfig) -> AppConfig:
+        # Runs after the JWT plugin has put its middleware first: put these before it.
+        config.middleware[:0] = [metrics_middleware(metrics), ip_limit.middleware]
+        return config
+
+    rate_limit_store = _rate_limit_store(ctx)
+
+    @contextlib.asynccontextmanager
+    async def feed_tail(_app: Litestar) -> AsyncIterator[None]:
+        task = asyncio.create_task(feed.run(stop), name="api-feed")
+        try:
+            yield
+        finally:
+            feed.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            # Litestar does not close the stores it is given (the Redis one holds a pool).
+            await rate_limit_store.__aexit__(None, None, None)
+
+    app = Litestar(
+        route_handlers=[
+            *auth.routes,
+            *history.routes,
+            *live.routes,
+            *analytics.routes,
+            *ops.routes,
+            *rules_routes.routes,
+            *actions.routes,
+            *forward_routes.routes,
+            *ui_routes.routes,
+        ],
+        dependencies={"api": Provide(lambda: api, sync_to_thread=False)},
+        plugins=[channels],
+        middleware=[account_limit.middleware],
+        on_app_init=[jwt_auth.on_app_init, outer_middleware_first],
+        lifespan=[feed_tail],
+        stores={"rate_limit": rate_limit_store},
+        exception_handlers={
+            TooManyRequestsException: _too_many,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ttlp",
+            version=__version__,
+            path=DOCS_PREFIX,
+            description="TikTok LIVE data: history, live feed, replay, analytics.",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        before_send=[security_headers, metrics.count_response],
+        debug=False,
+        logging_config=None,
+    )
+    document_api(app, jwt_auth.security_requirement)
+    app.state.api = api
+    app.state.jwt_auth = jwt_auth
+    app.state.stop = stop
+    return app

@@ -1,0 +1,464 @@
+"""The live feed (DESIGN §7.4): ``ttlc:events`` → Litestar channels → SSE and WebSocket clients.
+
+Each api process tails ``ttlc:events`` once (plain XREAD, no consumer group: the feed is a view,
+it must not take entries from the roles that process them) and publishes every event to the
+channel of its room (``room:<id>``) and of its streamer (``handle:<uniqueId>``). Clients
+subscribe to one channel; the channels plugin fans out to them with a bounded backlog each.
+
+- SSE ids are the bus entry ids. A client reconnecting with ``Last-Event-ID`` first gets what it
+  missed from ``ttlc:events`` itself (XREAD after that id, filtered to its channel), then the
+  live events after the last one it was sent. When the id is older than the stream's first
+  entry (trimmed by MAXLEN) it gets an explicit ``gap`` event first, so it knows to fetch
+  history over REST.
+- A client whose backlog (``SSE_BACKLOG``) overflows is too slow: it is sent a ``dropped``
+  event and disconnected, or, when the server's writes to it are blocked (it stopped
+  reading), its connection is closed after ``DROP_GRACE_S``. Its backlog is freed at once,
+  and it can resume with ``Last-Event-ID``.
+- A ``: keep-alive`` comment every ``SSE_HEARTBEAT_S`` keeps proxies from closing idle feeds.
+
+The channels backend is the in-memory one in every process: each replica's tail is its own
+fan-out source, so N api replicas read ``ttlc:events`` N times instead of re-publishing every
+event into a second Redis stream (DESIGN's "stream backend on Redis" would double the Redis
+writes per event at 10 k events/s; the bus stream already is the shared, resumable backlog).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.subscriber import Subscriber
+from loguru import logger
+
+from ttlp.bus.base import Bus, Entry, parse_id
+from ttlp.db.queries import Queries
+from ttlp.runtime import sleep_or_stop
+
+TAIL_BATCH: Final = 1000
+TAIL_BLOCK_MS: Final = 1000
+BACKFILL_BATCH: Final = 1000
+BACKFILL_MAX: Final = 100_000
+"""At most this many missed entries are scanned on a resume (the stream's MAXLEN bounds it)."""
+DROP_GRACE_S: Final = 5.0
+"""How long an overflowed client's handler may take to send ``dropped`` before it is cut off
+(it is blocked writing to a client that stopped reading)."""
+SEND_BATCH: Final = 100
+"""At most this many events in one write to a client."""
+HEARTBEAT: Final = b""
+"""Queued to a client idle for ``SSE_HEARTBEAT_S``: one task ticks for all of them, so the
+wait for the next event is a plain ``queue.get()`` (``wait_for`` would cost a task each)."""
+HANDLE_CACHE_S: Final = 30.0
+TAIL_RETRY_S: Final = 1.0
+
+log = logger.bind(role="api")
+
+
+def room_channel(stream_id: str) -> str:
+    return f"room:{stream_id}"
+
+
+def handle_channel(unique_id: str) -> str:
+    return f"handle:{unique_id.lower()}"
+
+
+class FeedItem(msgspec.Struct, frozen=True, array_like=True):
+    """What goes through a channel: the entry id, the event type (for ``?types=``), the
+    room id and the UnifiedEvent JSON as the normalizer wrote it (never re-encoded)."""
+
+    id: str
+    type: str
+    stream_id: str
+    event: msgspec.Raw
+
+
+_encode_item = msgspec.json.Encoder().encode
+_decode_item = msgspec.json.Decoder(FeedItem).decode
+
+
+class _Head(msgspec.Struct):
+    """What the tail reads of every event (msgspec skips the rest without building it)."""
+
+    eventType: str
+    streamId: str
+
+
+class _Connected(msgspec.Struct):
+    payload: dict[str, Any] | None = None
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+_decode_connected = msgspec.json.Decoder(_Connected).decode
+
+
+def item_from_entry(entry: Entry) -> FeedItem | None:
+    text = (entry.fields or {}).get("event")
+    if not text:
+        return None
+    try:
+        head = _decode_head(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return FeedItem(entry.id, head.eventType, head.streamId, msgspec.Raw(text.encode()))
+
+
+class DroppingSubscriber(Subscriber):
+    """A subscriber that notices when its backlog overflows (the client is too slow)."""
+
+    overflowed = False
+    on_overflow: Callable[[DroppingSubscriber], None] | None = None
+    """Called once, at the first event that did not fit."""
+    cut_off: asyncio.TimerHandle | None = None
+
+    last_put = 0.0
+    """``time.monotonic()`` of the last item queued (heartbeats are queued to idle ones)."""
+
+    def put_nowait(self, item: bytes | None) -> bool:
+        ok = super().put_nowait(item)
+        if ok:
+            self.last_put = time.monotonic()
+        elif item and not self.overflowed:  # an event, not the end or a heartbeat
+            self.overflowed = True
+            if self.on_overflow is not None:
+                self.on_overflow(self)
+        return ok
+
+    def clear(self) -> None:
+        """Forget the backlog: frees its memory, and lets the plugin's ``unsubscribe`` put its
+        end marker (it awaits room in the queue, forever on a full one)."""
+        queue = self._queue
+        while not queue.empty():
+            queue.get_nowait()
+
+
+def make_channels(backlog: int) -> ChannelsPlugin:
+    return ChannelsPlugin(
+        backend=MemoryChannelsBackend(),
+        arbitrary_channels_allowed=True,
+        subscriber_max_backlog=backlog,
+        subscriber_backlog_strategy="backoff",  # keep order; overflow → drop the client
+        subscriber_class=DroppingSubscriber,
+    )
+
+
+class HandleDirectory:
+    """room id → streamer handle, from CONNECTED events and the ``streams`` table."""
+
+    def __init__(self, queries: Queries) -> None:
+        self.queries = queries
+        self._known: dict[str, tuple[float, str | None]] = {}
+
+    def learn(self, stream_id: str, unique_id: str) -> None:
+        self._known[stream_id] = (float("inf"), unique_id)
+
+    async def handle(self, stream_id: str) -> str | None:
+        now = time.monotonic()
+        hit = self._known.get(stream_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = await self.queries.stream(stream_id)
+        unique_id = row["unique_id"] if row else None
+        self._known[stream_id] = (float("inf") if unique_id else now + HANDLE_CACHE_S, unique_id)
+        return unique_id
+
+
+@dataclass
+class FeedStats:
+    clients: int = 0
+    """Subscribed clients now."""
+    published: int = 0
+    """Events the tail has fanned out."""
+    delivered: int = 0
+    """Events handed to clients' senders (all clients together)."""
+    dropped_clients: int = 0
+    """Clients whose backlog overflowed (too slow)."""
+    cut_off_clients: int = 0
+    """Of those, the ones whose sender was blocked writing to them: cancelled, connection
+    closed without the ``dropped`` event."""
+
+
+class Feed:
+    """The tail of ``ttlc:events`` and the per-client streams built on it."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        stream: str,
+        channels: ChannelsPlugin,
+        handles: HandleDirectory,
+        *,
+        heartbeat_s: float,
+        drop_grace_s: float = DROP_GRACE_S,
+    ) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.channels = channels
+        self.handles = handles
+        self.heartbeat_s = heartbeat_s
+        self.drop_grace_s = drop_grace_s
+        self.stats = FeedStats()
+        self._subscribers: set[DroppingSubscriber] = set()
+        self._releasing: set[asyncio.Task[None]] = set()
+        self.last_seen_ms = 0.0
+        """Wall time (ms) when the tail last published an event: for latency figures."""
+
+    # -- the tail ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish every new entry of ``ttlc:events`` to its channels until ``stop``; queue
+        heartbeats to idle clients."""
+        heartbeats = asyncio.create_task(self._heartbeats(stop), name="api-feed-heartbeats")
+        try:
+            await self._tail(stop)
+        finally:
+            heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeats
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        tick = self.heartbeat_s / 4  # a heartbeat after 1 to 1.25 × SSE_HEARTBEAT_S idle
+        while not stop.is_set():
+            await sleep_or_stop(stop, tick)
+            idle_since = time.monotonic() - self.heartbeat_s
+            for subscriber in self._subscribers:
+                if subscriber.last_put <= idle_since:
+                    subscriber.put_nowait(HEARTBEAT)  # a full queue needs none
+
+    async def _tail(self, stop: asyncio.Event) -> None:
+        after: str | None = None
+        while not stop.is_set():
+            try:
+                if after is None:
+                    _, after = await self.bus.bounds(self.stream)
+                entries = await self.bus.read(
+                    self.stream, after=after, count=TAIL_BATCH, block_ms=TAIL_BLOCK_MS
+                )
+            except Exception as exc:
+                log.warning("feed tail failed; retrying", error=f"{type(exc).__name__}: {exc}")
+                await sleep_or_stop(stop, TAIL_RETRY_S)
+                continue
+            if entries:
+                after = entries[-1].id
+                await self.publish(entries)
+
+    async def publish(self, entries: Iterable[Entry]) -> None:
+        if not self._subscribers:
+            # Nobody is watching: nothing to fan out (a client that connects later starts
+            # from then, or resumes from the bus itself with Last-Event-ID).
+            return
+        for entry in entries:
+            item = item_from_entry(entry)
+            if item is None:
+                continue
+            if item.type == "CONNECTED":
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, KeyError):
+                    connected = _decode_connected(bytes(item.event))
+                    if connected.payload and connected.payload.get("uniqueId"):
+                        self.handles.learn(item.stream_id, str(connected.payload["uniqueId"]))
+            data = _encode_item(item)
+            targets = [room_channel(item.stream_id)]
+            handle = await self.handles.handle(item.stream_id)
+            if handle:
+                targets.append(handle_channel(handle))
+            self.channels.publish(data, targets)
+            self.stats.published += 1
+
+    # -- one client ----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[DroppingSubscriber]:
+        """A subscription of the current task, the one that sends its events to the client.
+
+        It is released when this context exits or when that task ends, whichever is first:
+        a streaming response abandons its generator when the client disconnects (Litestar
+        cancels the task sending the body), and only the garbage collector would close it.
+        When the backlog overflows, the task normally notices at its next event (``batches``
+        sends ``dropped`` and ends); a task blocked writing to a client that stopped reading
+        never gets there, so after ``DROP_GRACE_S`` it is cancelled (the server closes the
+        connection). Either way the client's memory never outlives it.
+        """
+        subscriber = await self.channels.subscribe([channel])
+        assert isinstance(subscriber, DroppingSubscriber)
+        owner = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def overflowed(sub: DroppingSubscriber) -> None:
+            self.stats.dropped_clients += 1
+            log.warning("live feed client too slow; dropping it", channel=channel)
+            sub.cut_off = loop.call_later(self.drop_grace_s, self._cut_off, sub, owner)
+
+        def owner_done(_task: asyncio.Task[Any]) -> None:
+            self._release_soon(subscriber)
+
+        subscriber.on_overflow = overflowed
+        subscriber.last_put = time.monotonic()
+        self.stats.clients += 1
+        self._subscribers.add(subscriber)
+        if owner is not None:
+            owner.add_done_callback(owner_done)
+        try:
+            yield subscriber
+        finally:
+            if owner is not None:
+                owner.remove_done_callback(owner_done)
+            await self._release(subscriber)
+
+    def _cut_off(self, subscriber: DroppingSubscriber, owner: asyncio.Task[Any] | None) -> None:
+        if subscriber not in self._subscribers:
+            return  # it ended in time
+        self.stats.cut_off_clients += 1
+        log.warning("live feed client stopped reading; closing its connection")
+        if owner is not None and not owner.done():
+            owner.cancel()
+        self._release_soon(subscriber)
+
+    def _release_soon(self, subscriber: DroppingSubscriber) -> None:
+        if subscriber in self._subscribers:
+            task = asyncio.create_task(self._release(subscriber))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, subscriber: DroppingSubscriber) -> None:
+        """Unsubscribe once, and forget the backlog at once."""
+        if subscriber not in self._subscribers:
+            return
+        self._subscribers.discard(subscriber)
+        self.stats.clients -= 1
+        if subscriber.cut_off is not None:
+            subscriber.cut_off.cancel()
+        subscriber.on_overflow = None
+        subscriber.clear()
+        await self.channels.unsubscribe(subscriber)
+
+    def queued(self) -> int:
+        """Events waiting in every client's backlog (each at most ``SSE_BACKLOG``)."""
+        return sum(subscriber.qsize for subscriber in self._subscribers)
+
+    def close(self) -> None:
+        """End every client's feed now (shutdown): their streams finish, connections close."""
+        for subscriber in self._subscribers:
+            if not subscriber.put_nowait(None):
+                subscriber.overflowed = True  # a full queue: it ends at its next check
+
+    async def batches(
+        self,
+        channel: str,
+        matches: Callable[[FeedItem], bool],
+        last_event_id: str | None,
+        stop: asyncio.Event,
+    ) -> AsyncGenerator[list[FeedItem | str], None]:
+        """The events of one client in order: the missed ones after ``last_event_id``, then
+        live ones, with ``"gap"``, ``"dropped"`` or ``"heartbeat"`` markers between them; in
+        batches of what is ready (at most ``SEND_BATCH``), so a burst costs a client one write
+        instead of one per event.
+
+        Iterate it in the task that sends to the client (see ``subscribe``)."""
+        async with self.subscribe(channel) as subscriber:
+            # Subscribed before the backfill: whatever is published meanwhile is queued, and
+            # the queued events the backfill already sent are skipped by id.
+            sent = (0, 0)
+            batch: list[FeedItem | str] = []
+            if last_event_id is not None:
+                sent = parse_id(last_event_id)
+                async for item in self._missed(channel, last_event_id, matches):
+                    if isinstance(item, FeedItem):
+                        sent = parse_id(item.id)
+                        self.stats.delivered += 1
+                    batch.append(item)
+                    if len(batch) >= SEND_BATCH:
+                        yield batch
+                        batch = []
+                if batch:
+                    yield batch
+            queue: asyncio.Queue[bytes | None] = subscriber._queue  # type: ignore[assignment]
+            while not stop.is_set():
+                if subscriber.overflowed:
+                    yield ["dropped"]
+                    return
+                data = queue.get_nowait() if not queue.empty() else await queue.get()
+                batch = []
+                while True:
+                    if data is None:
+                        if batch:
+                            yield batch
+                        return
+                    if not data:  # HEARTBEAT
+                        batch.append("heartbeat")
+                    else:
+                        item = _decode_item(data)
+                        if parse_id(item.id) > sent and matches(item):
+                            self.stats.delivered += 1
+                            batch.append(item)
+                    if len(batch) >= SEND_BATCH or queue.empty():
+                        break
+                    data = queue.get_nowait()
+                if batch:
+                    yield batch
+
+    async def _missed(
+        self, channel: str, after: str, matches: Callable[[FeedItem], bool]
+    ) -> AsyncGenerator[FeedItem | str, None]:
+        """The entries of ``channel`` after ``after`` still on the bus; ``"gap"`` first when
+        some may be lost: trimmed (``after`` is older than the first entry), or the bus was
+        reset (``after`` is newer than its last id). The bounds are read after the first
+        batch, so an entry trimmed in between can only cause a needless ``gap``, never a
+        silent one."""
+        entries = await self.bus.read(self.stream, after=after, count=BACKFILL_BATCH, block_ms=None)
+        first, last = await self.bus.bounds(self.stream)
+        seen = parse_id(after)
+        if seen < _before(first) or seen > parse_id(last):
+            yield "gap"
+        scanned = 0
+        while entries:
+            scanned += len(entries)
+            for entry in entries:
+                item = item_from_entry(entry)
+                if item is not None and matches(item) and await self._belongs(item, channel):
+                    yield item
+            if scanned >= BACKFILL_MAX:
+                return
+            after = entries[-1].id
+            entries = await self.bus.read(
+                self.stream, after=after, count=BACKFILL_BATCH, block_ms=None
+            )
+
+    async def _belongs(self, item: FeedItem, channel: str) -> bool:
+        """Whether the tail publishes ``item`` to ``channel`` (its room's, or its streamer's)."""
+        if channel == room_channel(item.stream_id):
+            return True
+        if not channel.startswith("handle:"):
+            return False
+        handle = await self.handles.handle(item.stream_id)
+        return handle is not None and channel == handle_channel(handle)
+
+
+def _before(entry_id: str) -> tuple[int, int]:
+    """The id just before ``entry_id``: a client that saw it has missed nothing trimmed."""
+    ms, seq = parse_id(entry_id)
+    return (ms, seq - 1) if seq > 0 else (ms - 1, 2**63)
+
+
+SSE_HEARTBEAT: Final = b": keep-alive\r\n\r\n"
+
+
+def sse_frame(item: FeedItem | str) -> bytes:
+    """One SSE message (``id``, ``event``, one ``data`` line) or comment; see
+    ``routes.live.EncodedEvents``."""
+    if isinstance(item, str):
+        if item == "heartbeat":
+            return SSE_HEARTBEAT
+        return b"event: %s\r\ndata: {}\r\n\r\n" % item.encode()
+    data = bytes(item.event)
+    if b"\n" in data or b"\r" in data:  # not compact JSON: a line break would end the data
+        data = msgspec.json.encode(msgspec.json.decode(data))
+    return b"id: %s\r\nevent: event\r\ndata: %s\r\n\r\n" % (item.id.encode(), data)
+
+
+def ws_message(item: FeedItem | str) -> str | None:
+    if isinstance(item, str):
+        return None if item == "heartbeat" else msgspec.json.encode({"type": item}).decode()
+    return f'{{"type":"event","id":"{item.id}","event":{bytes(item.event).decode()}}}'

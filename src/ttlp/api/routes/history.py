@@ -1,0 +1,433 @@
+"""History: streams, sessions, their events, TikTok users and moderators' notes on them.
+
+Every list of events is a keyset page (``limit`` ≤ 500, ``cursor`` from the previous page's
+``nextCursor``), filterable by type, user, chat text and time range. What an account sees is
+limited to its streamers (a room id out of scope is 403; a user with no event in scope, 404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import get, post
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from ttlp.accounts import Role
+from ttlp.api.auth import current_account, ensure_scope, require
+from ttlp.api.state import (
+    HANDLE_RE,
+    ROOM_ID_RE,
+    Api,
+    Req,
+    iso,
+    resolve_stream,
+    scope_list,
+    scoped_rooms,
+)
+from ttlp.contracts.events import EVENT_CLASSES
+from ttlp.db.queries import DEFAULT_PAGE, MAX_PAGE, CursorError, EventFilter, Page
+
+MAX_NOTE_CHARS = 4000
+MAX_LIST = 500
+MIN_SPEED = 0.01  # ge, not gt=0: Litestar leaves falsy bounds out of the OpenAPI document
+MAX_SPEED = 100.0
+ROOM_OR_HANDLE = f"^({ROOM_ID_RE.pattern[1:-1]}|{HANDLE_RE.pattern[1:-1]})$"
+"""A room id (digits) or a @handle (TikTok's characters): what ``resolve_stream`` accepts."""
+USER_OR_HANDLE = ROOM_OR_HANDLE
+"""A TikTok user id (digits, like a room id) or @handle."""
+
+
+class EventPage(msgspec.Struct, rename="camel"):
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class StreamOut(msgspec.Struct, rename="camel"):
+    id: str
+    unique_id: str | None
+    title: str | None
+    started_at: str | None
+    ended_at: str | None
+
+
+class SessionOut(msgspec.Struct, rename="camel"):
+    id: str
+    stream_id: str
+    unique_id: str | None
+    type: str
+    provider: str | None
+    created_at: str | None
+    ended_at: str | None
+    replayed_from: str | None
+    event_count: int | None = None
+
+
+class UserOut(msgspec.Struct, rename="camel"):
+    user_id: str
+    unique_id: str
+    display_name: str | None
+    avatar_url: str | None
+    first_seen: str | None
+    last_seen: str | None
+    event_count: int
+
+
+NOT_BLANK = r"[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+"""Somewhere a character ``str.strip`` keeps: spelled out, because ``\\S`` differs between
+Python's regexes and the ECMA ones of JSON Schema (U+001C..U+001F, U+0085)."""
+
+
+class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NOTE_CHARS, pattern=NOT_BLANK)]
+    """The note (not only whitespace; kept without surrounding whitespace)."""
+
+
+class NoteOut(msgspec.Struct, rename="camel"):
+    id: int
+    user_id: str
+    author: str
+    body: str
+    created_at: str | None
+
+
+class ReplayAccepted(msgspec.Struct, rename="camel"):
+    session_id: str
+    replay_of: str
+    speed: float | None
+    status: str
+
+
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="events per page (≤ 500)")]
+Types = Annotated[
+    str | None, QueryParameter(description="comma-separated event types, e.g. CHAT,GIFT")
+]
+Since = Annotated[
+    datetime | None, QueryParameter(description="from this time (ISO 8601, inclusive)")
+]
+Until = Annotated[datetime | None, QueryParameter(description="until this time (exclusive)")]
+Text = Annotated[
+    str | None, QueryParameter(max_length=200, description="chat messages containing this text")
+]
+UserRef = Annotated[
+    str | None, QueryParameter(pattern=USER_OR_HANDLE, description="TikTok user id, or @handle")
+]
+StreamPath = Annotated[
+    str,
+    Parameter(pattern=ROOM_OR_HANDLE, description="a room id, or @handle for all their rooms"),
+]
+UserPath = Annotated[
+    str, Parameter(pattern=USER_OR_HANDLE, description="a TikTok user id, or @handle")
+]
+Cursor = Annotated[str | None, QueryParameter(max_length=200, description="nextCursor of a page")]
+Order = Annotated[Literal["asc", "desc"], QueryParameter(description="asc = oldest first")]
+
+
+def utc(value: datetime | None, name: str) -> datetime | None:
+    """A query time as aware UTC (one without an offset is UTC); 400 when it cannot be."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable instant
+        raise ValidationException(f"{name} is out of range") from None
+
+
+def parse_types(types: str | None) -> list[str]:
+    if not types:
+        return []
+    wanted = [t.strip().upper() for t in types.split(",") if t.strip()]
+    unknown = sorted(set(wanted) - set(EVENT_CLASSES))
+    if unknown:
+        raise ValidationException(
+            f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_CLASSES)}"
+        )
+    return wanted
+
+
+async def user_id_of(api: Api, ref: str | None) -> str | None:
+    if ref is None:
+        return None
+    if ref.startswith("@"):
+        row = await api.queries.user_by_handle(ref[1:])
+        if row is None:
+            raise NotFoundException(f"no TikTok user {ref} has been seen")
+        return str(row["user_id"])
+    if not ref.isdigit() or len(ref) > 32:
+        raise ValidationException(f"{ref!r} is neither a TikTok user id nor a @handle")
+    return ref
+
+
+async def page_of(
+    api: Api, where: EventFilter, limit: int, cursor: str | None, order: str
+) -> EventPage:
+    try:
+        page: Page = await api.queries.events_page(
+            where, limit=limit, cursor=cursor, order="desc" if order == "desc" else "asc"
+        )
+    except CursorError as exc:
+        raise ValidationException(str(exc)) from None
+    return EventPage(page.items, page.next_cursor)
+
+
+def session_out(row: dict[str, Any], event_count: int | None = None) -> SessionOut:
+    meta = row.get("meta") or {}
+    return SessionOut(
+        id=row["id"],
+        stream_id=row["stream_id"],
+        unique_id=row.get("unique_id") or row.get("stream_unique_id"),
+        type=row["type"],
+        provider=row.get("provider"),
+        created_at=iso(row.get("created_at")),
+        ended_at=iso(row.get("ended_at")),
+        replayed_from=meta.get("replayedFrom") if isinstance(meta, dict) else None,
+        event_count=event_count,
+    )
+
+
+def stream_out(row: dict[str, Any]) -> StreamOut:
+    return StreamOut(
+        row["id"], row["unique_id"], row["title"], iso(row["started_at"]), iso(row["ended_at"])
+    )
+
+
+def user_out(row: dict[str, Any]) -> UserOut:
+    return UserOut(
+        user_id=row["user_id"],
+        unique_id=row["unique_id"],
+        display_name=row["display_name"],
+        avatar_url=row["avatar_url"],
+        first_seen=iso(row["first_seen"]),
+        last_seen=iso(row["last_seen"]),
+        event_count=int(row["event_count"]),
+    )
+
+
+async def session_in_scope(api: Api, request: Req, session_id: str) -> dict[str, Any]:
+    row = await api.queries.session(session_id)
+    if row is None:
+        raise NotFoundException(f"no session {session_id}")
+    ensure_scope(current_account(request), row.get("unique_id") or row.get("stream_unique_id"))
+    return row
+
+
+# -- streams ---------------------------------------------------------------------------------
+@get("/streams", summary="Streams (TikTok broadcasts) in the account's scope, newest first")
+async def list_streams(
+    api: Api,
+    request: Req,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIST)] = 100,
+) -> list[StreamOut]:
+    rows = await api.queries.list_streams(scope_list(current_account(request)), limit=limit)
+    return [stream_out(row) for row in rows]
+
+
+@get("/streams/{stream:str}/sessions", summary="Sessions of a room, or of @handle's rooms")
+async def stream_sessions(
+    api: Api,
+    request: Req,
+    stream: StreamPath,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIST)] = 100,
+) -> list[SessionOut]:
+    ref = await resolve_stream(api, stream, current_account(request))
+    rows = await api.queries.list_sessions(stream_ids=ref.stream_ids, scopes=None, limit=limit)
+    return [session_out(row) for row in rows]
+
+
+@get("/streams/{stream:str}/history", summary="Stream-wide event history (keyset pages)")
+async def stream_history(
+    api: Api,
+    request: Req,
+    stream: StreamPath,
+    types: Types = None,
+    user: UserRef = None,
+    q: Text = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    order: Order = "asc",
+) -> EventPage:
+    ref = await resolve_stream(api, stream, current_account(request))
+    where = EventFilter(
+        stream_ids=ref.stream_ids,
+        # A handle's rooms grow when the streamer goes live again: the cursor binds the name.
+        subject=f"stream:{stream.lower()}",
+        types=parse_types(types),
+        user_id=await user_id_of(api, user),
+        text=q,
+        since=utc(since, "since"),
+        until=utc(until, "until"),
+    )
+    return await page_of(api, where, limit, cursor, order)
+
+
+# -- sessions --------------------------------------------------------------------------------
+@get("/sessions", summary="Sessions in the account's scope, newest first")
+async def list_sessions(
+    api: Api,
+    request: Req,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIST)] = 100,
+) -> list[SessionOut]:
+    rows = await api.queries.list_sessions(
+        stream_ids=None, scopes=scope_list(current_account(request)), limit=limit
+    )
+    return [session_out(row) for row in rows]
+
+
+@get("/sessions/{session_id:str}", summary="One session, with its stored event count")
+async def get_session(api: Api, request: Req, session_id: FromPath[str]) -> SessionOut:
+    row = await session_in_scope(api, request, session_id)
+    return session_out(row, await api.queries.session_event_count(session_id))
+
+
+@get("/sessions/{session_id:str}/events", summary="A session's events (keyset pages)")
+async def session_events(
+    api: Api,
+    request: Req,
+    session_id: FromPath[str],
+    types: Types = None,
+    user: UserRef = None,
+    q: Text = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    order: Order = "asc",
+) -> EventPage:
+    await session_in_scope(api, request, session_id)
+    where = EventFilter(
+        session_id=session_id,
+        types=parse_types(types),
+        user_id=await user_id_of(api, user),
+        text=q,
+        since=utc(since, "since"),
+        until=utc(until, "until"),
+    )
+    return await page_of(api, where, limit, cursor, order)
+
+
+@post(
+    "/sessions/{session_id:str}/replay",
+    guards=[require(Role.STREAMER)],
+    status_code=HTTP_202_ACCEPTED,
+    summary="Replay a session as a new one (performed by the ingest role)",
+)
+async def replay(
+    api: Api,
+    request: Req,
+    session_id: FromPath[str],
+    speed: Annotated[
+        float | None,
+        QueryParameter(ge=MIN_SPEED, le=MAX_SPEED, description="1 = real time; unset = fast"),
+    ] = None,
+) -> ReplayAccepted:
+    await session_in_scope(api, request, session_id)
+    new_session = str(uuid.uuid4())
+    command = {"command": "replay", "sessionId": session_id, "newSessionId": new_session}
+    if speed is not None:
+        command["speed"] = repr(speed)
+    ctx = api.ctx
+    await ctx.bus.publish(ctx.keys.control, command)
+    return ReplayAccepted(new_session, session_id, speed, "queued")
+
+
+# -- TikTok users and notes --------------------------------------------------------------------
+async def user_in_scope(
+    api: Api, request: Req, ref: str
+) -> tuple[dict[str, Any], list[str] | None]:
+    """The user row and the rooms the caller may see them in (404 when none has them)."""
+    user_id = await user_id_of(api, ref)
+    assert user_id is not None
+    row = await api.queries.user(user_id)
+    if row is None:
+        raise NotFoundException(f"no TikTok user {ref} has been seen")
+    rooms = await scoped_rooms(api, current_account(request))
+    if rooms is not None:
+        seen = await api.queries.events_page(
+            EventFilter(stream_ids=rooms, user_id=user_id), limit=1, cursor=None
+        )
+        if not seen.items:
+            raise NotFoundException(f"no TikTok user {ref} has been seen in your streams")
+    return row, rooms
+
+
+@get("/users/{user:str}", summary="A TikTok user (id or @handle)")
+async def get_user(api: Api, request: Req, user: UserPath) -> UserOut:
+    row, _ = await user_in_scope(api, request, user)
+    return user_out(row)
+
+
+@get("/users/{user:str}/events", summary="A TikTok user's history in the account's streams")
+async def user_events(
+    api: Api,
+    request: Req,
+    user: UserPath,
+    types: Types = None,
+    q: Text = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    order: Order = "desc",
+) -> EventPage:
+    row, rooms = await user_in_scope(api, request, user)
+    where = EventFilter(
+        stream_ids=rooms,
+        subject="user",  # the account's rooms may grow while it pages: bind the user alone
+        user_id=row["user_id"],
+        types=parse_types(types),
+        text=q,
+        since=utc(since, "since"),
+        until=utc(until, "until"),
+    )
+    return await page_of(api, where, limit, cursor, order)
+
+
+@get(
+    "/users/{user:str}/notes",
+    guards=[require(Role.MODERATOR)],
+    summary="Moderators' private notes on a TikTok user, newest first",
+)
+async def list_notes(api: Api, request: Req, user: UserPath) -> list[NoteOut]:
+    row, _ = await user_in_scope(api, request, user)
+    notes = await api.queries.notes(row["user_id"], limit=MAX_LIST)
+    return [
+        NoteOut(n["id"], n["user_id"], n["author"], n["body"], iso(n["created_at"])) for n in notes
+    ]
+
+
+@post(
+    "/users/{user:str}/notes",
+    guards=[require(Role.MODERATOR)],
+    status_code=HTTP_201_CREATED,
+    summary="Add a private note on a TikTok user",
+)
+async def add_note(api: Api, request: Req, user: UserPath, data: JSONBody[NoteIn]) -> NoteOut:
+    body = data.body.strip()
+    if not body or len(body) > MAX_NOTE_CHARS:
+        raise ValidationException(f"a note has 1 to {MAX_NOTE_CHARS} characters")
+    row, _ = await user_in_scope(api, request, user)
+    note = await api.queries.add_note(row["user_id"], current_account(request).username, body)
+    return NoteOut(
+        note["id"], note["user_id"], note["author"], note["body"], iso(note["created_at"])
+    )
+
+
+routes = [
+    list_streams,
+    stream_sessions,
+    stream_history,
+    list_sessions,
+    get_session,
+    session_events,
+    replay,
+    get_user,
+    user_events,
+    list_notes,
+    add_note,
+]

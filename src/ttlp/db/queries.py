@@ -1,0 +1,421 @@
+"""Read queries for the API: history with keyset pagination, streams, sessions, users, notes,
+analytics. SQLAlchemy Core, one text for PostgreSQL and SQLite (the few dialect differences,
+time buckets and case-insensitive search, are in small helpers).
+
+Keyset pagination walks ``events.id`` (arrival order): a page is ``WHERE id > :after ORDER BY
+id LIMIT n`` (or ``<`` and descending), so pages stay complete and without repeats while new
+events are inserted, and every page costs the same on a table of any size (the
+``(session_id, id)`` / ``(stream_id, id)`` / ``(user_id, id)`` indexes). A cursor carries its
+order and a fingerprint of the listing's filters: it pages only the listing it came from.
+
+Chat search is case-insensitive beyond ASCII on both backends: PostgreSQL's ILIKE folds case
+by the database's ctype; SQLite's LIKE folds ASCII only, so a search with other letters goes
+through ``ttlp_lower`` (Python's ``str.lower``), registered on each SQLite connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    cast,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+)
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ttlp.db.engine import is_sqlite
+from ttlp.db.tables import events, sessions, streams, user_notes, users
+
+MAX_PAGE: Final = 500
+DEFAULT_PAGE: Final = 100
+TOP_N: Final = 10
+SYSTEM_USER: Final = "0"
+
+Order = Literal["asc", "desc"]
+
+
+class CursorError(ValueError):
+    """A cursor that this API did not hand out, or one of another listing or sort order."""
+
+
+NOT_OURS: Final = "cursor is not one this API returned: start again without it"
+
+
+def encode_cursor(row_id: int, order: Order, fingerprint: str = "") -> str:
+    text = f"v1:{order}:{row_id}:{fingerprint}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: Order, fingerprint: str = "") -> int:
+    """The row id a page continues after; ``CursorError`` saying why a cursor does not fit."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, cursor_order, row_id, cursor_fingerprint = text.split(":")
+        value = int(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise CursorError(NOT_OURS) from None
+    if version != "v1" or value < 0 or cursor_order not in ("asc", "desc"):
+        raise CursorError(NOT_OURS)
+    if cursor_order != order:
+        raise CursorError(f"cursor was made for order={cursor_order}, not order={order}")
+    if cursor_fingerprint != fingerprint:
+        raise CursorError(
+            "cursor belongs to another listing (another session, stream or filters): "
+            "start again without it"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What a history page may be narrowed to (all optional, combined with AND)."""
+
+    session_id: str | None = None
+    stream_ids: Sequence[str] | None = None
+    """Rooms to include (a streamer's broadcasts); None = any."""
+    types: Sequence[str] = ()
+    user_id: str | None = None
+    text: str | None = None
+    """Case-insensitive substring of a chat message (CHAT events only)."""
+    since: datetime | None = None
+    until: datetime | None = None
+    subject: str | None = None
+    """What the listing is of, as the caller named it (``stream:@luna.beats``): with the
+    filters, what a cursor is bound to. Defaults to ``stream_ids``; give it when those are
+    derived (a streamer's rooms, an account's scope) and may grow while someone pages."""
+
+    def fingerprint(self) -> str:
+        """A short digest of the listing: equal filters, equal fingerprint."""
+        subject = self.subject
+        if subject is None:
+            subject = "*" if self.stream_ids is None else ",".join(sorted(self.stream_ids))
+        parts = (
+            subject,
+            self.session_id or "",
+            ",".join(sorted(self.types)),
+            self.user_id or "",
+            self.text or "",
+            _utc(self.since).isoformat() if self.since else "",
+            _utc(self.until).isoformat() if self.until else "",
+        )
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class Queries:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+        if self.sqlite and not sa_event.contains(
+            engine.sync_engine, "checkout", _register_sqlite_functions
+        ):
+            sa_event.listen(engine.sync_engine, "checkout", _register_sqlite_functions)
+
+    # -- history -------------------------------------------------------------------------------
+    async def events_page(
+        self, where: EventFilter, *, limit: int, cursor: str | None, order: Order = "asc"
+    ) -> Page:
+        limit = max(1, min(limit, MAX_PAGE))
+        query = select(events.c.id, events.c.event_data).where(*self._conditions(where))
+        fingerprint = where.fingerprint()
+        if cursor is not None:
+            after = decode_cursor(cursor, order, fingerprint)
+            query = query.where(events.c.id > after if order == "asc" else events.c.id < after)
+        query = query.order_by(events.c.id.asc() if order == "asc" else events.c.id.desc())
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+        page = Page(items=[row.event_data for row in rows[:limit]])
+        if len(rows) > limit:
+            page.next_cursor = encode_cursor(rows[limit - 1].id, order, fingerprint)
+        return page
+
+    def _conditions(self, where: EventFilter) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if where.session_id is not None:
+            conditions.append(events.c.session_id == where.session_id)
+        if where.stream_ids is not None:
+            conditions.append(events.c.stream_id.in_(list(where.stream_ids)))
+        if where.types:
+            conditions.append(events.c.event_type.in_(list(where.types)))
+        if where.user_id is not None:
+            conditions.append(events.c.user_id == where.user_id)
+        if where.since is not None:
+            conditions.append(events.c.timestamp >= _utc(where.since))
+        if where.until is not None:
+            conditions.append(events.c.timestamp < _utc(where.until))
+        if where.text:
+            message = events.c.event_data["payload"]["message"].as_string()
+            conditions.append(events.c.event_type == "CHAT")
+            conditions.append(self._contains(message, where.text))
+        return conditions
+
+    def _contains(self, column: ColumnElement[str], text: str) -> ColumnElement[bool]:
+        """``text`` anywhere in ``column``, ignoring case (LIKE wildcards are literal)."""
+        if self.sqlite and not text.isascii():
+            # SQLite's LIKE folds ASCII only: fold both sides in Python (slower, so only then).
+            return func.instr(func.ttlp_lower(column), text.lower()) > 0
+        pattern = "%" + _escape_like(text) + "%"
+        if self.sqlite:
+            return column.like(pattern, escape="\\")  # SQLite's LIKE ignores ASCII case
+        return column.ilike(pattern, escape="\\")
+
+    # -- streams and sessions ------------------------------------------------------------------
+    async def stream(self, stream_id: str) -> dict[str, Any] | None:
+        return await self._one(select(streams).where(streams.c.id == stream_id))
+
+    async def rooms_of(self, unique_id: str) -> list[str]:
+        """Every room (broadcast) of a streamer, by handle."""
+        query = select(streams.c.id).where(func.lower(streams.c.unique_id) == unique_id.lower())
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def list_streams(
+        self, scopes: Sequence[str] | None, *, limit: int
+    ) -> list[dict[str, Any]]:
+        """Most recent first; ``scopes`` = handles the caller may see (None = all)."""
+        query = select(streams)
+        if scopes is not None:
+            query = query.where(func.lower(streams.c.unique_id).in_([s.lower() for s in scopes]))
+        query = query.order_by(streams.c.started_at.desc().nulls_last(), streams.c.id.desc())
+        return await self._all(query.limit(limit))
+
+    async def session(self, session_id: str) -> dict[str, Any] | None:
+        query = (
+            select(sessions, streams.c.unique_id.label("stream_unique_id"))
+            .outerjoin(streams, streams.c.id == sessions.c.stream_id)
+            .where(sessions.c.id == session_id)
+        )
+        return await self._one(query)
+
+    async def list_sessions(
+        self, *, stream_ids: Sequence[str] | None, scopes: Sequence[str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        query = select(sessions, streams.c.unique_id.label("stream_unique_id")).outerjoin(
+            streams, streams.c.id == sessions.c.stream_id
+        )
+        if stream_ids is not None:
+            query = query.where(sessions.c.stream_id.in_(list(stream_ids)))
+        if scopes is not None:
+            handle = func.lower(func.coalesce(sessions.c.unique_id, streams.c.unique_id))
+            query = query.where(handle.in_([s.lower() for s in scopes]))
+        query = query.order_by(sessions.c.created_at.desc(), sessions.c.id)
+        return await self._all(query.limit(limit))
+
+    async def session_event_count(self, session_id: str) -> int:
+        query = select(func.count()).select_from(events).where(events.c.session_id == session_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    # -- users and notes -----------------------------------------------------------------------
+    async def user(self, user_id: str) -> dict[str, Any] | None:
+        return await self._one(select(users).where(users.c.user_id == user_id))
+
+    async def user_by_handle(self, unique_id: str) -> dict[str, Any] | None:
+        query = (
+            select(users)
+            .where(func.lower(users.c.unique_id) == unique_id.lower())
+            .order_by(users.c.last_seen.desc())
+        )
+        return await self._one(query.limit(1))
+
+    async def add_note(self, user_id: str, author: str, body: str) -> dict[str, Any]:
+        row = {"user_id": user_id, "author": author, "body": body, "created_at": datetime.now(UTC)}
+        async with self.engine.begin() as conn:
+            result = await conn.execute(insert(user_notes).values(**row).returning(user_notes.c.id))
+            row["id"] = result.scalar_one()
+        return row
+
+    async def notes(self, user_id: str, *, limit: int) -> list[dict[str, Any]]:
+        query = (
+            select(user_notes)
+            .where(user_notes.c.user_id == user_id)
+            .order_by(user_notes.c.id.desc())
+            .limit(limit)
+        )
+        return await self._all(query)
+
+    # -- analytics -----------------------------------------------------------------------------
+    async def analytics(
+        self,
+        *,
+        session_id: str | None,
+        stream_ids: Sequence[str] | None,
+        bucket_s: int,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> dict[str, Any]:
+        """Events per type per bucket, coins per bucket (a streak counts once: its end frame
+        carries the streak's total), top gifters and chatters, unique users, peak viewers."""
+        scope = self._conditions(
+            EventFilter(session_id=session_id, stream_ids=stream_ids, since=since, until=until)
+        )
+        bucket = self._bucket(bucket_s).label("bucket")
+        coins = events.c.event_data["payload"]["coins"].as_integer()
+        payload = events.c.event_data["payload"]
+        # A streak counts once, at its end frame; a gift that says nothing about streaks is a
+        # single gift (as a non-streakable one, whose frame is its own end).
+        counted = func.coalesce(
+            payload["streakEnd"].as_boolean(),
+            ~func.coalesce(payload["streakActive"].as_boolean(), false()),
+        )
+        counted_gift = and_(events.c.event_type == "GIFT", counted == true())
+        viewers = events.c.event_data["payload"]["viewerCount"].as_integer()
+        async with self.engine.connect() as conn:
+            per_type = (
+                await conn.execute(
+                    select(bucket, events.c.event_type, func.count())
+                    .where(*scope)
+                    .group_by(bucket, events.c.event_type)
+                    .order_by(bucket)
+                )
+            ).all()
+            coin_rows = (
+                await conn.execute(
+                    select(bucket, func.sum(coins))
+                    .where(*scope, counted_gift)
+                    .group_by(bucket)
+                    .order_by(bucket)
+                )
+            ).all()
+            gifters = (
+                await conn.execute(
+                    select(events.c.user_id, func.sum(coins).label("coins"), func.count())
+                    .where(*scope, counted_gift)
+                    .group_by(events.c.user_id)
+                    .order_by(func.sum(coins).desc(), events.c.user_id)
+                    .limit(TOP_N)
+                )
+            ).all()
+            chatters = (
+                await conn.execute(
+                    select(events.c.user_id, func.count().label("messages"))
+                    .where(*scope, events.c.event_type == "CHAT")
+                    .group_by(events.c.user_id)
+                    .order_by(func.count().desc(), events.c.user_id)
+                    .limit(TOP_N)
+                )
+            ).all()
+            unique_users = (
+                await conn.execute(
+                    select(func.count(func.distinct(events.c.user_id))).where(
+                        *scope, events.c.user_id != SYSTEM_USER
+                    )
+                )
+            ).scalar_one()
+            peak = (
+                await conn.execute(
+                    select(func.max(viewers)).where(*scope, events.c.event_type == "ROOM_USER")
+                )
+            ).scalar_one()
+            ids = {row.user_id for row in (*gifters, *chatters)}
+            people = {
+                row.user_id: row
+                for row in (
+                    await conn.execute(
+                        select(users.c.user_id, users.c.unique_id, users.c.display_name).where(
+                            users.c.user_id.in_(list(ids))
+                        )
+                    )
+                ).all()
+            }
+
+        buckets: dict[int, dict[str, Any]] = {}
+        totals: dict[str, int] = {}
+        for start, event_type, n in per_type:
+            entry = buckets.setdefault(int(start), {"counts": {}, "coins": 0})
+            entry["counts"][event_type] = int(n)
+            totals[event_type] = totals.get(event_type, 0) + int(n)
+        for start, total in coin_rows:
+            buckets.setdefault(int(start), {"counts": {}, "coins": 0})["coins"] = int(total or 0)
+
+        def who(user_id: str) -> dict[str, Any]:
+            person = people.get(user_id)
+            return {
+                "userId": user_id,
+                "uniqueId": person.unique_id if person else None,
+                "displayName": person.display_name if person else None,
+            }
+
+        return {
+            "bucketSeconds": bucket_s,
+            "buckets": [
+                {
+                    "start": datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z"),
+                    **buckets[start],
+                }
+                for start in sorted(buckets)
+            ],
+            "totals": totals,
+            "coins": sum(int(total or 0) for _, total in coin_rows),
+            "topGifters": [
+                {**who(r.user_id), "coins": int(r.coins or 0), "gifts": int(r[2])} for r in gifters
+            ],
+            "topChatters": [{**who(r.user_id), "messages": int(r.messages)} for r in chatters],
+            "uniqueUsers": int(unique_users or 0),
+            "peakViewers": int(peak) if peak is not None else None,
+        }
+
+    def _bucket(self, seconds: int) -> ColumnElement[Any]:
+        """Start of the ``seconds``-wide bucket of ``events.timestamp``, as epoch seconds."""
+        width = literal(seconds, BigInteger)
+        if self.sqlite:
+            epoch = cast(func.strftime("%s", events.c.timestamp), BigInteger)
+        else:
+            epoch = cast(func.floor(func.extract("epoch", events.c.timestamp)), BigInteger)
+        return (epoch // width) * width  # integer division on both
+
+    # -- helpers -------------------------------------------------------------------------------
+    async def _one(self, query: Select[Any]) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return dict(row._mapping) if row is not None else None
+
+    async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+
+
+SQLITE_FUNCTIONS_KEY: Final = "ttlp_functions"
+
+
+def _register_sqlite_functions(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Pool ``checkout``: give each SQLite connection (once) the functions the queries use.
+    On checkout rather than connect, so connections opened before the API started have them.
+    """
+    if record.info.get(SQLITE_FUNCTIONS_KEY):
+        return
+    dbapi_connection.create_function("ttlp_lower", 1, _lower, deterministic=True)
+    record.info[SQLITE_FUNCTIONS_KEY] = True
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,175 @@
+"""``ttlp dlq list|retry|purge``: the dead-letter stream ``ttlc:dlq`` (dlq.v1 entries).
+
+Retry depends on the stage that gave up:
+
+- ``forwarder`` (``FORWARD_FAILED`` / ``FORWARD_REFUSED``; the payload keeps the event and
+  ``targetId``): the delivery row is reset to ``pending`` with no attempts, due now; the
+  running forward role sends it within a second.
+- ``normalizer`` (the payload is the ``ttlc:raw`` entry as received): the frame is published
+  to ``ttlc:raw`` again (useful after a normalizer fix).
+
+Other entries (an entry a consumer gave up on after ``MAX_DELIVERIES`` of another stage) are
+left where they are and reported. A retried entry is deleted from the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ttlp.bus.base import Bus, Entry, parse_id
+from ttlp.bus.keys import Keys
+from ttlp.forward.store import ForwardStore
+
+FORWARDER = "forwarder"
+NORMALIZER = "normalizer"
+
+
+@dataclass(frozen=True)
+class Letter:
+    id: str
+    stage: str
+    reason: str
+    error: str
+    failed_at: str
+    payload: str
+    fields: dict[str, str]
+
+    @property
+    def time(self) -> datetime:
+        ms, _ = parse_id(self.id)
+        return datetime.fromtimestamp(ms / 1000, UTC)
+
+    def detail(self, width: int = 60) -> str:
+        """A short description: the error, and what the payload is about."""
+        about = ""
+        try:
+            body = msgspec.json.decode(self.payload)
+        except msgspec.DecodeError:
+            body = None
+        if isinstance(body, dict):
+            if "targetId" in body:
+                about = f"target {body['targetId']}"
+                event = _event_head(body.get("event"))
+                if event:
+                    about += f", {event}"
+            elif "type" in body:
+                about = str(body["type"])
+        text = f"{about}: {self.error}" if about else self.error
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _event_head(data: Any) -> str:
+    if not isinstance(data, str):
+        return ""
+    try:
+        event = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return ""
+    if not isinstance(event, dict):
+        return ""
+    return f"{event.get('eventType', '?')} {str(event.get('eventId', ''))[:12]}"
+
+
+def _letter(entry: Entry) -> Letter | None:
+    fields = entry.fields
+    if fields is None:
+        return None
+    return Letter(
+        id=entry.id,
+        stage=fields.get("stage", "?"),
+        reason=fields.get("reason", "?"),
+        error=fields.get("error", ""),
+        failed_at=fields.get("failedAt", ""),
+        payload=fields.get("payload", ""),
+        fields=fields,
+    )
+
+
+async def letters(
+    bus: Bus,
+    keys: Keys,
+    *,
+    stage: str | None = None,
+    before: datetime | None = None,
+    ids: list[str] | None = None,
+) -> list[Letter]:
+    """Dead letters, oldest first, filtered by stage, time (strictly before) and ids."""
+    out: list[Letter] = []
+    for entry in await bus.range(keys.dlq):
+        letter = _letter(entry)
+        if letter is None:
+            continue
+        if stage is not None and letter.stage != stage:
+            continue
+        if before is not None and letter.time >= before:
+            continue
+        if ids is not None and letter.id not in ids:
+            continue
+        out.append(letter)
+    return out
+
+
+@dataclass
+class RetryResult:
+    retried: list[str]
+    skipped: list[tuple[str, str]]
+    """(entry id, why) of the entries left in the stream."""
+
+
+async def retry(
+    bus: Bus, keys: Keys, engine: AsyncEngine | None, chosen: list[Letter]
+) -> RetryResult:
+    """Send the chosen dead letters back where they failed; delete those that went."""
+    result = RetryResult([], [])
+    store = ForwardStore(engine) if engine is not None else None
+    for letter in chosen:
+        why = await _retry_one(bus, keys, store, letter)
+        if why is None:
+            result.retried.append(letter.id)
+        else:
+            result.skipped.append((letter.id, why))
+    if result.retried:
+        await bus.delete(keys.dlq, result.retried)
+    return result
+
+
+async def _retry_one(
+    bus: Bus, keys: Keys, store: ForwardStore | None, letter: Letter
+) -> str | None:
+    try:
+        body = msgspec.json.decode(letter.payload)
+    except msgspec.DecodeError:
+        return "the payload is not JSON"
+    if not isinstance(body, dict):
+        return "the payload is not an object"
+    if letter.stage == FORWARDER and "targetId" in body:
+        if store is None:
+            return "forwarder entries need the database"
+        event = body.get("event")
+        if not isinstance(event, str):
+            return "the payload has no event"
+        try:
+            event_id = str(msgspec.json.decode(event)["eventId"])
+            target_id = int(body["targetId"])
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+            return "the payload's event or targetId is unreadable"
+        if not await store.reset(target_id, event_id, event):
+            return f"forward target {target_id} no longer exists"
+        return None
+    if letter.stage == NORMALIZER:
+        if not all(isinstance(v, str) for v in body.values()):
+            return "the payload is not a raw entry"
+        await bus.publish(keys.raw, body)
+        return None
+    return f"entries of stage {letter.stage!r} ({letter.reason}) cannot be retried"
+
+
+async def purge(bus: Bus, keys: Keys, chosen: list[Letter]) -> int:
+    if not chosen:
+        return 0
+    return await bus.delete(keys.dlq, [letter.id for letter in chosen])

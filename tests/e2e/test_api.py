@@ -1,0 +1,116 @@
+"""The api role in a real ``ttlp run`` on Redis + PostgreSQL: an account made with the CLI logs
+in over HTTP, follows the live feed of the mock stream over SSE, reads history, triggers a
+replay, and SIGTERM ends the process cleanly while a feed is still open."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import TTLP, Ttlp, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+HANDLE = "luna.beats"
+PASSWORD = "moderator password 1"
+
+
+def add_account(ttlp: Ttlp, name: str, role: str) -> None:
+    args = ["accounts", "add", name, "--role", role, "--scope", HANDLE, "--password-stdin"]
+    made = subprocess.run(
+        [*TTLP, *args],
+        env=ttlp.env,
+        cwd=ttlp.cwd,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+
+
+async def read_sse(response: httpx.Response, wanted: int) -> list[dict[str, Any]]:
+    """Parse SSE messages off a streaming response until ``wanted`` events arrived."""
+    events: list[dict[str, Any]] = []
+    message: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if message.get("event") == "event":
+                events.append({"id": message["id"], **json.loads(message["data"])})
+                if len(events) >= wanted:
+                    return events
+            message = {}
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(": ")
+        message[field] = value
+    return events
+
+
+async def test_login_feed_history_replay_and_clean_stop(services: Ttlp) -> None:
+    add_account(services, "mod", "MODERATOR")
+    add_account(services, "owner", "STREAMER")
+    port = services.env["API_PORT"]
+    proc = services.start("run", "--roles", "all", "--rate", "40", "--loop")
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+        async def healthy() -> bool:
+            try:
+                return (await client.get("/health")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(healthy, what="GET /health 200", alive=proc)
+        login = await client.post("/auth/login", json={"username": "mod", "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+
+        async with client.stream(
+            "GET", f"/streams/@{HANDLE}/events?types=CHAT,GIFT", headers=headers
+        ) as feed:
+            assert feed.status_code == 200
+            assert feed.headers["content-type"].startswith("text/event-stream")
+            live = await read_sse(feed, 10)
+        assert {e["eventType"] for e in live} <= {"CHAT", "GIFT"}
+        ids = [tuple(map(int, e["id"].split("-"))) for e in live]
+        assert ids == sorted(ids)
+
+        session_id = live[0]["sessionId"]
+        page = await client.get(f"/sessions/{session_id}/events?limit=500", headers=headers)
+        assert page.status_code == 200
+        stored = {e["eventId"] for e in page.json()["items"]}
+        assert live[0]["eventId"] in stored
+
+        # A moderator may not replay; the streamer may.
+        refused = await client.post(f"/sessions/{session_id}/replay", headers=headers)
+        assert refused.status_code == 403
+        owner = await client.post("/auth/login", json={"username": "owner", "password": PASSWORD})
+        owner_headers = {"Authorization": f"Bearer {owner.json()['token']}"}
+        accepted = await client.post(f"/sessions/{session_id}/replay", headers=owner_headers)
+        assert accepted.status_code == 202, accepted.text
+        replay_id = accepted.json()["sessionId"]
+
+        async def replay_stored() -> bool:
+            got = await client.get(f"/sessions/{replay_id}", headers=owner_headers)
+            return got.status_code == 200 and got.json()["eventCount"] > 0
+
+        await wait_for(replay_stored, what="the replayed session in history", alive=proc)
+        replayed = await client.get(f"/sessions/{replay_id}/events?limit=5", headers=headers)
+        assert {e["source"] for e in replayed.json()["items"]} == {"replay"}
+
+        # SIGTERM with a feed still open: the feed ends and the process exits 0.
+        async with client.stream("GET", f"/streams/@{HANDLE}/events", headers=headers) as feed:
+            assert feed.status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            async for _ in feed.aiter_lines():
+                pass  # the server closes the stream as it stops
+    assert proc.wait(30) == 0, services.log_of(proc)[-3000:]
+    assert "Traceback" not in services.log_of(proc)
