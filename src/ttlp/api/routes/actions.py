@@ -1,0 +1,151 @@
+"""Moderators' quick actions: mute (timeout) and kick (ban) a viewer (DESIGN §7.1, §8).
+
+``POST /actions/timeout`` and ``POST /actions/ban`` need MODERATOR and the stream in the
+account's scope. The stream is a room id or ``@handle`` (its most recent room: TikTok room ids
+change with every broadcast, and a moderator acts on the broadcast that is on now). The call to
+Euler is the rule engine's (``Actions.moderate_user``), not a copy of it.
+
+Answers: 200 ``{"ok": true, ...}``; 503 when Euler is not configured (no ``EULER_API_KEY`` or
+``SESSION_ID``); 502 when Euler is unreachable or refuses. Manual actions are not written to
+``actions_log``: its rows are keyed by (rule, event) for the engine's once-per-event guarantee,
+and a moderator's click has neither. Each one is logged instead (who, what, where, outcome; no
+secrets: Euler's error texts pass through ``Actions._clean``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from litestar import post
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK
+from loguru import logger
+
+from ttlp.accounts import Role
+from ttlp.api.auth import current_account, require
+from ttlp.api.state import HANDLE_RE, Api, Req, resolve_stream
+from ttlp.rules.actions import Actions
+
+USER_ID_PATTERN: Final = r"^[1-9][0-9]{0,31}$"
+STREAM_PATTERN: Final = r"^([0-9]{1,32}|@[A-Za-z0-9_.]{1,64})$"
+
+log = logger.bind(role="api")
+
+
+class NotConfigured(HTTPException):
+    """503: Euler's API key or the TikTok session is not set."""
+
+    status_code = 503
+
+
+class UpstreamFailed(HTTPException):
+    """502: Euler did not answer, or refused the action."""
+
+    status_code = 502
+
+
+StreamRefIn = Annotated[str, msgspec.Meta(pattern=STREAM_PATTERN)]
+UserId = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN)]
+
+
+class TimeoutIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    stream_id: StreamRefIn
+    """A room id, or ``@handle`` (its most recent room)."""
+    user_id: UserId
+    """The TikTok user id of the viewer."""
+    duration_s: Literal[5, 30, 60, 300, -1] = 300
+    """Seconds: what Euler accepts (``rules.engine.MUTE_DURATIONS``; -1 = until unmuted)."""
+
+
+class BanIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    stream_id: StreamRefIn
+    user_id: UserId
+
+
+class ActionOut(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    ok: bool
+    action: str
+    stream_id: str
+    """The room the action went to."""
+    user_id: str
+    duration_s: int | None = None
+
+
+async def _room(api: Api, request: Req, ref: str) -> str:
+    """The live room of ``ref`` after the scope check (403/404)."""
+    account = current_account(request)
+    stream = await resolve_stream(api, ref, account)
+    if not HANDLE_RE.match(ref):
+        return stream.stream_ids[0]
+    latest = await api.queries.list_streams([stream.unique_id or ""], limit=1)
+    if not latest:
+        raise NotFoundException(f"no stream of {ref} has been seen yet")
+    return str(latest[0]["id"])
+
+
+async def _moderate(
+    api: Api, request: Req, ref: str, user_id: str, op: Literal["mute", "kick"], duration_s: int
+) -> str:
+    """Run the action; → the room it went to (503/502 when Euler is not set up or fails)."""
+    room = await _room(api, request, ref)
+    actions = Actions(api.ctx.settings)
+    try:
+        outcome = await actions.moderate_user(room, user_id, op, duration_s)
+    finally:
+        await actions.aclose()
+    missing = actions.missing_config()
+    fields: dict[str, Any] = {
+        "account": current_account(request).username,
+        "op": op,
+        "stream_id": room,
+        "user_id": user_id,
+        "status": outcome.status,
+        "reason": outcome.reason,
+    }
+    if op == "mute":
+        fields["duration_s"] = duration_s
+    if outcome.status == "success":
+        log.info("moderation action", **fields)
+        return room
+    log.warning("moderation action failed", **fields, error=outcome.error)
+    if outcome.reason == "not_configured":
+        raise NotConfigured(
+            "moderation is not configured: set EULER_API_KEY and SESSION_ID "
+            f"(missing: {', '.join(missing)})"
+        )
+    raise UpstreamFailed(f"Euler did not {op} the user: {outcome.error}")
+
+
+@post(
+    "/actions/timeout",
+    guards=[require(Role.MODERATOR)],
+    status_code=HTTP_200_OK,
+    raises=[NotConfigured, UpstreamFailed, NotFoundException],
+    summary="Mute a viewer in a stream's room for durationS seconds (through Euler)",
+)
+async def timeout_user(api: Api, request: Req, data: JSONBody[TimeoutIn]) -> ActionOut:
+    room = await _moderate(api, request, data.stream_id, data.user_id, "mute", data.duration_s)
+    return ActionOut(
+        ok=True,
+        action="timeout",
+        stream_id=room,
+        user_id=data.user_id,
+        duration_s=data.duration_s,
+    )
+
+
+@post(
+    "/actions/ban",
+    guards=[require(Role.MODERATOR)],
+    status_code=HTTP_200_OK,
+    raises=[NotConfigured, UpstreamFailed, NotFoundException],
+    summary="Kick a viewer from a stream's room (through Euler)",
+)
+async def ban_user(api: Api, request: Req, data: JSONBody[BanIn]) -> ActionOut:
+    room = await _moderate(api, request, data.stream_id, data.user_id, "kick", -1)
+    return ActionOut(ok=True, action="ban", stream_id=room, user_id=data.user_id)
+
+
+routes = [timeout_user, ban_user]

@@ -1,0 +1,410 @@
+"""The forwarder: events → durable delivery rows → signed HTTP POSTs, one worker per target.
+
+``Forwarder.handle`` is the consume loop's batch handler for ``ttlc:events`` (group
+``forwarder``): it finds the enabled targets each event matches (event type, and scope through
+the room's streamer handle) and writes one ``pending`` row per (target, event) before the batch
+is acked. It never talks HTTP, so a slow or dead target cannot hold up the stream.
+
+Each target has a :class:`TargetWorker` with at most ``FORWARD_CONCURRENCY`` requests in
+flight. It claims due rows (``forward_deliveries.next_attempt_at``), POSTs them through
+:class:`ttlp.outbound.Outbound` (SSRF checks, timeouts) signed as ``ttlp.forward.signing``
+describes, and records the outcome: 2xx → ``delivered``; anything else → another attempt after
+:func:`retry_delay` (500 ms doubling to 30 s, ±20 % jitter), kept in the table so a restart
+resumes it; after ``FORWARD_MAX_ATTEMPTS`` attempts, or at once when the destination is
+refused (not allowed — retrying will not change that) → ``dead`` and a dlq.v1 entry on
+``ttlc:dlq`` (stage ``forwarder``; the payload keeps the event and the target id, which is what
+``ttlp dlq retry`` needs). Deliveries to one target are not ordered; receivers deduplicate by
+``X-TTLP-Event-Id`` (a delivery whose outcome was not recorded before a crash is sent again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Final
+
+import msgspec
+from loguru import logger
+
+from ttlp.bus.base import Bus, Entry
+from ttlp.bus.consumer import Failure, dead_letter_fields, now_iso
+from ttlp.contracts.events import DeadLetter, encode
+from ttlp.forward.signing import signed_headers
+from ttlp.forward.store import Delivery, ForwardStore, Target, utcnow
+from ttlp.outbound import MAX_REDIRECTS, Outbound, OutboundError, OutboundRefused
+from ttlp.runtime import sleep_or_stop
+from ttlp.settings import Settings
+
+STAGE: Final = "forwarder"
+REASON_FAILED: Final = "FORWARD_FAILED"
+REASON_REFUSED: Final = "FORWARD_REFUSED"
+
+RETRY_BASE_S: Final = 0.5
+"""First retry after 500 ms, doubling per attempt (DESIGN §8)."""
+RETRY_MAX_S: Final = 30.0
+"""No wait longer than 30 s between attempts."""
+RETRY_JITTER: Final = 0.2
+"""±20 %: targets that failed together do not all retry in the same instant."""
+POLL_S: Final = 1.0
+"""A worker looks for due rows at least this often (rows written by another process, a
+``ttlp dlq retry``, expired leases); events handled here wake it at once."""
+TARGETS_RELOAD_S: Final = 2.0
+"""Target changes made through the API (maybe in another process) apply within this long."""
+HANDLE_RETRY_S: Final = 5.0
+"""A room whose streamer is not known yet (the store has not written it) is looked up again
+after this long."""
+PREFETCH: Final = 4
+"""A worker claims up to ``PREFETCH × concurrency`` rows at a time (fewer queries)."""
+FLUSH_S: Final = 0.1
+"""Successful deliveries are marked ``delivered`` in one UPDATE per this long (or per
+``FLUSH_MAX``); a crash in between sends them again (receivers deduplicate by event id)."""
+FLUSH_MAX: Final = 200
+MAX_ERROR_CHARS: Final = 1000
+
+
+def retry_delay(
+    attempts: int, *, base_s: float = RETRY_BASE_S, max_s: float = RETRY_MAX_S
+) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: base × 2^(n-1), capped,
+    ±20 % jitter. Written by hand: ``backoff`` drives a loop of its own, while these waits are
+    kept in the table across restarts."""
+    raw = min(base_s * 2 ** max(attempts - 1, 0), max_s)
+    jitter = random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)
+    return float(raw * jitter)
+
+
+class _Head(msgspec.Struct, rename="camel"):
+    event_type: str
+    event_id: str
+    stream_id: str
+    session_id: str = ""
+
+
+class _ConnectedPayload(msgspec.Struct, rename="camel"):
+    unique_id: str | None = None
+
+
+class _Connected(msgspec.Struct):
+    payload: _ConnectedPayload | None = None
+
+
+_head = msgspec.json.Decoder(_Head)
+_connected = msgspec.json.Decoder(_Connected)
+
+
+class Handles:
+    """room id → streamer handle: learned from CONNECTED events, else the ``streams`` table."""
+
+    def __init__(self, store: ForwardStore) -> None:
+        self.store = store
+        self._known: dict[str, tuple[float, str | None]] = {}
+
+    def learn(self, stream_id: str, handle: str) -> None:
+        self._known[stream_id] = (float("inf"), handle.lower())
+
+    async def get(self, stream_id: str) -> str | None:
+        now = time.monotonic()
+        hit = self._known.get(stream_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        handle = await self.store.handle_of(stream_id)
+        handle = handle.lower() if handle else None
+        self._known[stream_id] = (float("inf") if handle else now + HANDLE_RETRY_S, handle)
+        return handle
+
+
+class Forwarder:
+    def __init__(
+        self,
+        store: ForwardStore,
+        bus: Bus,
+        settings: Settings,
+        *,
+        dlq_stream: str,
+        events_stream: str,
+        outbound: Outbound | None = None,
+        retry_base_s: float = RETRY_BASE_S,
+        retry_max_s: float = RETRY_MAX_S,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self.dlq_stream = dlq_stream
+        self.events_stream = events_stream
+        self.outbound = outbound or Outbound(settings.outbound)
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.handles = Handles(store)
+        self.workers: dict[int, TargetWorker] = {}
+        self._targets: list[Target] = []
+        self._loaded_at = float("-inf")
+        self._stop = asyncio.Event()
+        self.log = logger.bind(role="forward")
+        # The longest one attempt can take; a claimed row is left alone that long (and more).
+        per_hop = settings.outbound.connect_timeout_s + 2 * settings.outbound.read_timeout_s
+        self.lease_s = per_hop * (MAX_REDIRECTS + 1) * PREFETCH + 30
+
+    # -- targets and workers -----------------------------------------------------------------
+    async def targets(self, *, force: bool = False) -> list[Target]:
+        """The targets, re-read every ``TARGETS_RELOAD_S``; workers follow the list."""
+        if force or time.monotonic() - self._loaded_at >= TARGETS_RELOAD_S:
+            self._targets = await self.store.targets()
+            self._loaded_at = time.monotonic()
+            self._sync_workers()
+        return self._targets
+
+    def _sync_workers(self) -> None:
+        current = {t.id: t for t in self._targets}
+        for target_id in list(self.workers):
+            if target_id not in current:
+                self.workers.pop(target_id).cancel()
+        for target in self._targets:
+            worker = self.workers.get(target.id)
+            if worker is None:
+                worker = self.workers[target.id] = TargetWorker(self, target)
+                worker.start()
+            else:
+                worker.target = target
+            worker.wake()
+
+    # -- the batch handler -------------------------------------------------------------------
+    async def handle(self, entries: list[Entry]) -> Sequence[Failure]:
+        """Write a pending delivery per (matching target, event); returns the unreadable."""
+        targets = [t for t in await self.targets() if t.enabled]
+        failures: list[Failure] = []
+        rows: list[tuple[int, str, str]] = []
+        for entry in entries:
+            data = (entry.fields or {}).get("event")
+            if data is None:
+                failures.append(Failure(entry, "VALIDATION_ERROR", "entry has no event field"))
+                continue
+            try:
+                head = _head.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                failures.append(Failure(entry, "PARSE_ERROR", str(exc)))
+                continue
+            if head.event_type == "CONNECTED":
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                    payload = _connected.decode(data).payload
+                    if payload and payload.unique_id:
+                        self.handles.learn(head.stream_id, payload.unique_id)
+            if not targets:
+                continue
+            handle: str | None = None
+            if any(t.scope != "*" for t in targets):
+                handle = await self.handles.get(head.stream_id)
+            rows.extend(
+                (t.id, head.event_id, data) for t in targets if t.matches(head.event_type, handle)
+            )
+        if rows:
+            await self.store.enqueue(rows)
+            for target_id in {r[0] for r in rows}:
+                worker = self.workers.get(target_id)
+                if worker is not None:
+                    worker.wake()
+        return failures
+
+    # -- outcomes ----------------------------------------------------------------------------
+    async def give_up(self, delivery: Delivery, reason: str, error: str) -> None:
+        """Dead-letter first, then mark the row: a crash in between sends the entry twice
+        rather than losing it."""
+        session_id = ""
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            session_id = _head.decode(delivery.event_data).session_id
+        letter = DeadLetter(
+            stage=STAGE,
+            reason=reason,
+            error=error[:MAX_ERROR_CHARS],
+            payload=encode(
+                {"event": delivery.event_data, "targetId": str(delivery.target_id)}
+            ).decode(),
+            failed_at=now_iso(),
+            session_id=session_id[:64] or msgspec.UNSET,
+            source_stream=self.events_stream,
+        )
+        await self.bus.publish(self.dlq_stream, dead_letter_fields(letter))
+        await self.store.mark_dead(delivery.id, error[:MAX_ERROR_CHARS])
+
+    # -- running -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.targets(force=True)
+
+    async def refresh_forever(self, stop: asyncio.Event) -> None:
+        """Follow target changes when no events arrive to trigger the reload."""
+        while not stop.is_set():
+            await sleep_or_stop(stop, TARGETS_RELOAD_S)
+            if not stop.is_set():
+                try:
+                    await self.targets()
+                except Exception as exc:  # the database may be away for a moment
+                    self.log.warning("cannot reload targets", error=repr(exc)[:300])
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Stop the workers: in-flight requests get ``grace_s`` to finish, then are cancelled
+        (their rows come due again when the lease ends)."""
+        workers = list(self.workers.values())
+        self.workers.clear()
+        for worker in workers:
+            worker.stopping = True
+            worker.wake()
+        tasks = [w.task for w in workers if w.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.outbound.aclose()
+
+    async def idle(self) -> bool:
+        """True when no worker holds or runs a delivery (tests and benchmarks)."""
+        return all(not w.held and not w.delivered for w in self.workers.values())
+
+
+class TargetWorker:
+    """Deliveries of one target, at most ``FORWARD_CONCURRENCY`` at a time."""
+
+    def __init__(self, forwarder: Forwarder, target: Target) -> None:
+        self.fw = forwarder
+        self.target = target
+        self.concurrency = max(1, forwarder.settings.forward.concurrency)
+        self.queue: list[Delivery] = []
+        self.held: set[int] = set()  # claimed here, queued or in flight
+        self.running: set[asyncio.Task[None]] = set()
+        self.delivered: list[int] = []  # sent, not yet marked in the table
+        self._flush_at = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self._wake = asyncio.Event()
+        self.log = forwarder.log.bind(target_id=target.id)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"forward-target-{self.target.id}")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self) -> None:
+        self.stopping = True
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _run(self) -> None:
+        try:
+            while not self.stopping:
+                try:
+                    await self._step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the database away: keep the worker, try again
+                    self.log.warning("forward worker step failed", error=repr(exc)[:300])
+                    await asyncio.sleep(POLL_S)
+                    continue
+                await self._sleep()
+        finally:
+            for task in self.running:
+                task.cancel()
+            if self.running:
+                await asyncio.gather(*self.running, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._flush())
+            # Rows claimed but not sent (or cut off): due again now, not when the lease ends.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.fw.store.release(sorted(self.held)))
+            self.queue.clear()
+
+    async def _step(self) -> None:
+        if self.delivered and (
+            len(self.delivered) >= FLUSH_MAX
+            or time.monotonic() >= self._flush_at
+            or not (self.queue or self.running)
+        ):
+            await self._flush()
+        if not self.target.enabled:
+            return
+        if len(self.queue) < self.concurrency:
+            limit = self.concurrency * PREFETCH - len(self.held)
+            if limit > 0:
+                lease = utcnow() + timedelta(seconds=self.fw.lease_s)
+                for delivery in await self.fw.store.claim(self.target.id, limit, lease):
+                    if delivery.id not in self.held:
+                        self.held.add(delivery.id)
+                        self.queue.append(delivery)
+        while self.queue and len(self.running) < self.concurrency:
+            task = asyncio.create_task(self._deliver(self.queue.pop(0)))
+            self.running.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.running.discard(task)
+        self._wake.set()
+
+    async def _sleep(self) -> None:
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        timeout = POLL_S
+        if self.delivered:
+            timeout = max(self._flush_at - time.monotonic(), 0.0)
+        elif not self.queue and not self.running and self.target.enabled:
+            due = await self.fw.store.next_due(self.target.id)
+            if due is not None:
+                timeout = min(POLL_S, max((due - utcnow()).total_seconds(), 0.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def _flush(self) -> None:
+        """Record the deliveries that succeeded since the last step in one UPDATE."""
+        if self.delivered:
+            ids, self.delivered = self.delivered, []
+            try:
+                await self.fw.store.mark_delivered(ids)
+            except BaseException:
+                self.delivered[:0] = ids
+                raise
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        target = self.target
+        body = delivery.event_data.encode()
+        headers = signed_headers(target.secret, delivery.event_id, body)
+        attempt = delivery.attempts + 1
+        try:
+            response = await self.fw.outbound.post(target.url, body=body, headers=headers)
+        except OutboundRefused as exc:
+            give_up = functools.partial(self.fw.give_up, delivery, REASON_REFUSED, exc.reason)
+            await self._finish(delivery, give_up)
+            self.log.warning("forward destination refused", reason=exc.reason)
+            return
+        except OutboundError as exc:
+            error = exc.reason
+        else:
+            if 200 <= response.status_code < 300:
+                if not self.delivered:
+                    self._flush_at = time.monotonic() + FLUSH_S
+                self.delivered.append(delivery.id)
+                self.held.discard(delivery.id)  # its lease keeps it from being claimed again
+                return
+            error = f"HTTP {response.status_code}"
+        if attempt >= self.fw.settings.forward.max_attempts:
+            self.log.warning("forward delivery dead", event_id=delivery.event_id, error=error)
+            await self._finish(delivery, lambda: self.fw.give_up(delivery, REASON_FAILED, error))
+            return
+        delay = retry_delay(attempt, base_s=self.fw.retry_base_s, max_s=self.fw.retry_max_s)
+        next_at = utcnow() + timedelta(seconds=delay)
+        await self._finish(delivery, lambda: self.fw.store.mark_retry(delivery.id, next_at, error))
+
+    async def _finish(self, delivery: Delivery, record: Callable[[], Awaitable[None]]) -> None:
+        """Record an outcome (shielded: a shutdown must not lose it half-way)."""
+        try:
+            await asyncio.shield(record())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # not recorded: the lease brings the row back later
+            self.log.warning("cannot record forward outcome", error=repr(exc)[:300])
+        finally:
+            self.held.discard(delivery.id)

@@ -1,0 +1,302 @@
+"""The forwarder's tables: targets, and the durable delivery queue (``forward_deliveries``).
+
+A delivery row is written (``pending``, due now) before the event is acked on ``ttlc:events``,
+so nothing is lost between the stream and the HTTP call. Workers *claim* due rows by pushing
+their ``next_attempt_at`` past a lease in one UPDATE … RETURNING, so two forward replicas never
+send the same row at once, and a replica that dies mid-delivery leaves rows that come due
+again when the lease ends. A row ends ``delivered`` or ``dead``; ``attempts`` counts the
+attempts made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ttlp.db.tables import forward_deliveries as fd
+from ttlp.db.tables import forward_targets as ft
+from ttlp.db.tables import streams
+
+PENDING = "pending"
+DELIVERED = "delivered"
+DEAD = "dead"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    id: int
+    name: str
+    url: str
+    secret: str
+    event_types: frozenset[str]
+    scope: str
+    enabled: bool
+
+    def matches(self, event_type: str, handle: str | None) -> bool:
+        if self.event_types and event_type not in self.event_types:
+            return False
+        return self.scope == "*" or (handle is not None and handle.lower() == self.scope)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    target_id: int
+    event_id: str
+    event_data: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCounts:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    pending: int = 0
+
+
+def target_from_row(row: Any) -> Target:
+    return Target(
+        id=int(row.id),
+        name=row.name,
+        url=row.url,
+        secret=row.secret,
+        event_types=frozenset(row.event_types or ()),
+        scope=row.scope.lower(),
+        enabled=bool(row.enabled),
+    )
+
+
+class ForwardStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    # -- targets -----------------------------------------------------------------------------
+    async def targets(self) -> list[Target]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(ft).order_by(ft.c.id))).all()
+        return [target_from_row(r) for r in rows]
+
+    async def target_rows(self, created_by_scopes: Sequence[str] | None = None) -> list[Any]:
+        """Target rows (all columns), optionally only those whose scope is in the list."""
+        query = select(ft).order_by(ft.c.id)
+        if created_by_scopes is not None:
+            query = query.where(func.lower(ft.c.scope).in_([s.lower() for s in created_by_scopes]))
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def target_row(self, target_id: int) -> Any | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(ft).where(ft.c.id == target_id))).first()
+
+    async def create_target(self, values: dict[str, Any]) -> Any:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(ft).values(**values, created_at=now, updated_at=now).returning(ft)
+            )
+            return result.one()
+
+    async def update_target(self, target_id: int, values: dict[str, Any]) -> Any | None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(ft)
+                .where(ft.c.id == target_id)
+                .values(**values, updated_at=utcnow())
+                .returning(ft)
+            )
+            return result.first()
+
+    async def delete_target(self, target_id: int) -> bool:
+        """Delete a target and its delivery rows (pending ones are dropped)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(fd).where(fd.c.target_id == target_id))
+            result = await conn.execute(delete(ft).where(ft.c.id == target_id))
+            return bool(result.rowcount)
+
+    async def counts(self, target_ids: Iterable[int] | None = None) -> dict[int, TargetCounts]:
+        """Per target: delivered, retried (failed attempts followed by another), dead, pending."""
+        retried = func.sum(
+            case(
+                (fd.c.status == PENDING, fd.c.attempts),
+                else_=func.max(fd.c.attempts - 1, 0)
+                if self.engine.dialect.name == "sqlite"
+                else func.greatest(fd.c.attempts - 1, 0),
+            )
+        )
+        query = select(
+            fd.c.target_id,
+            func.sum(case((fd.c.status == DELIVERED, 1), else_=0)).cast(Integer),
+            retried.cast(Integer),
+            func.sum(case((fd.c.status == DEAD, 1), else_=0)).cast(Integer),
+            func.sum(case((fd.c.status == PENDING, 1), else_=0)).cast(Integer),
+        ).group_by(fd.c.target_id)
+        if target_ids is not None:
+            query = query.where(fd.c.target_id.in_(list(target_ids)))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            int(r[0]): TargetCounts(int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0))
+            for r in rows
+        }
+
+    async def handle_of(self, stream_id: str) -> str | None:
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(select(streams.c.unique_id).where(streams.c.id == stream_id))
+        return str(value) if value else None
+
+    # -- the delivery queue ------------------------------------------------------------------
+    async def enqueue(self, rows: Sequence[tuple[int, str, str]]) -> int:
+        """Add pending deliveries ``(target_id, event_id, event_json)``, due now; a row that
+        already exists (the event was delivered to the stream twice) is left alone."""
+        if not rows:
+            return 0
+        now = utcnow()
+        values = [
+            {
+                "target_id": t,
+                "event_id": e,
+                "event_data": data,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for t, e, data in rows
+        ]
+        stmt = self._insert(fd).on_conflict_do_nothing(index_elements=["target_id", "event_id"])
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt, values)
+        return max(int(result.rowcount or 0), 0)
+
+    async def claim(self, target_id: int, limit: int, lease_until: datetime) -> list[Delivery]:
+        """Take up to ``limit`` due pending rows of a target, oldest due first, pushing their
+        ``next_attempt_at`` to ``lease_until`` so no other worker takes them meanwhile."""
+        now = utcnow()
+        due = (
+            select(fd.c.id)
+            .where(fd.c.target_id == target_id, fd.c.status == PENDING, fd.c.next_attempt_at <= now)
+            .order_by(fd.c.next_attempt_at, fd.c.id)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        stmt = (
+            update(fd)
+            .where(fd.c.id.in_(due.scalar_subquery()), fd.c.status == PENDING)
+            .values(next_attempt_at=lease_until)
+            .returning(fd.c.id, fd.c.event_id, fd.c.event_data, fd.c.attempts)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted(
+            (Delivery(int(r[0]), target_id, r[1], r[2], int(r[3])) for r in rows),
+            key=lambda d: d.id,
+        )
+
+    async def next_due(self, target_id: int) -> datetime | None:
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.min(fd.c.next_attempt_at)).where(
+                    fd.c.target_id == target_id, fd.c.status == PENDING
+                )
+            )
+        return aware(value) if value is not None else None
+
+    async def release(self, ids: Sequence[int]) -> None:
+        """Give claimed rows back (due now): a worker stopping with rows it did not send."""
+        if not ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(fd)
+                .where(fd.c.id.in_(list(ids)), fd.c.status == PENDING)
+                .values(next_attempt_at=utcnow())
+            )
+
+    async def mark_delivered(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(fd)
+                .where(fd.c.id.in_(list(ids)))
+                .values(
+                    status=DELIVERED,
+                    attempts=fd.c.attempts + 1,
+                    last_error=None,
+                    updated_at=utcnow(),
+                )
+            )
+
+    async def mark_retry(self, delivery_id: int, next_at: datetime, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(fd)
+                .where(fd.c.id == delivery_id)
+                .values(
+                    attempts=fd.c.attempts + 1,
+                    next_attempt_at=next_at,
+                    last_error=error,
+                    updated_at=utcnow(),
+                )
+            )
+
+    async def mark_dead(self, delivery_id: int, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(fd)
+                .where(fd.c.id == delivery_id)
+                .values(
+                    status=DEAD,
+                    attempts=fd.c.attempts + 1,
+                    last_error=error,
+                    updated_at=utcnow(),
+                )
+            )
+
+    async def reset(self, target_id: int, event_id: str, event_data: str) -> bool:
+        """``ttlp dlq retry``: the delivery is pending again with no attempts, due now (the row
+        is recreated when it was removed). False when the target no longer exists."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            if await conn.scalar(select(ft.c.id).where(ft.c.id == target_id)) is None:
+                return False
+            result = await conn.execute(
+                update(fd)
+                .where(and_(fd.c.target_id == target_id, fd.c.event_id == event_id))
+                .values(
+                    status=PENDING, attempts=0, next_attempt_at=now, last_error=None, updated_at=now
+                )
+            )
+            if not result.rowcount:
+                await conn.execute(
+                    insert(fd).values(
+                        target_id=target_id,
+                        event_id=event_id,
+                        event_data=event_data,
+                        status=PENDING,
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        return True

@@ -1,0 +1,232 @@
+"""What a rule does: announce (chat), moderate (mute, kick), webhook, log (DESIGN §8).
+
+Announce and moderate go through Euler Stream's REST API (``EULER_API_URL``), the same calls
+TikTokLive makes (TikTokLive ``client.web.send_room_chat`` → EulerApiSdk ``send_room_chat``;
+EulerApiSdk ``tik_tok_live_moderation.mute_room_user`` / ``kick_room_user``):
+
+- chat:  ``POST {EULER_API_URL}/webcast/chat`` JSON ``{"content", "targetRoomId"}``;
+- mute:  ``PUT {EULER_API_URL}/webcast/moderation/mutes?room_id=&user_id=&duration=``
+  (duration 5, 30, 60, 300 seconds or -1);
+- kick:  ``PUT {EULER_API_URL}/webcast/moderation/bans?room_id=&tiktok_user_id=``;
+
+each with ``X-Api-Key: EULER_API_KEY`` and ``x-cookie-header: sessionid=SESSION_ID`` (the
+TikTok session of the account that speaks or moderates). Euler answers 200 with
+``{"code": 0, ...}`` on success. Without a key or a session the action is a failed execution
+that says what to set; it is never retried (the engine runs an action at most once per event).
+
+Announcements are throttled per streamer: one every ``ANNOUNCE_MIN_INTERVAL_S`` at most, per
+rules replica; one that comes sooner is skipped (reason ``throttled``) rather than queued, so
+a gift storm cannot build a backlog of stale thank-yous. Webhooks go through the forwarder's
+``Outbound`` (SSRF checks, timeouts, response cap). Secrets never reach an error text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import httpx
+import msgspec
+from loguru import logger
+
+from ttlp.outbound import Outbound, OutboundError, OutboundRefused
+from ttlp.rules.engine import (
+    AnnounceAction,
+    CompiledRule,
+    LogAction,
+    ModerateAction,
+    Outcome,
+    WebhookAction,
+)
+from ttlp.rules.templates import CHAT_MAX_LENGTH
+from ttlp.settings import Settings
+
+CHAT_PATH: Final = "/webcast/chat"
+MUTE_PATH: Final = "/webcast/moderation/mutes"
+KICK_PATH: Final = "/webcast/moderation/bans"
+MAX_ERROR_BODY: Final = 300
+USER_AGENT: Final = "ttlp-rules"
+
+log = logger.bind(role="rules")
+
+
+class Actions:
+    """Runs a rule's action for an event; one per rules role (holds the HTTP clients)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: httpx.AsyncClient | None = None,
+        outbound: Outbound | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.base_url = settings.rules.euler_api_url.rstrip("/")
+        self.api_key = settings.ingest.euler_api_key
+        self.session_id = settings.ingest.session_id
+        self.min_interval_s = settings.rules.announce_min_interval_s
+        self.secrets = settings.secrets()
+        timeout = httpx.Timeout(
+            settings.outbound.read_timeout_s, connect=settings.outbound.connect_timeout_s
+        )
+        self.client = client or httpx.AsyncClient(
+            timeout=timeout, headers={"User-Agent": USER_AGENT}
+        )
+        self.outbound = outbound or Outbound(settings.outbound)
+        self.clock = clock
+        self._last_announce: dict[str, float] = {}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.outbound.aclose()
+
+    async def run(
+        self, rule: CompiledRule, event: Mapping[str, Any], text: str | None, streamer: str
+    ) -> Outcome:
+        action = rule.action
+        if isinstance(action, AnnounceAction):
+            return await self.announce(event, text or "", streamer)
+        if isinstance(action, ModerateAction):
+            return await self.moderate(action, event)
+        if isinstance(action, WebhookAction):
+            return await self.webhook(rule, action, event, text)
+        if isinstance(action, LogAction):
+            log.info("rule fired", rule_id=rule.id, rule=rule.name, text=text)
+            return Outcome("success", rendered=text)
+        return Outcome("failed", "unknown_action", f"unknown action {rule.action_type!r}")
+
+    # -- Euler -------------------------------------------------------------------------------------
+    def missing_config(self) -> list[str]:
+        """The settings Euler calls need that are not set (``EULER_API_KEY``, ``SESSION_ID``)."""
+        return [
+            name
+            for name, value in (("EULER_API_KEY", self.api_key), ("SESSION_ID", self.session_id))
+            if not value
+        ]
+
+    def _missing(self, what: str) -> Outcome | None:
+        missing = self.missing_config()
+        if not missing:
+            return None
+        return Outcome(
+            "failed",
+            "not_configured",
+            f"{what} needs {' and '.join(missing)}: set the Euler Stream API key and the TikTok "
+            "session cookie (sessionid) of the account that acts",
+        )
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self.api_key or "", "x-cookie-header": f"sessionid={self.session_id}"}
+
+    async def _euler(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Outcome:
+        try:
+            response = await self.client.request(
+                method, self.base_url + path, params=params, json=json, headers=self._headers()
+            )
+        except httpx.HTTPError as exc:
+            return Outcome("failed", "unreachable", self._clean(f"Euler API: {_describe(exc)}"))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code = body.get("code") if isinstance(body, dict) else None
+        if response.status_code == 200 and code in (0, None):
+            return Outcome("success")
+        message = body.get("message") if isinstance(body, dict) else response.text
+        return Outcome(
+            "failed",
+            "rejected",
+            self._clean(
+                f"Euler API answered HTTP {response.status_code}"
+                + (f" code {code}" if code is not None else "")
+                + (f": {str(message)[:MAX_ERROR_BODY]}" if message else "")
+            ),
+        )
+
+    async def announce(self, event: Mapping[str, Any], text: str, streamer: str) -> Outcome:
+        """Send ``text`` (≤ 150 characters) as chat to the event's room."""
+        text = text[:CHAT_MAX_LENGTH]
+        missing = self._missing("announce")
+        if missing is not None:
+            return Outcome(missing.status, missing.reason, missing.error, text)
+        if not text.strip():
+            return Outcome("failed", "empty", "the template rendered no text", text)
+        now = self.clock()
+        last = self._last_announce.get(streamer)
+        if last is not None and now - last < self.min_interval_s:
+            return Outcome("skipped", "throttled", None, text)
+        self._last_announce[streamer] = now
+        outcome = await self._euler(
+            "POST", CHAT_PATH, json={"content": text, "targetRoomId": str(event["streamId"])}
+        )
+        return Outcome(outcome.status, outcome.reason, outcome.error, text)
+
+    async def moderate(self, action: ModerateAction, event: Mapping[str, Any]) -> Outcome:
+        """Mute the event's user for ``durationS``, or kick them, in the event's room."""
+        user = event.get("user") or {}
+        user_id = str(user.get("userId", "0"))
+        what = f"{action.op} @{user.get('uniqueId', '?')}" + (
+            f" {action.duration_s}s" if action.op == "mute" else ""
+        )
+        missing = self._missing("moderate")
+        if missing is not None:
+            return Outcome(missing.status, missing.reason, missing.error, what)
+        if user_id == "0":
+            return Outcome("failed", "no_user", "the event has no TikTok user to moderate", what)
+        outcome = await self.moderate_user(
+            str(event["streamId"]), user_id, action.op, action.duration_s
+        )
+        return Outcome(outcome.status, outcome.reason, outcome.error, what)
+
+    async def moderate_user(
+        self, room_id: str, user_id: str, op: Literal["mute", "kick"], duration_s: int = 60
+    ) -> Outcome:
+        """Mute TikTok user ``user_id`` for ``duration_s`` (``op`` ``mute``) or kick them
+        (``kick``) in room ``room_id``: the one Euler moderation call, shared by the
+        ``moderate`` rule action and the API's ``/actions/timeout`` and ``/actions/ban``."""
+        missing = self._missing("moderate")
+        if missing is not None:
+            return missing
+        if op == "mute":
+            params = {"room_id": room_id, "user_id": user_id, "duration": duration_s}
+            return await self._euler("PUT", MUTE_PATH, params=params)
+        params = {"room_id": room_id, "tiktok_user_id": user_id}
+        return await self._euler("PUT", KICK_PATH, params=params)
+
+    # -- webhook -------------------------------------------------------------------------------
+    async def webhook(
+        self,
+        rule: CompiledRule,
+        action: WebhookAction,
+        event: Mapping[str, Any],
+        text: str | None,
+    ) -> Outcome:
+        body = msgspec.json.encode(
+            {"rule": {"id": rule.id, "name": rule.name}, "event": event, "text": text}
+        )
+        rendered = body.decode()
+        try:
+            response = await self.outbound.post(
+                action.url, body=body, headers={"Content-Type": "application/json"}
+            )
+        except OutboundRefused as exc:
+            return Outcome("failed", "refused", self._clean(exc.reason), rendered)
+        except OutboundError as exc:
+            return Outcome("failed", "unreachable", self._clean(exc.reason), rendered)
+        if 200 <= response.status_code < 300:
+            return Outcome("success", rendered=rendered)
+        return Outcome(
+            "failed", "rejected", f"the webhook answered HTTP {response.status_code}", rendered
+        )
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_BODY]}" if str(exc) else type(exc).__name__

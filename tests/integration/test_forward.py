@@ -1,0 +1,363 @@
+"""The forwarder against local receivers, on both backends (in-process bus + SQLite, Redis +
+PostgreSQL): targets API, signed deliveries, retries that do not hold up other targets, the
+DLQ after the last attempt, ``dlq retry``, restart, and SSRF refusals.
+
+Receivers listen on 127.0.0.1, allow-listed through WEBHOOK_ALLOWLIST; the back-off is shrunk
+through the Forwarder's constructor so retries take milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import select
+
+from tests.fakes.receiver import Receiver, Reply, Request
+from tests.integration.api_support import STREAMER_HANDLE, ApiHarness, fixture_events
+from ttlp import dlq
+from ttlp.accounts import Role
+from ttlp.contracts.events import UnifiedEvent
+from ttlp.db.tables import forward_deliveries
+from ttlp.forward.dispatcher import RETRY_BASE_S, RETRY_MAX_S, Forwarder, retry_delay
+from ttlp.forward.signing import verify
+from ttlp.forward.store import ForwardStore
+from ttlp.outbound import Outbound, OutboundError
+from ttlp.settings import OutboundSettings
+
+ALLOW_LOOPBACK = {"WEBHOOK_ALLOWLIST": "127.0.0.1", "FORWARD_MAX_ATTEMPTS": 3}
+WAIT_S = 20.0
+
+
+@pytest.fixture
+def api_env(request: pytest.FixtureRequest) -> dict[str, object]:
+    return dict(getattr(request, "param", ALLOW_LOOPBACK))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def events(n: int, event_type: str = "CHAT") -> list[UnifiedEvent]:
+    chosen = [e for e in fixture_events() if e.__struct_config__.tag == event_type]
+    assert len(chosen) >= n
+    return chosen[:n]
+
+
+class Rig:
+    """A forwarder driven by the consume loop in burst mode, its workers running as tasks."""
+
+    def __init__(self, api: ApiHarness, outbound: Outbound | None = None) -> None:
+        self.api = api
+        self.forwarder = Forwarder(
+            ForwardStore(api.engine),
+            api.bus,
+            api.ctx.settings,
+            dlq_stream=api.keys.dlq,
+            events_stream=api.keys.events,
+            outbound=outbound,
+            retry_base_s=0.01,
+            retry_max_s=0.05,
+        )
+        self.consumer = api.ctx.consumer(
+            stream=api.keys.events,
+            group="forwarder",
+            handler=self.forwarder.handle,
+            stage="forwarder",
+        )
+
+    async def __aenter__(self) -> Rig:
+        await self.forwarder.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.forwarder.close(grace_s=2)
+
+    async def send(self, evs: list[UnifiedEvent]) -> None:
+        for event in evs:
+            await self.api.publish(event)
+        await self.forwarder.targets(force=True)
+        await self.consumer.run_until_idle()
+
+    async def rows(self) -> list[dict[str, Any]]:
+        async with self.api.engine.connect() as conn:
+            result = await conn.execute(
+                select(forward_deliveries).order_by(forward_deliveries.c.id)
+            )
+            return [dict(r) for r in result.mappings()]
+
+
+async def create_target(api: ApiHarness, url: str, **extra: Any) -> dict[str, Any]:
+    headers = await api.login("boss", Role.STREAMER, [STREAMER_HANDLE])
+    body = {"name": "hook", "url": url, "scope": STREAMER_HANDLE, **extra}
+    response = await api.client.post("/forward/targets", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def seed_stream(api: ApiHarness) -> None:
+    """The store has seen the fixture room, so its streamer (the targets' scope) is known."""
+    await api.seed(events(1, "CONNECTED"))
+
+
+# -- back-off ------------------------------------------------------------------------------------
+def test_retry_delay_doubles_from_500_ms_to_30_s_with_jitter() -> None:
+    for attempts, expected in [(1, 0.5), (2, 1.0), (3, 2.0), (7, 30.0), (20, 30.0)]:
+        delays = [retry_delay(attempts) for _ in range(200)]
+        assert all(expected * 0.8 <= d <= expected * 1.2 for d in delays), attempts
+        assert max(delays) - min(delays) > 0  # jittered
+    assert (RETRY_BASE_S, RETRY_MAX_S) == (0.5, 30.0)
+
+
+# -- targets API ---------------------------------------------------------------------------------
+async def test_target_crud_returns_the_secret_once_and_counts(api: ApiHarness) -> None:
+    headers = await api.login("boss", Role.STREAMER, [STREAMER_HANDLE])
+    created = await create_target(api, "https://hooks.example.com/in", eventTypes=["GIFT"])
+    assert len(created["secret"]) >= 32
+    assert created["eventTypes"] == ["GIFT"]
+    assert created["counts"] == {"delivered": 0, "retried": 0, "deadLettered": 0, "pending": 0}
+    tid = created["id"]
+
+    one = (await api.client.get(f"/forward/targets/{tid}", headers=headers)).json()
+    assert "secret" not in one
+    listed = (await api.client.get("/forward/targets", headers=headers)).json()
+    assert [t["id"] for t in listed] == [tid]
+    assert "secret" not in listed[0]
+
+    body = {"name": "renamed", "url": "https://hooks.example.com/v2", "scope": "@luna.beats"}
+    replaced = await api.client.put(f"/forward/targets/{tid}", json=body, headers=headers)
+    assert replaced.status_code == 200, replaced.text
+    assert (replaced.json()["name"], replaced.json()["eventTypes"]) == ("renamed", [])
+    row = await ForwardStore(api.engine).target_row(tid)
+    assert row is not None
+    assert row.secret == created["secret"]  # kept: the replace gave no new one
+
+    response = await api.client.delete(f"/forward/targets/{tid}", headers=headers)
+    assert response.status_code == 204
+    missing = await api.client.get(f"/forward/targets/{tid}", headers=headers)
+    assert missing.status_code == 404
+
+
+async def test_target_scope_outside_the_account_is_forbidden(api: ApiHarness) -> None:
+    headers = await api.login("boss", Role.STREAMER, [STREAMER_HANDLE])
+    for scope in ("other.streamer", "*"):
+        body = {"name": "x", "url": "https://example.com/", "scope": scope}
+        response = await api.client.post("/forward/targets", json=body, headers=headers)
+        assert response.status_code == 403, scope
+
+
+@pytest.mark.parametrize("api_env", [{}], indirect=True)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://metadata.google.internal/",
+        "file:///etc/passwd",
+    ],
+)
+async def test_target_urls_inside_the_network_are_refused_at_creation(
+    api: ApiHarness, url: str
+) -> None:
+    headers = await api.login("boss", Role.STREAMER, [STREAMER_HANDLE])
+    body = {"name": "x", "url": url, "scope": STREAMER_HANDLE}
+    response = await api.client.post("/forward/targets", json=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("url: ")
+
+
+# -- deliveries ----------------------------------------------------------------------------------
+async def test_deliveries_are_signed_and_verify(api: ApiHarness) -> None:
+    await seed_stream(api)
+    async with Receiver() as rx:
+        target = await create_target(api, f"{rx.url}/in", eventTypes=["CHAT"])
+        sent = events(3)
+        async with Rig(api) as rig:
+            await rig.send([*sent, *events(1, "LIKE")])  # the LIKE does not match
+            await eventually(lambda: _true(len(rx.requests) == 3), "3 deliveries")
+            await eventually(lambda: _all_status(rig, "delivered", 3), "rows delivered")
+    for request, event in zip(
+        sorted(rx.requests, key=lambda r: r.headers["x-ttlp-event-id"]),
+        sorted(sent, key=lambda e: e.event_id),
+        strict=True,
+    ):
+        assert request.headers["content-type"] == "application/json"
+        assert request.headers["x-ttlp-event-id"] == event.event_id
+        assert verify(target["secret"], request.headers, request.body)
+        assert not verify("another-secret-entirely", request.headers, request.body)
+        assert json.loads(request.body) == json.loads(msgspec.json.encode(event))
+
+
+async def test_a_failing_target_does_not_delay_another(api: ApiHarness) -> None:
+    """Receiver A hangs on its first requests, then answers 500 once per event and 200 after;
+    receiver B gets every event while A is still hanging."""
+    await seed_stream(api)
+    gate = asyncio.Event()
+    seen: dict[str, int] = {}
+
+    async def flaky(request: Request) -> Reply:
+        await gate.wait()
+        event_id = request.headers["x-ttlp-event-id"]
+        seen[event_id] = seen.get(event_id, 0) + 1
+        return Reply(500) if seen[event_id] == 1 else Reply(200)
+
+    sent = events(6)
+    async with Receiver(flaky) as a, Receiver() as b:
+        target_a = await create_target(api, a.url)
+        target_b = await create_target(api, b.url)
+        async with Rig(api) as rig:
+            await rig.send(sent)
+            await eventually(lambda: _true(len(b.requests) == len(sent)), "B gets every event")
+            # A has requests in flight too, all hanging until the gate opens.
+            await eventually(lambda: _true(bool(a.requests)), "A's first requests")
+            b_done = time.monotonic()
+            gate.set()
+            await eventually(lambda: _true(len(seen) == len(sent)), "A sees every event")
+            await eventually(lambda: _all_status(rig, "delivered", 2 * len(sent)), "delivered")
+            rows = await rig.rows()
+    assert {r.headers["x-ttlp-event-id"] for r in b.requests} == {e.event_id for e in sent}
+    assert all(n == 2 for n in seen.values())  # a 500, then a retry that succeeded
+    assert all(r.at < b_done for r in b.requests)
+    attempts = {(r["target_id"], r["attempts"]) for r in rows}
+    assert attempts == {(target_a["id"], 2), (target_b["id"], 1)}
+
+
+async def test_a_target_that_always_fails_ends_in_the_dlq(api: ApiHarness) -> None:
+    await seed_stream(api)
+    async with Receiver(lambda r: Reply(503)) as rx:
+        target = await create_target(api, rx.url)
+        [event] = events(1)
+        async with Rig(api) as rig:
+            await rig.send([event])
+            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is dead")
+        assert len(rx.requests) == 3  # FORWARD_MAX_ATTEMPTS
+    [letter] = await dlq.letters(api.bus, api.keys, stage="forwarder")
+    assert letter.reason == "FORWARD_FAILED"
+    assert "HTTP 503" in letter.error
+    payload = json.loads(letter.payload)
+    assert payload["targetId"] == str(target["id"])
+    assert json.loads(payload["event"])["eventId"] == event.event_id
+
+    headers = await api.login("boss")
+    counts = (await api.client.get(f"/forward/targets/{target['id']}", headers=headers)).json()
+    assert counts["counts"] == {"delivered": 0, "retried": 2, "deadLettered": 1, "pending": 0}
+    metrics = (await api.client.get("/metrics")).text
+    assert f'ttlp_forward_deliveries{{outcome="dead_lettered",target="{target["id"]}"}} 1.0' in (
+        metrics
+    )
+
+
+async def test_dlq_retry_delivers_again(api: ApiHarness) -> None:
+    await seed_stream(api)
+    healthy = False
+
+    def receiver(_: Request) -> Reply:
+        return Reply(200) if healthy else Reply(500)
+
+    async with Receiver(receiver) as rx:
+        await create_target(api, rx.url)
+        async with Rig(api) as rig:
+            await rig.send(events(1))
+            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is dead")
+            healthy = True
+            result = await dlq.retry(
+                api.bus, api.keys, api.engine, await dlq.letters(api.bus, api.keys)
+            )
+            assert (len(result.retried), result.skipped) == (1, [])
+            await eventually(lambda: _all_status(rig, "delivered", 1), "delivered after retry")
+            [row] = await rig.rows()
+    assert row["attempts"] == 1  # counted again from zero
+    assert await dlq.letters(api.bus, api.keys) == []
+    assert len(rx.requests) == 4
+
+
+async def test_pending_deliveries_resume_after_a_restart(api: ApiHarness) -> None:
+    await seed_stream(api)
+    healthy = False
+
+    def receiver(_: Request) -> Reply:
+        return Reply(200) if healthy else Reply(500)
+
+    async with Receiver(receiver) as rx:
+        await create_target(api, rx.url)
+        async with Rig(api) as first:
+            await first.send(events(2))
+            await eventually(lambda: _attempted(first, 2), "failed first attempts recorded")
+        rows = await first.rows()
+        assert [r["status"] for r in rows] == ["pending", "pending"]
+        healthy = True
+        async with Rig(api) as second:  # no new event: the table alone drives it
+            await eventually(lambda: _all_status(second, "delivered", 2), "resumed deliveries")
+
+
+# -- SSRF at delivery time -----------------------------------------------------------------------
+async def test_a_name_resolving_to_a_private_address_is_refused(api: ApiHarness) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "evil.test":
+            return ["10.0.0.1"]
+        raise OutboundError(f"cannot resolve {host}")
+
+    await seed_stream(api)
+    await create_target(api, "http://evil.test/hook")
+    outbound = Outbound(api.ctx.settings.outbound, resolver=resolver)
+    async with Rig(api, outbound) as rig:
+        await rig.send(events(1))
+        await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is refused")
+        [row] = await rig.rows()
+    assert row["attempts"] == 1  # refused: no retries
+    [letter] = await dlq.letters(api.bus, api.keys)
+    assert (letter.stage, letter.reason) == ("forwarder", "FORWARD_REFUSED")
+    assert "10.0.0.1" in letter.error
+
+
+async def test_a_redirect_to_a_private_address_is_refused(api: ApiHarness) -> None:
+    await seed_stream(api)
+    redirect = Reply(307, b"", {"location": "http://169.254.169.254/latest/meta-data/"})
+    async with Receiver(lambda r: redirect) as rx:
+        await create_target(api, rx.url)
+        async with Rig(api) as rig:
+            await rig.send(events(1))
+            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is refused")
+    assert len(rx.requests) == 1
+    [letter] = await dlq.letters(api.bus, api.keys)
+    assert letter.reason == "FORWARD_REFUSED"
+    assert "metadata" in letter.error
+
+
+async def test_loopback_not_allow_listed_is_refused_at_delivery(api: ApiHarness) -> None:
+    """A target written before the allowlist changed is still checked at each delivery."""
+    await seed_stream(api)
+    async with Receiver() as rx:
+        await create_target(api, rx.url)
+        strict = Outbound(OutboundSettings())
+        async with Rig(api, strict) as rig:
+            await rig.send(events(1))
+            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is refused")
+        assert rx.requests == []
+
+
+# -- helpers -------------------------------------------------------------------------------------
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _attempted(rig: Rig, n: int) -> bool:
+    rows = await rig.rows()
+    return len(rows) == n and all(r["attempts"] >= 1 for r in rows)
+
+
+async def _all_status(rig: Rig, status: str, n: int) -> bool:
+    rows = await rig.rows()
+    return len(rows) == n and all(r["status"] == status for r in rows)
