@@ -1,0 +1,61 @@
+// Small SVG charts drawn here (no library): a bar chart over time buckets.
+
+import { h, svg } from "./dom.js";
+
+const W = 600;
+const H = 160;
+const PAD = 24;
+
+/** Bars for ``points`` ([{t: Date, v: number}]), with the maximum and the time span labelled. */
+export function barChart(title, points, unit) {
+  const max = Math.max(1, ...points.map((p) => p.v));
+  const width = (W - PAD) / Math.max(1, points.length);
+  const chart = svg("svg", {
+    viewBox: `0 0 ${W} ${H}`,
+    class: "chart",
+    role: "img",
+    "aria-label": title,
+  });
+  chart.append(
+    svg("line", { x1: PAD, y1: H - PAD, x2: W, y2: H - PAD, class: "axis" }),
+    svg("text", { x: PAD, y: 12, class: "label", text: `max ${max} ${unit}` }),
+  );
+  points.forEach((p, i) => {
+    const height = ((H - 2 * PAD) * p.v) / max;
+    const bar = svg("rect", {
+      x: PAD + i * width,
+      y: H - PAD - height,
+      width: Math.max(1, width - 1),
+      height,
+      class: "bar",
+    });
+    bar.append(svg("title", { text: `${p.t.toLocaleTimeString([], { hour12: false })}: ${p.v} ${unit}` }));
+    chart.append(bar);
+  });
+  if (points.length) {
+    const fmt = (d) => d.toLocaleString([], { hour12: false });
+    chart.append(
+      svg("text", { x: PAD, y: H - 6, class: "label", text: fmt(points[0].t) }),
+      svg("text", { x: W, y: H - 6, class: "label end", text: fmt(points[points.length - 1].t) }),
+    );
+  }
+  return h("figure", { class: "chart-box" }, h("figcaption", { text: title }), chart);
+}
+
+/** The analytics buckets as two series, empty buckets filled in (at most ``limit`` points). */
+export function series(result, limit = 720) {
+  const step = (result.bucketSeconds || 60) * 1000;
+  const byStart = new Map(result.buckets.map((b) => [Date.parse(b.start), b]));
+  const starts = [...byStart.keys()].sort((a, b) => a - b);
+  const events = [];
+  const coins = [];
+  if (!starts.length) return { events, coins };
+  const from = Math.max(starts[0], starts[starts.length - 1] - step * (limit - 1));
+  for (let t = from; t <= starts[starts.length - 1]; t += step) {
+    const b = byStart.get(t);
+    const n = b ? Object.values(b.counts).reduce((a, x) => a + x, 0) : 0;
+    events.push({ t: new Date(t), v: n });
+    coins.push({ t: new Date(t), v: b ? b.coins : 0 });
+  }
+  return { events, coins };
+}

@@ -1,0 +1,244 @@
+"""The web UI against a running ttlp (mock provider, fixture in a loop): role gating, the live
+feed and its filters, the moderator view and notes, replay, HTML injection."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import XSS, Server, screenshot
+
+pytestmark = pytest.mark.browser
+
+NAV = {
+    "streamer": ["live", "moderate", "analytics", "sessions", "rules"],
+    "moderator": ["live", "moderate", "analytics", "sessions", "rules"],
+    "viewer": ["analytics", "sessions"],
+}
+WAIT_MS = 20_000
+STREAK_WAIT_S = 45.0
+"""A whole Galaxy streak (five frames) must arrive after the filters are set: one pass of the
+looping fixture takes 2.5 s, so this is slack for a loaded machine, not the expected wait."""
+
+
+def wait_until(page: Any, expression: str, timeout_s: float = WAIT_MS / 1000) -> Any:
+    """Poll ``expression`` until truthy. Not ``page.wait_for_function``: it evaluates a string,
+    which the UI's CSP (no 'unsafe-eval') refuses, as it should."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"still false after {timeout_s}s: {expression}\n{page.evaluate(DIAGNOSIS)}"
+            )
+        page.wait_for_timeout(200)
+
+
+DIAGNOSIS = (
+    "(() => { const text = (s) => document.querySelector(s)?.textContent ?? '(none)';"
+    " const rows = [...document.querySelectorAll('#feed .row')].slice(0, 12)"
+    ".map((r) => r.innerText.replace(/\\s+/g, ' ').trim());"
+    " const chips = [...document.querySelectorAll('.chip[aria-pressed=true]')]"
+    ".map((c) => c.dataset.chip);"
+    " return [`url ${location.href}`, `feed ${text('#feed-status')}; ${text('#feed-count')}`,"
+    " `chips on: ${chips.join(' ')}; search: ${document.querySelector('.feed-search')?.value}`,"
+    " ...rows].join('\\n'); })()"
+)
+"""What the page shows when a wait fails: the feed's status and counts, filters, first rows."""
+
+
+def nav_views(page: Any) -> list[str]:
+    return [a.get_attribute("data-view") for a in page.query_selector_all("#nav a")]
+
+
+ROWS_WHERE = (
+    "(() => { const rows = [...document.querySelectorAll('#feed .row')];"
+    " return rows.length > 0 && rows.every((r) => %s); })()"
+)
+"""A feed that shows rows, all of them matching the condition on ``r`` (a row)."""
+
+
+def feed_types(page: Any) -> set[str]:
+    return {row.get_attribute("data-type") for row in page.query_selector_all("#feed .row")}
+
+
+@pytest.mark.parametrize("name", ["streamer", "moderator", "viewer"])
+def test_each_role_sees_exactly_the_views_it_may_use(login: Any, name: str) -> None:
+    page = login(name)
+    assert nav_views(page) == NAV[name]
+    page.goto("/#/sessions")
+    page.wait_for_selector("table.sessions tbody tr[data-session]", timeout=WAIT_MS)
+    replay_buttons = page.locator("button.replay").count()
+    if name == "streamer":
+        assert replay_buttons > 0
+    else:
+        assert replay_buttons == 0  # not rendered at all, not merely disabled
+    page.goto("/#/live")
+    if name == "viewer":
+        page.wait_for_selector("#view-analytics")  # no live feed: sent to analytics
+        assert page.locator("#feed").count() == 0
+        page.goto("/#/moderate/1")
+        page.wait_for_selector("#view-analytics")
+        assert page.locator("#user-panel").count() == 0
+    else:
+        page.wait_for_selector("#feed .row", timeout=WAIT_MS)
+    page.reload()  # the HttpOnly cookie keeps the session
+    page.wait_for_selector("#nav a")
+    assert nav_views(page) == NAV[name]
+    screenshot(page, f"role-{name}")
+    page.click("#logout")
+    page.wait_for_selector("form#login")
+
+
+def test_dashboard_feed_shows_events_and_filters_narrow_it(login: Any) -> None:
+    page = login("streamer")
+    wait_until(page, "document.querySelectorAll('#feed .row').length >= 10")
+    page.wait_for_selector("#feed .t-GIFT .coins", timeout=WAIT_MS)
+    page.wait_for_selector("#overview .chart", timeout=WAIT_MS)
+    screenshot(page, "dashboard")
+    assert len(feed_types(page)) > 1
+    for chip in page.query_selector_all(".chip[aria-pressed=true]"):
+        if chip.get_attribute("data-chip") != "CHAT":
+            chip.click()
+    # Rows are redrawn on the next animation frame and the matching events may still be on
+    # their way: wait for the filtered feed itself, then check all of it.
+    wait_until(page, ROWS_WHERE % "r.dataset.type === 'CHAT'")
+    assert feed_types(page) == {"CHAT"}
+    page.fill(".feed-search", "Казани")
+    wait_until(page, ROWS_WHERE % "r.textContent.includes('Казани')")
+    texts = [row.inner_text() for row in page.query_selector_all("#feed .row")]
+    assert texts
+    assert all("Казани" in text for text in texts)
+    page.fill(".feed-search", "")
+    page.fill(".feed-user", "@zoe.petals")
+    wait_until(page, ROWS_WHERE % "r.textContent.includes('@zoe.petals')")
+    handles = {u.inner_text().strip() for u in page.query_selector_all("#feed .row .user")}
+    assert handles == {"@zoe.petals"}
+    screenshot(page, "dashboard-filtered")
+
+
+def test_gift_streak_is_one_growing_entry(login: Any) -> None:
+    page = login("streamer")
+    page.wait_for_selector("#feed .row", timeout=WAIT_MS)  # the live view is up, events flow
+    for chip in page.query_selector_all(".chip[aria-pressed=true]"):
+        if chip.get_attribute("data-chip") != "GIFT":
+            chip.click()
+    page.fill(".feed-search", "Galaxy")
+    # The Galaxy streak sends five frames (×1 … ×5): the feed shows one entry per streak (per
+    # pass of the looping mock, and per replay running beside it), which grows in place.
+    rows = wait_until(
+        page,
+        "(() => { const all = [...document.querySelectorAll('#feed .row')];"
+        " if (!all.every(r => r.dataset.type === 'GIFT')) return false;"  # filters applied
+        " const rows = all.map(r => ["
+        "r.querySelector('.gift-count')?.textContent, Boolean(r.querySelector('.streak'))]);"
+        " return rows.some(([c]) => c === '×5') && rows; })()",
+        STREAK_WAIT_S,
+    )
+    assert all(count in {"×1", "×2", "×3", "×4", "×5"} for count, _ in rows), rows
+    # Folded: about one row per streak, not five (×1 … ×5) as unfolded frames would give.
+    ended = sum(1 for count, _ in rows if count == "×5")
+    assert len(rows) < 3 * ended + 2, rows
+    # An entry that reached its end frame (×5) is no longer marked as growing.
+    assert not any(count == "×5" and still_open for count, still_open in rows), rows
+
+
+def test_html_in_a_chat_message_renders_as_text(login: Any) -> None:
+    page = login("streamer")
+    dialogs: list[str] = []
+    requests: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: requests.append(r.url))
+    page.fill(".feed-search", "onerror")
+    wait_until(page, ROWS_WHERE % "r.textContent.includes('onerror')")
+    message = page.query_selector("#feed .t-CHAT .msg")
+    assert message is not None
+    assert message.inner_text() == XSS
+    assert message.query_selector("img") is None
+    page.wait_for_timeout(500)
+    assert dialogs == []
+    assert not [url for url in requests if url.rstrip("/").endswith("/x")]
+    screenshot(page, "xss-as-text")
+
+
+def test_moderator_sees_a_users_history_and_saves_a_note(login: Any, server: Server) -> None:
+    page = login("moderator")
+    page.goto("/#/moderate")
+    page.wait_for_selector("#feed .row", timeout=WAIT_MS)
+    assert page.locator(".chip[data-chip=LIKE][aria-pressed=false]").count() == 1
+    page.fill(".feed-user", "@night.owl")
+    page.click("#feed .row .user", timeout=WAIT_MS)
+    page.wait_for_selector("#user-panel .handle:text('@night.owl')", timeout=WAIT_MS)
+    page.wait_for_selector("#user-history .row", timeout=WAIT_MS)
+    user_id = page.inner_text("#user-panel .user-id")
+    assert user_id.isdigit()
+    assert page.url.endswith(f"#/moderate/{user_id}")
+    page.fill("#user-panel textarea", "gifts a lot; friendly")
+    page.click("#user-panel .note-form button")
+    page.wait_for_selector("#notes p:text-is('gifts a lot; friendly')")
+    screenshot(page, "moderator")
+    with sqlite3.connect(server.database) as db:
+        rows = db.execute("SELECT user_id, author, body FROM user_notes").fetchall()
+    assert (user_id, "moderator", "gifts a lot; friendly") in rows
+
+
+def test_command_palette_jumps_to_a_user(login: Any) -> None:
+    page = login("moderator")
+    page.wait_for_selector("#feed .row .user:text-is('@zoe.petals')", timeout=WAIT_MS)
+    page.keyboard.press("Control+k")
+    page.wait_for_selector("#palette[open]")
+    page.fill("#palette-input", "@zoe")
+    page.wait_for_selector("#palette li:text('@zoe.petals')")
+    screenshot(page, "palette")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#user-panel .handle:text('@zoe.petals')", timeout=WAIT_MS)
+    page.keyboard.press("Control+k")
+    page.fill("#palette-input", "sessions")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#view-sessions")
+
+
+def test_replay_from_the_sessions_list_shows_the_replayed_session(login: Any) -> None:
+    page = login("streamer")
+    page.goto("/#/sessions")
+    # An ended live session (the fixture ends each pass with STREAM_END).
+    source = wait_until(
+        page,
+        "[...document.querySelectorAll('table.sessions tbody tr')]"
+        ".find(r => r.cells[1].textContent === 'live' && r.cells[3].textContent !== '—')"
+        "?.dataset.session",
+    )
+    page.click(f"tr[data-session='{source}'] button.replay")
+    page.wait_for_selector(f"tr[data-session='{source}'] .progress.done", timeout=60_000)
+    replayed = page.locator(f"a.replayed-from[href='#/session/{source}']")
+    replayed.first.wait_for(timeout=WAIT_MS)
+    screenshot(page, "sessions")
+    replay_id = page.evaluate(
+        f"document.querySelector(\"a.replayed-from[href='#/session/{source}']\")"
+        ".closest('tr').dataset.session"
+    )
+    page.goto(f"/#/session/{replay_id}")
+    page.wait_for_selector("#session-events .row.replay", timeout=WAIT_MS)
+    screenshot(page, "session")
+
+
+def test_analytics_and_rules_pages_render(login: Any) -> None:
+    page = login("streamer")
+    page.goto("/#/analytics")
+    page.wait_for_selector("#view-analytics .chart rect.bar", timeout=WAIT_MS)
+    page.wait_for_selector("#view-analytics table.grid td:text('@')", timeout=WAIT_MS)
+    screenshot(page, "analytics")
+    # A time range narrows it: nothing has happened in 2099 yet.
+    page.fill("#view-analytics input[aria-label=From]", "2099-01-01T00:00")
+    page.dispatch_event("#view-analytics input[aria-label=From]", "change")
+    page.wait_for_selector(
+        "#view-analytics .stat:has(span:text-is('events')) strong:text-is('0')", timeout=WAIT_MS
+    )
+    page.goto("/#/rules")
+    page.wait_for_selector("#view-rules table.rules tbody tr")
+    screenshot(page, "rules")
