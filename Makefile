@@ -25,8 +25,8 @@ test: install lint typecheck
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts alembic
+	$(BIN)/ruff format --check src tests benchmarks scripts alembic
 
 typecheck: install
 	$(BIN)/mypy

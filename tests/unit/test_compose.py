@@ -50,7 +50,11 @@ SECRET_VARIABLES = {
 }
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|API_KEY|TOKEN|SESSION_ID|AUTH", re.IGNORECASE)
 REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-?+][^}]*)?\}")
-DUMMY_ENV = {"POSTGRES_PASSWORD": "pg-test-password", "REDIS_PASSWORD": "redis-test-password"}
+DUMMY_ENV = {
+    "POSTGRES_PASSWORD": "pg-test-password",
+    "REDIS_PASSWORD": "redis-test-password",
+    "JWT_SECRET": "jwt-test-secret",
+}
 
 
 # -- helpers -----------------------------------------------------------------------------------
