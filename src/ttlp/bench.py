@@ -1,4 +1,5 @@
-"""Pipeline benchmark (DESIGN §12): mock provider → normalize → store (+ api), one process.
+"""Pipeline benchmark (DESIGN §12): mock provider → every role (normalize, store, api, rules,
+forward) in one process, as ``ttlp run --roles all`` runs them.
 
 For each backend (Redis + PostgreSQL, and the embedded in-process bus + SQLite):
   1. throughput: N frames published by the mock provider as fast as the consumers keep up;
@@ -43,6 +44,8 @@ from ttlp.tiktok.publish import FramePublisher
 
 REDIS_URL = os.environ.get("TTLP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("TTLP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BENCH_ROLES = ("normalize", "store", "api", "rules", "forward")
+"""Every role of ``--roles all`` but ingest, whose work the benchmark's mock provider does."""
 
 
 @dataclass
@@ -142,8 +145,10 @@ async def run_pipeline(
 ) -> tuple[float, Latencies]:
     """Run every role in-process until ``frames`` events are committed; → (seconds, latencies).
 
-    The mock provider publishes directly (what the ingest role would do); normalize, store and
-    api (with its live-feed tail of ttlc:events) run as in ``ttlp run``."""
+    The mock provider publishes directly (what the ingest role would do); the other roles run
+    as in ``ttlp run``: the api tails ttlc:events for its live feed, rules and forward read
+    every event in their own consumer groups (no rules or targets configured: their cost is
+    reading, decoding and acknowledging every event)."""
     lines = load_fixture(fixture_path(encoding))
     lines = [line for line in lines if line.frame is not None]
     lines = (lines * (frames // len(lines) + 1))[:frames]
@@ -151,10 +156,7 @@ async def run_pipeline(
     async with open_context(settings, need_db=True) as ctx:
         _instrument(ctx, latencies)
         stop = asyncio.Event()
-        roles = [
-            asyncio.create_task(ROLES[name].load()(ctx, stop))
-            for name in ("normalize", "store", "api")
-        ]
+        roles = [asyncio.create_task(ROLES[name].load()(ctx, stop)) for name in BENCH_ROLES]
         provider = MockProvider(lines, rate=rate, loop=False)
         publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,))
         started = time.perf_counter()
@@ -290,7 +292,8 @@ def main(
     tune_gc()  # as `ttlp run` does
     print(
         f"ttlp pipeline benchmark: {frames:,} frames, Python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs; roles {', '.join(BENCH_ROLES)} (the mock provider publishes "
+        "as ingest would)"
     )
     for kind in backends:
         asyncio.run(bench(kind, frames, latency_rate, latency_seconds))

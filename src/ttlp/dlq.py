@@ -14,6 +14,7 @@ left where they are and reported. A retried entry is deleted from the stream.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,32 @@ class Letter:
     def time(self) -> datetime:
         ms, _ = parse_id(self.id)
         return datetime.fromtimestamp(ms / 1000, UTC)
+
+    @property
+    def body(self) -> Any:
+        """The payload decoded (the ``ttlc:raw``/``ttlc:events`` entry, or the forwarder's
+        ``{targetId, event}``), or its text when it is not JSON."""
+        try:
+            return msgspec.json.decode(self.payload)
+        except msgspec.DecodeError:
+            return self.payload
+
+    @property
+    def stream_id(self) -> str | None:
+        """The room the entry is about: a raw frame's ``streamId``, or that of the event it
+        carries; None when the payload does not say (a frame too broken to tell)."""
+        body = self.body
+        if not isinstance(body, dict):
+            return None
+        if isinstance(body.get("streamId"), str):
+            return str(body["streamId"])
+        event = body.get("event")
+        if isinstance(event, str):
+            with contextlib.suppress(msgspec.DecodeError):
+                event = msgspec.json.decode(event)
+        if isinstance(event, dict) and isinstance(event.get("streamId"), str):
+            return str(event["streamId"])
+        return None
 
     def detail(self, width: int = 60) -> str:
         """A short description: the error, and what the payload is about."""
@@ -75,7 +102,7 @@ def _event_head(data: Any) -> str:
     return f"{event.get('eventType', '?')} {str(event.get('eventId', ''))[:12]}"
 
 
-def _letter(entry: Entry) -> Letter | None:
+def letter_of(entry: Entry) -> Letter | None:
     fields = entry.fields
     if fields is None:
         return None
@@ -101,7 +128,7 @@ async def letters(
     """Dead letters, oldest first, filtered by stage, time (strictly before) and ids."""
     out: list[Letter] = []
     for entry in await bus.range(keys.dlq):
-        letter = _letter(entry)
+        letter = letter_of(entry)
         if letter is None:
             continue
         if stage is not None and letter.stage != stage:

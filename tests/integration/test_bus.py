@@ -150,6 +150,19 @@ async def test_range_and_delete(bus: Bus, stream: str) -> None:
     assert await bus.length(stream) == 3
 
 
+async def test_revrange_pages_newest_first(bus: Bus, stream: str) -> None:
+    ids = await fill(bus, stream, 6)
+    await bus.delete(stream, [ids[3]])
+    assert [e.id for e in await bus.revrange(stream, count=2)] == [ids[5], ids[4]]
+    # The next page: strictly before the last id seen, past the deleted one.
+    page = await bus.revrange(stream, end=f"({ids[4]}", count=2)
+    assert [e.id for e in page] == [ids[2], ids[1]]
+    assert page[0].fields == {"n": "2"}
+    assert [e.id for e in await bus.revrange(stream, end=ids[2], start=ids[1])] == [ids[2], ids[1]]
+    assert [e.id for e in await bus.revrange(stream, end=f"({ids[0]}")] == []
+    assert await bus.revrange(f"{stream}:none", count=5) == []
+
+
 async def test_missing_stream_has_no_length_or_groups(bus: Bus, stream: str) -> None:
     assert await bus.length(stream) == 0
     assert await bus.groups(stream) == []

@@ -53,7 +53,7 @@ from ttlp.accounts import Account, Accounts
 from ttlp.api.auth import OPEN_PATHS, AccountCache, make_jwt_auth
 from ttlp.api.feed import Feed, HandleDirectory, make_channels
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
-from ttlp.api.routes import actions, analytics, auth, history, live, ops
+from ttlp.api.routes import actions, analytics, auth, dlq, history, live, ops
 from ttlp.api.routes import forward as forward_routes
 from ttlp.api.routes import rules as rules_routes
 from ttlp.api.routes import ui as ui_routes
@@ -354,6 +354,7 @@ def create_app(ctx: Context, stop: asyncio.Event | None = None) -> Litestar:
             *live.routes,
             *analytics.routes,
             *ops.routes,
+            *dlq.routes,
             *rules_routes.routes,
             *actions.routes,
             *forward_routes.routes,

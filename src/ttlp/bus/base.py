@@ -78,6 +78,11 @@ class Bus(Protocol):
     ) -> list[Entry]:
         """XRANGE."""
 
+    async def revrange(
+        self, stream: str, *, end: str = "+", start: str = "-", count: int | None = None
+    ) -> list[Entry]:
+        """XREVRANGE: newest first. ``end`` may be exclusive, ``(id``, for the next page."""
+
     async def delete(self, stream: str, ids: Sequence[str]) -> int:
         """XDEL."""
 

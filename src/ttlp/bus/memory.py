@@ -246,6 +246,21 @@ class MemoryBus:
                 break
         return out
 
+    async def revrange(
+        self, stream: str, *, end: str = "+", start: str = "-", count: int | None = None
+    ) -> list[Entry]:
+        s = self._stream(stream)
+        if end == "+":
+            hi = len(s.keys)
+        elif end.startswith("("):
+            hi = bisect_left(s.keys, parse_id(end[1:]), lo=s.head)
+        else:
+            hi = bisect_right(s.keys, parse_id(end), lo=s.head)
+        lo = s.head if start == "-" else bisect_left(s.keys, parse_id(start), lo=s.head)
+        if count is not None:
+            lo = max(lo, hi - count)
+        return [Entry(_fmt(key), dict(s.entries[key])) for key in reversed(s.keys[lo:hi])]
+
     async def delete(self, stream: str, ids: Sequence[str]) -> int:
         s = self._stream(stream)
         deleted = 0

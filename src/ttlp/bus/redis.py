@@ -178,6 +178,12 @@ class RedisBus:
         reply: Any = await self._client.xrange(stream, min=start, max=end, count=count)
         return [Entry(i, f) for i, f in reply or ()]
 
+    async def revrange(
+        self, stream: str, *, end: str = "+", start: str = "-", count: int | None = None
+    ) -> list[Entry]:
+        reply: Any = await self._client.xrevrange(stream, max=end, min=start, count=count)
+        return [Entry(i, f) for i, f in reply or ()]
+
     async def delete(self, stream: str, ids: Sequence[str]) -> int:
         if not ids:
             return 0

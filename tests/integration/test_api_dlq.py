@@ -1,0 +1,150 @@
+"""``GET /dlq``: the dead letters a streamer may see, newest first, in pages (DESIGN §7.3)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+
+from tests.integration.api_support import (
+    FIXTURE_ROOM,
+    OTHER_ROOM,
+    STREAMER_HANDLE,
+    ApiHarness,
+    fixture_events,
+    other_stream_events,
+)
+from tests.integration.test_api_ops import assert_json_error
+from ttlp.accounts import Role
+from ttlp.bus.consumer import dead_letter_fields, now_iso
+from ttlp.contracts.events import DeadLetter
+
+pytestmark = pytest.mark.integration
+
+
+def raw_entry(room: str) -> dict[str, str]:
+    """A ``ttlc:raw`` entry as the normalizer dead-letters it (a frame it could not read)."""
+    return {
+        "schemaVersion": "raw.v1",
+        "streamId": room,
+        "sessionId": "3f1c2a9e-6b7d-4e21-9c55-0d8e7a41b2f6",
+        "type": "WebcastGiftMessage",
+        "data": '{"giftId": "not a number"}',
+    }
+
+
+async def dead_letter(api: ApiHarness, stage: str, payload: str, error: str) -> str:
+    letter = DeadLetter(
+        stage=stage,
+        reason="VALIDATION_ERROR" if stage == "normalizer" else "FORWARD_FAILED",
+        error=error,
+        payload=payload,
+        failed_at=now_iso(),
+        source_stream=api.keys.raw if stage == "normalizer" else api.keys.events,
+        source_id="1-1",
+    )
+    return await api.bus.publish(api.keys.dlq, dead_letter_fields(letter))
+
+
+@pytest.fixture
+async def letters(api: ApiHarness) -> dict[str, str]:
+    """Four dead letters, oldest first: the fixture room's frame, another streamer's forward
+    delivery, a frame too broken to name its room, the fixture room's forward delivery."""
+    await api.seed(fixture_events() + other_stream_events())  # rooms → handles
+    event = msgspec.json.encode(other_stream_events()[1]).decode()
+    own_event = msgspec.json.encode(fixture_events()[1]).decode()
+    return {
+        "own-frame": await dead_letter(
+            api, "normalizer", json.dumps(raw_entry(FIXTURE_ROOM)), "giftId: not an integer"
+        ),
+        "other-delivery": await dead_letter(
+            api, "forwarder", json.dumps({"targetId": 7, "event": event}), "HTTP 500"
+        ),
+        "broken": await dead_letter(api, "normalizer", "{not json", "unreadable entry"),
+        "own-delivery": await dead_letter(
+            api, "forwarder", json.dumps({"targetId": 8, "event": own_event}), "HTTP 502"
+        ),
+    }
+
+
+async def get_dlq(api: ApiHarness, headers: dict[str, str], **params: Any) -> dict[str, Any]:
+    response = await api.client.get("/dlq", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_an_all_streams_streamer_sees_every_letter_newest_first_in_pages(
+    api: ApiHarness, letters: dict[str, str]
+) -> None:
+    headers = await api.login("owner", Role.STREAMER, ["*"])
+    newest_first = list(reversed(letters.values()))
+
+    body = await get_dlq(api, headers)
+    assert [item["id"] for item in body["items"]] == newest_first
+    assert body["total"] == 4
+    assert body["nextBefore"] is None
+
+    first = await get_dlq(api, headers, limit=3)
+    assert [item["id"] for item in first["items"]] == newest_first[:3]
+    rest = await get_dlq(api, headers, limit=3, before=first["nextBefore"])
+    assert [item["id"] for item in rest["items"]] == newest_first[3:]
+    assert rest["nextBefore"] is None
+
+    by_id = {item["id"]: item for item in body["items"]}
+    frame = by_id[letters["own-frame"]]
+    assert frame["stage"] == "normalizer"
+    assert frame["reason"] == "VALIDATION_ERROR"
+    assert frame["error"] == "giftId: not an integer"
+    assert frame["streamId"] == FIXTURE_ROOM
+    assert frame["payload"] == raw_entry(FIXTURE_ROOM)  # the entry as it was, decoded
+    assert frame["sourceStream"] == api.keys.raw
+    assert frame["time"].endswith("Z")
+    delivery = by_id[letters["other-delivery"]]
+    assert delivery["streamId"] == OTHER_ROOM
+    assert delivery["payload"]["targetId"] == 7
+    broken = by_id[letters["broken"]]
+    assert broken["payload"] == "{not json"  # not JSON: shown as the text it is
+    assert "streamId" not in broken
+
+
+async def test_the_stage_filter(api: ApiHarness, letters: dict[str, str]) -> None:
+    headers = await api.login("owner", Role.STREAMER, ["*"])
+    body = await get_dlq(api, headers, stage="forwarder")
+    assert [item["id"] for item in body["items"]] == [
+        letters["own-delivery"],
+        letters["other-delivery"],
+    ]
+
+
+async def test_a_scoped_streamer_sees_only_letters_of_its_rooms(
+    api: ApiHarness, letters: dict[str, str]
+) -> None:
+    headers = await api.login("luna", Role.STREAMER, [STREAMER_HANDLE])
+    body = await get_dlq(api, headers)
+    # Not another streamer's, not one that names no room.
+    assert [item["id"] for item in body["items"]] == [
+        letters["own-delivery"],
+        letters["own-frame"],
+    ]
+    page = await get_dlq(api, headers, limit=1)
+    assert [item["id"] for item in page["items"]] == [letters["own-delivery"]]
+    page = await get_dlq(api, headers, limit=1, before=page["nextBefore"])
+    assert [item["id"] for item in page["items"]] == [letters["own-frame"]]
+
+
+async def test_who_may_not_and_what_is_refused(api: ApiHarness, letters: dict[str, str]) -> None:
+    assert_json_error(await api.client.get("/dlq"), 401)
+    moderator = await api.login("mod", Role.MODERATOR, [STREAMER_HANDLE])
+    assert_json_error(await api.client.get("/dlq", headers=moderator), 403)
+    owner = await api.login("owner", Role.STREAMER, ["*"])
+    for params in ({"limit": 0}, {"limit": 201}, {"before": "yesterday"}, {"stage": "A B"}):
+        body = assert_json_error(await api.client.get("/dlq", params=params, headers=owner), 400)
+        assert [(e["key"], e["source"]) for e in body["extra"]] == [(*params, "query")], body
+
+
+async def test_an_empty_dead_letter_stream(api: ApiHarness) -> None:
+    headers = await api.login("owner", Role.STREAMER, ["*"])
+    assert await get_dlq(api, headers) == {"items": [], "nextBefore": None, "total": 0}
