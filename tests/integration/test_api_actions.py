@@ -4,13 +4,16 @@ in scope), and the answers when Euler is not configured (503) or refuses (502)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import msgspec
 import pytest
+from websockets.asyncio.client import connect as ws_connect
 
+import ttlp.api.routes.actions as actions_module
 from tests.fakes.euler_api import API_KEY, FakeEulerApi
 from tests.integration.api_support import (
     FIXTURE_ROOM,
@@ -20,7 +23,7 @@ from tests.integration.api_support import (
     ApiHarness,
     other_stream_events,
 )
-from ttlp.accounts import Role
+from ttlp.accounts import Accounts, Role
 from ttlp.contracts.events import UnifiedEvent, decode_event
 
 pytestmark = pytest.mark.integration
@@ -29,6 +32,7 @@ SESSION: Final = "tiktok-session-cookie-value"
 VIEWER_ID: Final = "7012345678901234501"
 """zoe.petals, a viewer of luna.beats' session."""
 NEWER_ROOM: Final = "7445555555555555555"
+WS_WAIT_S: Final = 10.0
 
 
 @pytest.fixture
@@ -182,3 +186,156 @@ async def test_a_bad_body_is_400_and_euler_is_not_called(
     response = await api.client.post("/actions/timeout", json=body, headers=headers)
     assert response.status_code == 400, response.text
     assert euler.calls == []
+
+
+# -- the same actions on the live-feed WebSocket ------------------------------------------------
+def ws_url(api: ApiHarness, stream: str) -> str:
+    return f"ws://127.0.0.1:{api.port}/streams/{stream}/ws"
+
+
+async def answer(socket: Any, frame: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """Send one frame; → the ``action-result`` that answers it (feed events are skipped)."""
+    await socket.send(json.dumps(frame) if isinstance(frame, dict) else frame)
+    while True:
+        message = json.loads(await asyncio.wait_for(socket.recv(), WS_WAIT_S))
+        if message["type"] == "action-result":
+            return message  # type: ignore[no-any-return]
+
+
+async def test_a_moderator_mutes_and_kicks_over_the_websocket(
+    api: ApiHarness, euler: FakeEulerApi
+) -> None:
+    headers = await moderator(api)
+    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+        muted = await answer(
+            socket,
+            {
+                "type": "action",
+                "action": "timeout",
+                "userId": VIEWER_ID,
+                "durationS": 60,
+                "ref": "m1",
+            },
+        )
+        kicked = await answer(
+            socket, {"type": "action", "action": "ban", "userId": VIEWER_ID, "ref": "k1"}
+        )
+    assert muted == {
+        "type": "action-result",
+        "ref": "m1",
+        "ok": True,
+        "action": "timeout",
+        "streamId": FIXTURE_ROOM,
+        "userId": VIEWER_ID,
+        "durationS": 60,
+    }
+    assert kicked == {
+        "type": "action-result",
+        "ref": "k1",
+        "ok": True,
+        "action": "ban",
+        "streamId": FIXTURE_ROOM,
+        "userId": VIEWER_ID,
+    }
+    mute, kick = euler.calls
+    assert (mute.path, mute.query["duration"]) == ("/webcast/moderation/mutes", "60")
+    assert (kick.path, kick.query["tiktok_user_id"]) == ("/webcast/moderation/bans", VIEWER_ID)
+    assert kick.query["room_id"] == FIXTURE_ROOM
+
+
+async def test_on_a_handles_websocket_actions_go_to_its_most_recent_room(
+    api: ApiHarness, euler: FakeEulerApi
+) -> None:
+    headers = await moderator(api)
+    await api.seed(later_broadcast())
+    url = ws_url(api, f"@{STREAMER_HANDLE}")
+    async with ws_connect(url, additional_headers=headers) as socket:
+        result = await answer(socket, {"type": "action", "action": "ban", "userId": VIEWER_ID})
+    assert result["ok"] is True
+    assert result["streamId"] == NEWER_ROOM
+    assert result["ref"] is None
+    [call] = euler.calls
+    assert call.query["room_id"] == NEWER_ROOM
+
+
+@pytest.mark.parametrize(
+    ("frame", "says"),
+    [
+        ("not json", "not JSON"),
+        (b"\x00\x01", "text frames"),
+        ({"type": "action", "action": "explode", "userId": VIEWER_ID, "ref": "r"}, "action"),
+        ({"type": "action", "action": "timeout", "userId": "zoe", "ref": "r"}, "userId"),
+        (
+            {
+                "type": "action",
+                "action": "timeout",
+                "userId": VIEWER_ID,
+                "durationS": 120,
+                "ref": "r",
+            },
+            "durationS",
+        ),
+        (
+            {"type": "action", "action": "ban", "userId": VIEWER_ID, "roomId": "1", "ref": "r"},
+            "roomId",
+        ),
+        ("x" * 5000, "at most 4096"),
+    ],
+)
+async def test_a_bad_websocket_frame_is_answered_and_the_connection_goes_on(
+    api: ApiHarness, euler: FakeEulerApi, frame: str | bytes | dict[str, Any], says: str
+) -> None:
+    headers = await moderator(api)
+    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+        refused = await answer(socket, frame)
+        assert refused["ok"] is False
+        assert refused["status"] in (400, 413)
+        assert says in refused["error"], refused
+        assert refused["ref"] == ("r" if isinstance(frame, dict) else None)
+        assert euler.calls == []
+        fine = await answer(socket, {"type": "action", "action": "ban", "userId": VIEWER_ID})
+    assert fine["ok"] is True
+    assert len(euler.calls) == 1
+
+
+async def test_websocket_actions_are_authorized_again_each_time(
+    api: ApiHarness, euler: FakeEulerApi
+) -> None:
+    headers = await moderator(api)
+    api.app.state.api.account_cache.ttl_s = 0.0  # no cached account: see the change at once
+    ban = {"type": "action", "action": "ban", "userId": VIEWER_ID}
+    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+        assert (await answer(socket, ban))["ok"] is True
+        await Accounts(api.engine).set_disabled("mod", True)
+        disabled = await answer(socket, ban)
+        assert (disabled["ok"], disabled["status"]) == (False, 401)
+        assert "log in again" in disabled["error"]
+        await Accounts(api.engine).set_disabled("mod", False)
+        assert (await answer(socket, ban))["ok"] is True
+        await Accounts(api.engine).set_password("mod", "a brand new password")
+        stale = await answer(socket, ban)  # the connection's token predates the change
+        assert (stale["ok"], stale["status"]) == (False, 401)
+    assert len(euler.calls) == 2
+
+
+async def test_websocket_actions_are_limited_per_connection(
+    api: ApiHarness, euler: FakeEulerApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actions_module, "WS_ACTIONS_PER_MINUTE", 2)
+    headers = await moderator(api)
+    ban = {"type": "action", "action": "ban", "userId": VIEWER_ID}
+    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+        results = [await answer(socket, ban) for _ in range(3)]
+    assert [r["ok"] for r in results] == [True, True, False]
+    assert results[2]["status"] == 429
+    assert "2 actions a minute" in results[2]["error"]
+    assert len(euler.calls) == 2
+
+
+@pytest.mark.parametrize("api_env", [{}])
+async def test_without_euler_a_websocket_action_says_what_is_missing(api: ApiHarness) -> None:
+    headers = await moderator(api)
+    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+        result = await answer(socket, {"type": "action", "action": "ban", "userId": VIEWER_ID})
+    assert (result["ok"], result["status"]) == (False, 503)
+    assert "set EULER_API_KEY and SESSION_ID" in result["error"]

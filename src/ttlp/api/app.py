@@ -313,8 +313,16 @@ def create_app(ctx: Context, stop: asyncio.Event | None = None) -> Litestar:
         heartbeat_s=settings.sse_heartbeat_s,
     )
     metrics = ApiMetrics()
-    api = ApiState(ctx=ctx, queries=queries, accounts=accounts, feed=feed, metrics=metrics)
-    jwt_auth = make_jwt_auth(ctx.settings, AccountCache(accounts))
+    account_cache = AccountCache(accounts)
+    api = ApiState(
+        ctx=ctx,
+        queries=queries,
+        accounts=accounts,
+        feed=feed,
+        metrics=metrics,
+        account_cache=account_cache,
+    )
+    jwt_auth = make_jwt_auth(ctx.settings, account_cache)
     ip_limit = RateLimitConfig(
         rate_limit=(settings.rate_limit_window, settings.rate_limit_ip),
         identifier_for_request=_ip,

@@ -68,6 +68,17 @@ class AccountCache:
         self._cache[username] = (now, account)
         return account
 
+    async def current(self, token: Token) -> Account | None:
+        """The token's account while the token holds: the account exists, is enabled and its
+        password has not changed since the login. Not by ``iat``: it has whole seconds only,
+        so a token from the same second as a change would survive it."""
+        account = await self.get(token.sub)
+        if account is None or account.disabled:
+            return None
+        if token.extras.get(PASSWORD_CLAIM) != password_stamp(account):
+            return None
+        return account
+
 
 def password_stamp(account: Account) -> int:
     """When the account's password last changed (µs since the epoch): every token carries the
@@ -79,14 +90,7 @@ def make_jwt_auth(settings: Settings, cache: AccountCache) -> JWTCookieAuth[Acco
     async def retrieve_account(
         token: Token, _connection: ASGIConnection[Any, Any, Any, Any]
     ) -> Account | None:
-        account = await cache.get(token.sub)
-        if account is None or account.disabled:
-            return None
-        # Tokens issued before the password changed are void. Not by ``iat``: it has whole
-        # seconds only, so a token from the same second as the change would survive it.
-        if token.extras.get(PASSWORD_CLAIM) != password_stamp(account):
-            return None
-        return account
+        return await cache.current(token)
 
     return JWTCookieAuth[Account, Token](
         retrieve_user_handler=retrieve_account,

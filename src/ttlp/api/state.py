@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
 
 from ttlp.accounts import ALL_STREAMS, Account, Accounts
-from ttlp.api.auth import ensure_scope
+from ttlp.api.auth import AccountCache, ensure_scope
 from ttlp.api.feed import Feed, handle_channel, room_channel
 from ttlp.api.metrics import ApiMetrics
 from ttlp.db.queries import Queries
@@ -28,11 +28,20 @@ class ApiState:
     every field (down to the runtime's TYPE_CHECKING-only imports) for its signature model."""
 
     def __init__(
-        self, ctx: Context, queries: Queries, accounts: Accounts, feed: Feed, metrics: ApiMetrics
+        self,
+        ctx: Context,
+        queries: Queries,
+        accounts: Accounts,
+        feed: Feed,
+        metrics: ApiMetrics,
+        account_cache: AccountCache,
     ) -> None:
         self.ctx = ctx
         self.queries = queries
         self.accounts = accounts
+        self.account_cache = account_cache
+        """What checks every request's token; long-lived connections (the WebSocket) ask it
+        again before each action."""
         self.feed = feed
         self.metrics = metrics
         self.started = time.monotonic()

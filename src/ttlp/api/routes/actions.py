@@ -14,16 +14,26 @@ secrets: Euler's error texts pass through ``Actions._clean``).
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from litestar import post
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+    ValidationException,
+)
 from litestar.params import JSONBody
+from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK
 from loguru import logger
 
-from ttlp.accounts import Role
+from ttlp.accounts import Account, Role
 from ttlp.api.auth import current_account, require
 from ttlp.api.state import HANDLE_RE, Api, Req, resolve_stream
 from ttlp.rules.actions import Actions
@@ -73,9 +83,8 @@ class ActionOut(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True
     duration_s: int | None = None
 
 
-async def _room(api: Api, request: Req, ref: str) -> str:
+async def _room(api: Api, account: Account, ref: str) -> str:
     """The live room of ``ref`` after the scope check (403/404)."""
-    account = current_account(request)
     stream = await resolve_stream(api, ref, account)
     if not HANDLE_RE.match(ref):
         return stream.stream_ids[0]
@@ -85,11 +94,18 @@ async def _room(api: Api, request: Req, ref: str) -> str:
     return str(latest[0]["id"])
 
 
-async def _moderate(
-    api: Api, request: Req, ref: str, user_id: str, op: Literal["mute", "kick"], duration_s: int
+async def moderate(
+    api: Api,
+    account: Account,
+    ref: str,
+    user_id: str,
+    op: Literal["mute", "kick"],
+    duration_s: int,
+    *,
+    via: str = "http",
 ) -> str:
     """Run the action; → the room it went to (503/502 when Euler is not set up or fails)."""
-    room = await _room(api, request, ref)
+    room = await _room(api, account, ref)
     actions = Actions(api.ctx.settings)
     try:
         outcome = await actions.moderate_user(room, user_id, op, duration_s)
@@ -97,7 +113,8 @@ async def _moderate(
         await actions.aclose()
     missing = actions.missing_config()
     fields: dict[str, Any] = {
-        "account": current_account(request).username,
+        "account": account.username,
+        "via": via,
         "op": op,
         "stream_id": room,
         "user_id": user_id,
@@ -126,7 +143,8 @@ async def _moderate(
     summary="Mute a viewer in a stream's room for durationS seconds (through Euler)",
 )
 async def timeout_user(api: Api, request: Req, data: JSONBody[TimeoutIn]) -> ActionOut:
-    room = await _moderate(api, request, data.stream_id, data.user_id, "mute", data.duration_s)
+    account = current_account(request)
+    room = await moderate(api, account, data.stream_id, data.user_id, "mute", data.duration_s)
     return ActionOut(
         ok=True,
         action="timeout",
@@ -144,8 +162,101 @@ async def timeout_user(api: Api, request: Req, data: JSONBody[TimeoutIn]) -> Act
     summary="Kick a viewer from a stream's room (through Euler)",
 )
 async def ban_user(api: Api, request: Req, data: JSONBody[BanIn]) -> ActionOut:
-    room = await _moderate(api, request, data.stream_id, data.user_id, "kick", -1)
+    room = await moderate(api, current_account(request), data.stream_id, data.user_id, "kick", -1)
     return ActionOut(ok=True, action="ban", stream_id=room, user_id=data.user_id)
+
+
+# -- the same actions on the live-feed WebSocket (DESIGN §7.4) ----------------------------------
+WS_ACTION_MAX_CHARS: Final = 4096
+WS_ACTIONS_PER_MINUTE: Final = 30
+"""Per connection: a moderator clicks, a runaway client loops."""
+
+
+class WsActionIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    """A frame a client sends on ``/streams/{stream}/ws``: an action on that stream's room.
+
+    ``{"type": "action", "action": "timeout", "userId": "…", "durationS": 300, "ref": "…"}``;
+    the answer is one ``action-result`` frame with the same ``ref``."""
+
+    type: Literal["action"]
+    action: Literal["timeout", "ban"]
+    user_id: UserId
+    duration_s: Literal[5, 30, 60, 300, -1] = 300
+    ref: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    """The client's own id for the request, echoed in the answer."""
+
+
+class WsActions:
+    """The actions of one WebSocket: read, limited, authorized again, run, answered.
+
+    The connection was authorized when it opened; every action checks the token's account
+    again (disabled, password changed, role lowered, stream out of scope since), as an HTTP
+    request would."""
+
+    def __init__(self, api: Api, token: Token | None, stream: str) -> None:
+        self.api = api
+        self.token = token
+        self.stream = stream
+        self.recent: deque[float] = deque()
+
+    async def answer(self, text: str | bytes) -> dict[str, Any]:
+        """The ``action-result`` frame for one client frame (never raises for bad input)."""
+        ref: str | None = None
+        try:
+            if isinstance(text, bytes):
+                raise ValidationException("actions are JSON in text frames, not binary ones")
+            if len(text) > WS_ACTION_MAX_CHARS:
+                raise HTTPException(
+                    status_code=413, detail=f"frames are at most {WS_ACTION_MAX_CHARS} characters"
+                )
+            try:
+                raw = msgspec.json.decode(text)
+            except msgspec.DecodeError:
+                raise ValidationException("the frame is not JSON") from None
+            if isinstance(raw, dict) and isinstance(raw.get("ref"), str):
+                ref = raw["ref"][:64]
+            try:
+                action = msgspec.convert(raw, WsActionIn)
+            except msgspec.ValidationError as exc:
+                raise ValidationException(f"not an action: {exc}") from None
+            self._count()
+            account = await self._account()
+            op: Literal["mute", "kick"] = "mute" if action.action == "timeout" else "kick"
+            duration = action.duration_s if op == "mute" else -1
+            room = await moderate(
+                self.api, account, self.stream, action.user_id, op, duration, via="websocket"
+            )
+        except HTTPException as exc:
+            failed = {"ok": False, "status": exc.status_code, "error": exc.detail}
+            return {"type": "action-result", "ref": ref, **failed}
+        out = ActionOut(
+            ok=True,
+            action=action.action,
+            stream_id=room,
+            user_id=action.user_id,
+            duration_s=action.duration_s if action.action == "timeout" else None,
+        )
+        return {"type": "action-result", "ref": ref, **msgspec.to_builtins(out)}
+
+    def _count(self) -> None:
+        now = time.monotonic()
+        while self.recent and now - self.recent[0] >= 60:
+            self.recent.popleft()
+        if len(self.recent) >= WS_ACTIONS_PER_MINUTE:
+            raise TooManyRequestsException(
+                f"at most {WS_ACTIONS_PER_MINUTE} actions a minute on one connection"
+            )
+        self.recent.append(now)
+
+    async def _account(self) -> Account:
+        account = await self.api.account_cache.current(self.token) if self.token else None
+        if account is None:
+            raise NotAuthorizedException("your session has ended: log in again")
+        if not account.role.at_least(Role.MODERATOR):
+            raise PermissionDeniedException(
+                f"this needs the {Role.MODERATOR.value} role; your account is {account.role.value}"
+            )
+        return account
 
 
 routes = [timeout_user, ban_user]

@@ -24,6 +24,7 @@ from litestar.types.asgi_types import WebSocketResponseBodyEvent, WebSocketRespo
 from ttlp.accounts import Account, Role
 from ttlp.api.auth import current_account, require
 from ttlp.api.feed import FeedItem, sse_frame, ws_message
+from ttlp.api.routes.actions import WsActions
 from ttlp.api.routes.history import Types, parse_types
 from ttlp.api.state import Api, Req, resolve_stream
 from ttlp.bus.base import parse_id
@@ -145,7 +146,8 @@ async def ws_feed(
     last_event_id: Annotated[str | None, QueryParameter(name="lastEventId", max_length=64)] = None,
 ) -> None:
     """The same feed as SSE, one JSON text frame per event (``{"type":"event","id",…}``);
-    resume with ``?lastEventId=``."""
+    resume with ``?lastEventId=``. The client may send moderator actions on the stream's room
+    (``WsActionIn``); each gets one ``action-result`` frame."""
     account = current_account(socket)
     ref = await resolve_stream(api, stream, account, must_exist=False)
     matches = type_filter(types)
@@ -161,10 +163,12 @@ async def ws_feed(
         stop = socket.app.state.stop
         # The feed is sent from a task of its own (the feed cuts off the task that sends, when
         # its client stops reading); this one ends it when the client goes away.
+        sending = asyncio.Lock()  # feed frames and action results never interleave
         sender = asyncio.create_task(
-            _send_feed(socket, api.feed.batches(ref.channel, matches, resume, stop))
+            _send_feed(socket, sending, api.feed.batches(ref.channel, matches, resume, stop))
         )
-        reader = asyncio.create_task(_until_closed(socket))
+        actions = WsActions(api, socket.scope.get("auth"), stream)
+        reader = asyncio.create_task(_read_actions(socket, sending, actions))
         try:
             await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -210,23 +214,34 @@ async def refuse(socket: WebSocket[Any, Any, Any], exc: HTTPException) -> None:
 
 
 async def _send_feed(
-    socket: WebSocket[Any, Any, Any], batches: AsyncGenerator[list[FeedItem | str], None]
+    socket: WebSocket[Any, Any, Any],
+    sending: asyncio.Lock,
+    batches: AsyncGenerator[list[FeedItem | str], None],
 ) -> None:
     async with contextlib.aclosing(batches):
         async for batch in batches:
-            for item in batch:
-                text = ws_message(item)
-                if text is not None:
+            texts = [text for text in map(ws_message, batch) if text is not None]
+            async with sending:
+                for text in texts:
                     await socket.send_text(text)
-                if item == "dropped":
-                    return
+            if "dropped" in batch:
+                return
 
 
-async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:
-    """Read (and ignore) client frames until the client goes away."""
+async def _read_actions(
+    socket: WebSocket[Any, Any, Any], sending: asyncio.Lock, actions: WsActions
+) -> None:
+    """Answer the client's frames (moderator actions), one at a time, until it goes away."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:
-            await socket.receive_data(mode="text")
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            frame: str | bytes = text if isinstance(text, str) else b"binary"
+            answer = msgspec.json.encode(await actions.answer(frame)).decode()
+            async with sending:
+                await socket.send_text(answer)
 
 
 routes = [sse_feed, ws_feed]
