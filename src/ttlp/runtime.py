@@ -179,8 +179,18 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
     fns = {name: ROLES[name].load() for name in roles}
     tune_gc()
     need_db = any(ROLES[name].needs_db for name in roles)
-    async with open_context(settings, need_db=need_db) as ctx:
-        return await supervise(ctx, fns, grace_s=settings.grace_period_s)
+    metrics = None
+    if settings.metrics_port and "api" not in roles:
+        from ttlp.telemetry import serve_metrics
+
+        metrics = serve_metrics(settings.api.host, settings.metrics_port)
+    try:
+        async with open_context(settings, need_db=need_db) as ctx:
+            return await supervise(ctx, fns, grace_s=settings.grace_period_s)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
 
 
 async def supervise(

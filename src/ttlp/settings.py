@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, quote_plus
 
 import msgspec
@@ -168,6 +168,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """LOG_FORMAT: json (one JSON object per line) | pretty (human-readable, for a terminal)."""
     grace_period_s: float = 10.0
     """SHUTDOWN_GRACE_S: how long roles may finish in-flight batches after SIGTERM."""
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    """METRICS_PORT: a process without the api role serves its consume loops' Prometheus
+    figures at ``http://API_HOST:METRICS_PORT/metrics`` (0 = not served; the api role has
+    them on its own ``/metrics``)."""
     replay_session: str | None = None
     """Flag only (``ttlp run --replay-session ID``): the ingest role replays this session
     instead of running a provider."""
@@ -341,4 +345,5 @@ _ENV_MAP: tuple[tuple[str, str, str], ...] = (
     ("", "log_level", "LOG_LEVEL"),
     ("", "log_format", "LOG_FORMAT"),
     ("", "grace_period_s", "SHUTDOWN_GRACE_S"),
+    ("", "metrics_port", "METRICS_PORT"),
 )

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import TTLP, Ttlp, wait_for
+from tests.e2e.conftest import TTLP, Ttlp, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -52,6 +52,16 @@ async def read_sse(response: httpx.Response, wanted: int) -> list[dict[str, Any]
         field, _, value = line.partition(": ")
         message[field] = value
     return events
+
+
+def processed(metrics: str, role: str) -> float:
+    """``ttlp_events_processed_total`` of ``role`` (all its groups) in a scrape."""
+    total = 0.0
+    for line in metrics.splitlines():
+        mine = f'role="{role}"' in line and 'outcome="processed"' in line
+        if line.startswith("ttlp_events_processed_total{") and mine:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 async def test_login_feed_history_replay_and_clean_stop(services: Ttlp) -> None:
@@ -106,6 +116,15 @@ async def test_login_feed_history_replay_and_clean_stop(services: Ttlp) -> None:
         replayed = await client.get(f"/sessions/{replay_id}/events?limit=5", headers=headers)
         assert {e["source"] for e in replayed.json()["items"]} == {"replay"}
 
+        # /metrics has the consume loops of every role in this process (``--roles all``).
+        scraped = (await client.get("/metrics")).text
+        for role in ("normalizer", "store", "rules", "forwarder"):
+            assert processed(scraped, role) > 0, role
+        assert any(
+            line.startswith("ttlp_batch_seconds_count{") and 'role="store"' in line
+            for line in scraped.splitlines()
+        )
+
         # SIGTERM with a feed still open: the feed ends and the process exits 0.
         async with client.stream("GET", f"/streams/@{HANDLE}/events", headers=headers) as feed:
             assert feed.status_code == 200
@@ -114,3 +133,33 @@ async def test_login_feed_history_replay_and_clean_stop(services: Ttlp) -> None:
                 pass  # the server closes the stream as it stops
     assert proc.wait(30) == 0, services.log_of(proc)[-3000:]
     assert "Traceback" not in services.log_of(proc)
+
+
+async def test_a_process_without_the_api_serves_its_metrics_on_metrics_port(
+    services: Ttlp,
+) -> None:
+    port = free_port()
+    proc = services.start(
+        "run",
+        "--roles",
+        "ingest,normalize,store",
+        "--rate",
+        "40",
+        "--loop",
+        METRICS_PORT=str(port),
+        API_HOST="127.0.0.1",
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+
+        async def counted() -> bool:
+            try:
+                scraped = (await client.get("/metrics")).text
+            except httpx.TransportError:
+                return False
+            return processed(scraped, "normalizer") > 0 and processed(scraped, "store") > 0
+
+        await wait_for(counted, what="normalizer and store figures on METRICS_PORT", alive=proc)
+        scraped = (await client.get("/metrics")).text
+    assert processed(scraped, "rules") == 0  # not a role of this process
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, services.log_of(proc)[-3000:]

@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 import pytest
+from prometheus_client import CollectorRegistry
 
 from ttlp.bus.base import Bus, Entry
-from ttlp.bus.consumer import Consumer, Failure
+from ttlp.bus.consumer import BATCH_BUCKETS_S, Consumer, Failure
 from ttlp.bus.memory import MemoryBus
 from ttlp.bus.redis import RedisBus
 from ttlp.contracts.events import DeadLetter
 from ttlp.settings import BusSettings
+from ttlp.telemetry import ConsumerCollector
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +211,39 @@ async def test_stop_finishes_the_batch_in_flight_and_acks_it(bus: Bus, key_prefi
     await asyncio.wait_for(task, 2)
     assert seen == ["0", "1", "2"]
     assert await pending(bus, key_prefix) == 0
+
+
+async def test_the_process_metrics_count_entries_and_time_batches(
+    bus: Bus, key_prefix: str
+) -> None:
+    """``ttlp_events_processed_total`` and ``ttlp_batch_seconds`` (telemetry) sum the group's
+    consumers of this process, read from their own stats at scrape time."""
+    registry = CollectorRegistry()
+    registry.register(ConsumerCollector())
+    await publish(bus, key_prefix, 25)
+    first = make(bus, key_prefix, Recorder(permanent={"3", "17"}), name="c1")
+    second = make(bus, key_prefix, Recorder(), name="c2")
+    await first.run_until_idle()
+    await publish(bus, key_prefix, 5)
+    await second.run_until_idle()
+
+    labels = {"role": "test", "stream": f"{key_prefix}raw", "group": f"{key_prefix}g"}
+
+    def sample(name: str, **extra: str) -> float | None:
+        return registry.get_sample_value(name, {**labels, **extra})
+
+    assert sample("ttlp_events_processed_total", outcome="processed") == 28
+    assert sample("ttlp_events_processed_total", outcome="dead_lettered") == 2
+    batches = first.stats.batches + second.stats.batches
+    assert batches >= 4  # 25 in batches of 10, then 5
+    assert sample("ttlp_batch_seconds_count") == batches
+    assert sample("ttlp_batch_seconds_bucket", le="+Inf") == batches
+    total = sample("ttlp_batch_seconds_sum")
+    assert total is not None
+    assert total == pytest.approx(first.stats.batch_seconds + second.stats.batch_seconds)
+    assert 0 < total < 60
+    # Cumulative buckets: never decreasing, ending at the count.
+    bounds = [*map(str, BATCH_BUCKETS_S), "+Inf"]
+    counts = [sample("ttlp_batch_seconds_bucket", le=b) for b in bounds]
+    assert counts == sorted(counts)
+    assert counts[-1] == batches

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import REPO
 from ttlp.errors import ConfigError
-from ttlp.settings import Settings, redact_url
+from ttlp.settings import _ENV_MAP, Settings, redact_url
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -97,3 +98,9 @@ def test_secrets_are_known_and_never_printed() -> None:
         assert not any(secret in text for secret in s.secrets())
     assert redact_url("postgresql://u:dbpass789@h/db") == "postgresql://u:***@h/db"
     assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_every_environment_variable_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    names = [var for _, _, var in _ENV_MAP] + ["TIKTOK_UNIQUE_ID", "WEBHOOK_ALLOWLIST"]
+    assert [name for name in names if f"`{name}`" not in readme] == []

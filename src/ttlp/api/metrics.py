@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from ttlp.telemetry import ConsumerCollector
+
 if TYPE_CHECKING:
     from ttlp.api.state import ApiState
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(ConsumerCollector())  # the roles running in this process
         self.requests = Counter(
             "ttlp_api_requests",
             "HTTP requests by route, method and status",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +58,10 @@ T = TypeVar("T")
 BatchHandler = Callable[[list[Entry]], Awaitable[Sequence[Failure]]]
 
 
+BATCH_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Upper bounds of the batch-latency histogram (seconds; one more bucket holds the rest)."""
+
+
 @dataclass
 class ConsumerStats:
     processed: int = 0
@@ -64,6 +70,25 @@ class ConsumerStats:
     retries: int = 0
     last_batch_ms: float = 0.0
     claimed: int = 0
+    batch_counts: list[int] = field(default_factory=lambda: [0] * (len(BATCH_BUCKETS_S) + 1))
+    """Batches per latency bucket (``BATCH_BUCKETS_S``, then the rest): not cumulative."""
+    batch_seconds: float = 0.0
+    """Total time spent handling and acknowledging batches."""
+
+    def observe_batch(self, seconds: float) -> None:
+        self.last_batch_ms = seconds * 1000
+        self.batch_seconds += seconds
+        self.batch_counts[bisect_left(BATCH_BUCKETS_S, seconds)] += 1
+
+
+_running: list[weakref.ref[Consumer]] = []
+
+
+def running_consumers() -> list[Consumer]:
+    """The consumers started in this process (for its metrics), oldest first."""
+    alive = [c for c in (ref() for ref in _running) if c is not None]
+    _running[:] = [weakref.ref(c) for c in alive]
+    return alive
 
 
 @dataclass
@@ -95,6 +120,9 @@ class Consumer:
         await self._retrying(lambda: self.bus.ensure_group(self.stream, self.group, self.start))
         self._backlog = True
         self._next_claim = time.monotonic()
+        if not self._ready:
+            running_consumers()  # forget the collected ones
+            _running.append(weakref.ref(self))
         self._ready = True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -219,7 +247,7 @@ class Consumer:
         self.stats.batches += 1
         self.stats.dead_lettered += len(failures)
         self.stats.processed += len(entries) - len(failures)
-        self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+        self.stats.observe_batch(time.perf_counter() - started)
 
     async def _handle(self, entries: list[Entry]) -> Sequence[Failure]:
         delays = backoff.expo(base=2, factor=RETRY_BASE_S, max_value=RETRY_MAX_S)
