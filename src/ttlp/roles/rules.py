@@ -26,12 +26,27 @@ from ttlp.runtime import Context
 log = logger.bind(role="rules")
 
 
+class _Head(msgspec.Struct):
+    eventType: str
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+
+
 def make_events_handler(engine: Engine) -> BatchHandler:
+    """Run the rules over each event. Only events of a type some enabled rule is for are
+    decoded in full (most are likes, joins and viewer counts, and most streamers have a few
+    rules); the rest cost a read of ``eventType``. CONNECTED events are always read: they
+    tell the engine a room's streamer."""
+
     async def handle(entries: list[Entry]) -> Sequence[Failure]:
         await engine.maybe_reload()
         for entry in entries:
             text = (entry.fields or {}).get("event", "")
             try:
+                event_type = _decode_head(text).eventType
+                if not engine.wants(event_type) and event_type != "CONNECTED":
+                    continue
                 decode_event(text)  # the contract; the engine reads the plain JSON
                 event = msgspec.json.decode(text)
             except (msgspec.DecodeError, msgspec.ValidationError):

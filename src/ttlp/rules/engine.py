@@ -271,6 +271,10 @@ class Engine:
         self._reload_wanted = False
         log.info("rules loaded", count=sum(len(r) for r in by_type.values()))
 
+    def wants(self, event_type: str) -> bool:
+        """Whether an enabled rule is for ``event_type`` (else its events need no decoding)."""
+        return event_type in self._by_type
+
     def request_reload(self) -> None:
         """A change notice: re-read the rules before the next batch."""
         self._reload_wanted = True
