@@ -35,10 +35,13 @@ TTLP = [sys.executable, "-m", "ttlp"]
 STDIN = ["--password-stdin"]
 CDN_HOSTS = ("tiktokcdn.com", "tiktokcdn-us.com", "ttwstatic.com")
 SERVER_LOG_TAIL = 60
+BROKEN_FRAME = "data-not-json"
+"""The case of ``dlq-frames.ndjson`` the UI server's fixture carries (reason PARSE_ERROR)."""
 
 
 def xss_fixture(path: Path) -> Path:
-    """The bundled fixture with the first chat message replaced by an HTML injection."""
+    """The bundled fixture with the first chat message replaced by an HTML injection, and one
+    frame the normalizer cannot read (its ``data`` is not JSON: a dead letter every pass)."""
     lines = []
     replaced = False
     for line in (FIXTURES / "raw-frames.ndjson").read_text().splitlines():
@@ -48,6 +51,10 @@ def xss_fixture(path: Path) -> Path:
             replaced = True
         lines.append(json.dumps(frame, ensure_ascii=False))
     assert replaced
+    for line in (FIXTURES / "dlq-frames.ndjson").read_text().splitlines():
+        case = json.loads(line)
+        if case["case"] == BROKEN_FRAME:
+            lines.append(json.dumps({"fields": case["fields"]}, ensure_ascii=False))
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -127,3 +127,33 @@ def test_mute_without_euler_configured_shows_not_configured(login: Any) -> None:
     page.keyboard.press("Control+k")
     page.wait_for_selector("#palette li:text('Kick: @zoe.petals')")
     page.keyboard.press("Escape")
+
+
+def test_a_streamer_deletes_a_rule_after_confirming(login: Any, server: Server) -> None:
+    page = login("streamer")
+    name = "to be deleted (ui)"
+    rule = {
+        "name": name,
+        "eventType": "LIKE",
+        "condition": {">": [{"var": "payload.likeCount"}, 10_000]},
+        "action": {"type": "log", "template": "{username} liked"},
+        "scope": "luna.beats",
+    }
+    made = page.request.post("/rules", data=rule)  # the page's own cookie
+    assert made.status == 201, made.text()
+    page.goto("/#/rules")
+    row = page.locator(f"table.rules tbody tr:has(td:text-is('{name}'))")
+    row.wait_for()
+    delete = row.locator("button.delete-rule")
+    delete.click()
+    assert delete.inner_text() == "Really delete?"  # armed, not yet deleted
+    assert row.count() == 1
+    delete.click()
+    row.wait_for(state="detached")
+    with sqlite3.connect(server.database) as db:
+        assert db.execute("SELECT count(*) FROM rules WHERE name = ?", (name,)).fetchone() == (0,)
+    # A moderator gets no delete button.
+    moderator = login("moderator")
+    moderator.goto("/#/rules")
+    moderator.wait_for_selector("#view-rules table.rules tbody tr")
+    assert moderator.locator("button.delete-rule").count() == 0

@@ -3,6 +3,7 @@ feed and its filters, the moderator view and notes, replay, HTML injection."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import Any
@@ -11,10 +12,12 @@ import pytest
 
 from tests.browser.conftest import XSS, Server, screenshot
 
+FIXTURE_ROOM = "7441234567890123456"
+
 pytestmark = pytest.mark.browser
 
 NAV = {
-    "streamer": ["live", "moderate", "analytics", "sessions", "rules"],
+    "streamer": ["live", "moderate", "analytics", "sessions", "rules", "dlq"],
     "moderator": ["live", "moderate", "analytics", "sessions", "rules"],
     "viewer": ["analytics", "sessions"],
 }
@@ -242,3 +245,24 @@ def test_analytics_and_rules_pages_render(login: Any) -> None:
     page.goto("/#/rules")
     page.wait_for_selector("#view-rules table.rules tbody tr")
     screenshot(page, "rules")
+
+
+def test_a_streamer_sees_the_dead_letters_and_a_moderator_cannot(login: Any) -> None:
+    page = login("streamer")
+    page.goto("/#/dlq")
+    # The fixture's unreadable frame, dead-lettered by the normalizer on every pass.
+    row = page.locator("table.dead-letters tbody tr[data-stage=normalizer]").first
+    row.wait_for(timeout=WAIT_MS)
+    assert row.locator("td.reason").inner_text() == "PARSE_ERROR"
+    assert row.locator("td.room").inner_text() == FIXTURE_ROOM
+    row.locator("summary").click()
+    payload = row.locator("pre.payload").inner_text()
+    assert json.loads(payload)["streamId"] == FIXTURE_ROOM  # the entry as it was, as text
+    assert "in ttlc:dlq" in page.inner_text(".dlq-summary")
+    screenshot(page, "dead-letters")
+
+    moderator = login("moderator")
+    assert "dlq" not in nav_views(moderator)
+    moderator.goto("/#/dlq")
+    moderator.wait_for_selector("#view-live")  # not a view of this role: sent to its default
+    assert moderator.locator("table.dead-letters").count() == 0

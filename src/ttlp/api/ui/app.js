@@ -2,6 +2,7 @@
 
 import { moderateUser, QUICK_ACTIONS } from "./actions.js";
 import { api, HttpError, setUnauthorizedHandler } from "./api.js";
+import { mountDeadLetters } from "./dlq.js";
 import { h } from "./dom.js";
 import { LiveFeed } from "./feed.js";
 import { mountAnalytics, mountLive, mountModerate, mountRules, mountSession, mountSessions } from "./views.js";
@@ -17,6 +18,7 @@ const VIEWS = [
   { id: "analytics", label: "Analytics", min: "VIEWER", mount: mountAnalytics },
   { id: "sessions", label: "Sessions", min: "VIEWER", mount: mountSessions },
   { id: "rules", label: "Rules", min: "MODERATOR", mount: mountRules },
+  { id: "dlq", label: "Dead letters", min: "STREAMER", mount: mountDeadLetters },
 ];
 const HIDDEN_VIEWS = [{ id: "session", label: "Session", min: "VIEWER", mount: mountSession }];
 

@@ -9,6 +9,7 @@ const OPERATORS = ["==", "!=", ">", ">=", "<", "<=", "in"];
 const ACTION_TYPES = ["log", "announce", "moderate", "webhook"];
 const MUTE_DURATIONS = [5, 30, 60, 300, -1];
 const EXECUTIONS_POLL_MS = 3000;
+const DELETE_ARM_MS = 4000;
 const RECENT_EVENTS = 20;
 
 // -- JSON Logic <-> builder ----------------------------------------------------------------------
@@ -151,6 +152,33 @@ export function mountRules(root, ctx) {
     box.disabled = false;
   };
 
+  // Delete asks twice: the first click arms the button for a few seconds.
+  const remove = async (rule, button) => {
+    if (button.dataset.armed !== "1") {
+      button.dataset.armed = "1";
+      button.textContent = "Really delete?";
+      setTimeout(() => {
+        button.dataset.armed = "";
+        button.textContent = "Delete";
+      }, DELETE_ARM_MS);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api(`/rules/${rule.id}`, { method: "DELETE" });
+    } catch (err) {
+      button.disabled = false;
+      toast(`Not deleted: ${errorText(err)}`);
+      return;
+    }
+    toast(`${rule.name}: deleted`);
+    if (selected === rule.id) {
+      selected = null;
+      executions.replaceChildren();
+    }
+    await load();
+  };
+
   const load = async () => {
     try {
       rules = await api("/rules");
@@ -180,6 +208,9 @@ export function mountRules(root, ctx) {
                 { class: "rule-buttons" },
                 h("button", { type: "button", class: "show-executions", text: "Executions", onclick: () => showExecutions(r.id) }),
                 canEdit ? h("button", { type: "button", class: "edit-rule", text: "Edit", onclick: () => editor?.edit(r) }) : null,
+                canEdit
+                  ? h("button", { type: "button", class: "delete-rule danger", text: "Delete", onclick: (e) => remove(r, e.currentTarget) })
+                  : null,
               ),
             );
           })
