@@ -128,6 +128,33 @@ async def _print_db(console: Console, ctx: Context) -> None:
     for name, count in totals.items():
         table.add_row(name, str(count))
     console.print(table)
+    await _print_forward(console, ctx)
+
+
+async def _print_forward(console: Console, ctx: Context) -> None:
+    """Forward outcomes per target (the figures of ``ttlp_forward_deliveries``). The URL is
+    left out: a webhook URL often carries its token."""
+    from ttlp.forward.store import ForwardStore
+
+    assert ctx.engine is not None
+    store = ForwardStore(ctx.engine)
+    targets = await store.targets()
+    if not targets:
+        return
+    counts = await store.counts()
+    table = Table(title="forward targets", title_justify="left")
+    table.add_column("id", justify="right")
+    table.add_column("name")
+    table.add_column("enabled")
+    for column in ("delivered", "retried", "dead", "pending"):
+        table.add_column(column, justify="right")
+    for target in targets:
+        c = counts.get(target.id)
+        figures = (c.delivered, c.retried, c.dead, c.pending) if c else (0, 0, 0, 0)
+        table.add_row(
+            str(target.id), target.name, "yes" if target.enabled else "no", *map(str, figures)
+        )
+    console.print(table)
 
 
 async def accounts_command(settings: Settings, action: str, *args: str) -> None:

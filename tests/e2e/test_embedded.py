@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import Ttlp, wait_for
 from ttlp.db.engine import create_engine
+from ttlp.forward.store import ForwardStore
 
 pytestmark = pytest.mark.e2e
 
@@ -62,10 +63,31 @@ async def test_run_replay_and_status_on_the_embedded_default(
     )
     assert await count(sqlite, "SELECT count(*) FROM events WHERE source = 'replay'") == EXPECTED
 
-    status = ttlp.run("status")
+    # A forward target with two queued deliveries: status shows its outcomes, not its URL.
+    store = ForwardStore(sqlite)
+    target = await store.create_target(
+        {
+            "name": "crm",
+            "url": "https://hooks.example/T0K3N",
+            "secret": "s",
+            "event_types": [],
+            "scope": "*",
+            "enabled": True,
+            "created_by": "owner",
+        }
+    )
+    await store.enqueue([(target.id, "e1", "{}"), (target.id, "e2", "{}")])
+
+    status = ttlp.run("status", COLUMNS="200")
     assert status.returncode == 0, status.stderr
     assert "events" in status.stdout
     assert str(2 * EXPECTED) in status.stdout
+    assert "forward targets" in status.stdout
+    [row] = [line for line in status.stdout.splitlines() if " crm " in line]
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    # id, name, enabled, delivered, retried, dead, pending
+    assert cells == [str(target.id), "crm", "yes", "0", "0", "0", "2"], row
+    assert "T0K3N" not in status.stdout
 
 
 async def _at_least(engine: AsyncEngine, n: int) -> bool:
