@@ -127,10 +127,14 @@ def test_dashboard_feed_shows_events_and_filters_narrow_it(login: Any) -> None:
 
 def test_gift_streak_is_one_growing_entry(login: Any) -> None:
     page = login("streamer")
-    page.wait_for_selector("#feed .row", timeout=WAIT_MS)  # the live view is up, events flow
+    # The live view must be up before its chips are switched: clicked too early (the view
+    # mounts after login), they stay on, and the chat "GALAXY x5 incoming" matches the search.
+    page.wait_for_selector("#feed .row", timeout=WAIT_MS)
     for chip in page.query_selector_all(".chip[aria-pressed=true]"):
         if chip.get_attribute("data-chip") != "GIFT":
             chip.click()
+    pressed = page.query_selector_all(".chip[aria-pressed=true]")
+    assert [chip.get_attribute("data-chip") for chip in pressed] == ["GIFT"]
     page.fill(".feed-search", "Galaxy")
     # The Galaxy streak sends five frames (×1 … ×5): the feed shows one entry per streak (per
     # pass of the looping mock, and per replay running beside it), which grows in place.
