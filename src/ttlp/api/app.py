@@ -51,13 +51,14 @@ from loguru import logger
 from ttlp import __version__
 from ttlp.accounts import Account, Accounts
 from ttlp.api.auth import OPEN_PATHS, AccountCache, make_jwt_auth
-from ttlp.api.feed import Feed, HandleDirectory, make_channels
+from ttlp.api.feed import Feed, make_channels
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
 from ttlp.api.routes import actions, analytics, auth, dlq, history, live, ops
 from ttlp.api.routes import forward as forward_routes
 from ttlp.api.routes import rules as rules_routes
 from ttlp.api.routes import ui as ui_routes
 from ttlp.api.state import ApiState
+from ttlp.db.handles import HandleDirectory
 from ttlp.db.queries import Queries
 from ttlp.runtime import Context
 
@@ -309,7 +310,7 @@ def create_app(ctx: Context, stop: asyncio.Event | None = None) -> Litestar:
         ctx.bus,
         ctx.keys.events,
         channels,
-        HandleDirectory(queries),
+        HandleDirectory.of(ctx.engine),
         heartbeat_s=settings.sse_heartbeat_s,
     )
     metrics = ApiMetrics()

@@ -38,7 +38,7 @@ from litestar.channels.subscriber import Subscriber
 from loguru import logger
 
 from ttlp.bus.base import Bus, Entry, parse_id
-from ttlp.db.queries import Queries
+from ttlp.db.handles import HandleDirectory
 from ttlp.runtime import sleep_or_stop
 
 TAIL_BATCH: Final = 1000
@@ -54,7 +54,6 @@ SEND_BATCH: Final = 100
 HEARTBEAT: Final = b""
 """Queued to a client idle for ``SSE_HEARTBEAT_S``: one task ticks for all of them, so the
 wait for the next event is a plain ``queue.get()`` (``wait_for`` would cost a task each)."""
-HANDLE_CACHE_S: Final = 30.0
 TAIL_RETRY_S: Final = 1.0
 
 log = logger.bind(role="api")
@@ -145,27 +144,6 @@ def make_channels(backlog: int) -> ChannelsPlugin:
         subscriber_backlog_strategy="backoff",  # keep order; overflow → drop the client
         subscriber_class=DroppingSubscriber,
     )
-
-
-class HandleDirectory:
-    """room id → streamer handle, from CONNECTED events and the ``streams`` table."""
-
-    def __init__(self, queries: Queries) -> None:
-        self.queries = queries
-        self._known: dict[str, tuple[float, str | None]] = {}
-
-    def learn(self, stream_id: str, unique_id: str) -> None:
-        self._known[stream_id] = (float("inf"), unique_id)
-
-    async def handle(self, stream_id: str) -> str | None:
-        now = time.monotonic()
-        hit = self._known.get(stream_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        row = await self.queries.stream(stream_id)
-        unique_id = row["unique_id"] if row else None
-        self._known[stream_id] = (float("inf") if unique_id else now + HANDLE_CACHE_S, unique_id)
-        return unique_id
 
 
 @dataclass

@@ -34,6 +34,7 @@ from loguru import logger
 from ttlp.bus.base import Bus, Entry
 from ttlp.bus.consumer import Failure, dead_letter_fields, now_iso
 from ttlp.contracts.events import DeadLetter, encode
+from ttlp.db.handles import HandleDirectory
 from ttlp.forward.signing import signed_headers
 from ttlp.forward.store import Delivery, ForwardStore, Target, utcnow
 from ttlp.outbound import MAX_REDIRECTS, Outbound, OutboundError, OutboundRefused
@@ -55,9 +56,6 @@ POLL_S: Final = 1.0
 ``ttlp dlq retry``, expired leases); events handled here wake it at once."""
 TARGETS_RELOAD_S: Final = 2.0
 """Target changes made through the API (maybe in another process) apply within this long."""
-HANDLE_RETRY_S: Final = 5.0
-"""A room whose streamer is not known yet (the store has not written it) is looked up again
-after this long."""
 PREFETCH: Final = 4
 """A worker claims up to ``PREFETCH × concurrency`` rows at a time (fewer queries)."""
 FLUSH_S: Final = 0.1
@@ -97,27 +95,6 @@ _head = msgspec.json.Decoder(_Head)
 _connected = msgspec.json.Decoder(_Connected)
 
 
-class Handles:
-    """room id → streamer handle: learned from CONNECTED events, else the ``streams`` table."""
-
-    def __init__(self, store: ForwardStore) -> None:
-        self.store = store
-        self._known: dict[str, tuple[float, str | None]] = {}
-
-    def learn(self, stream_id: str, handle: str) -> None:
-        self._known[stream_id] = (float("inf"), handle.lower())
-
-    async def get(self, stream_id: str) -> str | None:
-        now = time.monotonic()
-        hit = self._known.get(stream_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        handle = await self.store.handle_of(stream_id)
-        handle = handle.lower() if handle else None
-        self._known[stream_id] = (float("inf") if handle else now + HANDLE_RETRY_S, handle)
-        return handle
-
-
 class Forwarder:
     def __init__(
         self,
@@ -139,7 +116,7 @@ class Forwarder:
         self.outbound = outbound or Outbound(settings.outbound)
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
-        self.handles = Handles(store)
+        self.handles = HandleDirectory.of(store.engine)
         self.workers: dict[int, TargetWorker] = {}
         self._targets: list[Target] = []
         self._loaded_at = float("-inf")
@@ -197,7 +174,7 @@ class Forwarder:
                 continue
             handle: str | None = None
             if any(t.scope != "*" for t in targets):
-                handle = await self.handles.get(head.stream_id)
+                handle = await self.handles.handle(head.stream_id)
             rows.extend(
                 (t.id, head.event_id, data) for t in targets if t.matches(head.event_type, handle)
             )

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp.db.tables import forward_deliveries as fd
 from ttlp.db.tables import forward_targets as ft
-from ttlp.db.tables import streams
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -155,11 +154,6 @@ class ForwardStore:
             int(r[0]): TargetCounts(int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0))
             for r in rows
         }
-
-    async def handle_of(self, stream_id: str) -> str | None:
-        async with self.engine.connect() as conn:
-            value = await conn.scalar(select(streams.c.unique_id).where(streams.c.id == stream_id))
-        return str(value) if value else None
 
     # -- the delivery queue ------------------------------------------------------------------
     async def enqueue(self, rows: Sequence[tuple[int, str, str]]) -> int:

@@ -40,6 +40,7 @@ import msgspec
 from loguru import logger
 
 from ttlp.contracts.events import EVENT_CLASSES
+from ttlp.db.handles import HandleDirectory
 from ttlp.rules import jsonlogic
 from ttlp.rules.store import Execution, RulesStore
 from ttlp.rules.templates import CHAT_MAX_LENGTH, Template, TemplateError, compile_template
@@ -47,10 +48,8 @@ from ttlp.rules.templates import CHAT_MAX_LENGTH, Template, TemplateError, compi
 ALL_SCOPES: Final = "*"
 RULES_CHANGED: Final = "rules-changed"
 """The ``command`` of the ``ttlc:control`` notice the API publishes on every rule change."""
-HANDLE_MISS_TTL_S: Final = 5.0
-"""How long an unknown room is remembered as unknown before the database is asked again (the
-store role may write the stream a moment after the rules role sees its first event)."""
-HANDLE_CACHE_MAX: Final = 10_000
+USER_COOLDOWNS_MAX: Final = 10_000
+"""Per-user cooldown times remembered at most (then the map starts afresh)."""
 MUTE_DURATIONS: Final = (5, 30, 60, 300, -1)
 """What Euler's mute endpoint accepts, in seconds (-1: until unmuted)."""
 DEFAULT_LOG_TEMPLATE: Final = "{eventType} from {username}"
@@ -242,12 +241,15 @@ class Engine:
     _by_type: dict[str, list[CompiledRule]] = field(default_factory=dict)
     _loaded_at: float | None = None
     _reload_wanted: bool = False
-    _handles: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    handles: HandleDirectory = field(init=False)
     _last_rule: dict[int, datetime] = field(default_factory=dict)
     _last_user: dict[tuple[int, str], datetime] = field(default_factory=dict)
     _pending: dict[tuple[int, str], tuple[Execution, CompiledRule | None]] = field(
         default_factory=dict
     )
+
+    def __post_init__(self) -> None:
+        self.handles = HandleDirectory(self.store.stream_handle, clock=self.clock)
 
     # -- rules ---------------------------------------------------------------------------------
     @property
@@ -291,22 +293,11 @@ class Engine:
     async def handle_of(self, event: Mapping[str, Any]) -> str | None:
         """The streamer handle of the event's room (None while unknown)."""
         stream_id = str(event.get("streamId"))
-        now = self.clock()
         if event.get("eventType") == "CONNECTED":
             handle = (event.get("payload") or {}).get("uniqueId")
             if handle:
-                self._remember(stream_id, str(handle).lower(), now)
-        hit = self._handles.get(stream_id)
-        if hit is not None and (hit[0] is not None or now - hit[1] < HANDLE_MISS_TTL_S):
-            return hit[0]
-        handle = await self.store.stream_handle(stream_id)
-        self._remember(stream_id, handle, now)
-        return handle
-
-    def _remember(self, stream_id: str, handle: str | None, now: float) -> None:
-        if len(self._handles) >= HANDLE_CACHE_MAX:
-            self._handles.clear()
-        self._handles[stream_id] = (handle, now)
+                self.handles.learn(stream_id, str(handle))
+        return await self.handles.handle(stream_id)
 
     # -- per event -------------------------------------------------------------------------------
     def candidates(self, event: Mapping[str, Any], handle: str | None) -> list[CompiledRule]:
@@ -447,7 +438,7 @@ class Engine:
         if rule.cooldown_s:
             self._last_rule[rule.id] = now
         if rule.user_cooldown_s:
-            if len(self._last_user) >= HANDLE_CACHE_MAX:
+            if len(self._last_user) >= USER_COOLDOWNS_MAX:
                 self._last_user.clear()
             self._last_user[(rule.id, _user_id(event))] = now
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp.db import tables
 from ttlp.db.engine import is_sqlite
+from ttlp.db.handles import stream_handle
 
 MAX_ERROR_CHARS: Final = 2000
 MAX_RENDERED_CHARS: Final = 8192
@@ -126,12 +127,7 @@ class RulesStore:
     # -- streams -----------------------------------------------------------------------------------
     async def stream_handle(self, stream_id: str) -> str | None:
         """The streamer handle of a room, when the store has seen its stream."""
-        s = tables.streams
-        async with self.engine.connect() as conn:
-            value = (
-                await conn.execute(select(s.c.unique_id).where(s.c.id == stream_id))
-            ).scalar_one_or_none()
-        return str(value).lower() if value else None
+        return await stream_handle(self.engine, stream_id)
 
     async def event(self, event_id: str) -> dict[str, Any] | None:
         """A stored UnifiedEvent by its eventId."""
