@@ -162,6 +162,18 @@ async def user_id_of(api: Api, ref: str | None) -> str | None:
     return ref
 
 
+def event_filter(
+    types: str | None,
+    q: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    **where: Any,
+) -> EventFilter:
+    """The filters every event listing takes (type, chat text, time range), with ``where``."""
+    since, until = utc(since, "since"), utc(until, "until")
+    return EventFilter(types=parse_types(types), text=q, since=since, until=until, **where)
+
+
 async def page_of(
     api: Api, where: EventFilter, limit: int, cursor: str | None, order: str
 ) -> EventPage:
@@ -253,15 +265,15 @@ async def stream_history(
     order: Order = "asc",
 ) -> EventPage:
     ref = await resolve_stream(api, stream, current_account(request))
-    where = EventFilter(
+    where = event_filter(
+        types,
+        q,
+        since,
+        until,
         stream_ids=ref.stream_ids,
         # A handle's rooms grow when the streamer goes live again: the cursor binds the name.
         subject=f"stream:{stream.lower()}",
-        types=parse_types(types),
         user_id=await user_id_of(api, user),
-        text=q,
-        since=utc(since, "since"),
-        until=utc(until, "until"),
     )
     return await page_of(api, where, limit, cursor, order)
 
@@ -300,13 +312,8 @@ async def session_events(
     order: Order = "asc",
 ) -> EventPage:
     await session_in_scope(api, request, session_id)
-    where = EventFilter(
-        session_id=session_id,
-        types=parse_types(types),
-        user_id=await user_id_of(api, user),
-        text=q,
-        since=utc(since, "since"),
-        until=utc(until, "until"),
+    where = event_filter(
+        types, q, since, until, session_id=session_id, user_id=await user_id_of(api, user)
     )
     return await page_of(api, where, limit, cursor, order)
 
@@ -376,14 +383,14 @@ async def user_events(
     order: Order = "desc",
 ) -> EventPage:
     row, rooms = await user_in_scope(api, request, user)
-    where = EventFilter(
+    where = event_filter(
+        types,
+        q,
+        since,
+        until,
         stream_ids=rooms,
         subject="user",  # the account's rooms may grow while it pages: bind the user alone
         user_id=row["user_id"],
-        types=parse_types(types),
-        text=q,
-        since=utc(since, "since"),
-        until=utc(until, "until"),
     )
     return await page_of(api, where, limit, cursor, order)
 
