@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import FIXTURES
+from tests.e2e.conftest import wait_for
 from tests.integration.api_support import (
     FIXTURE_ROOM,
     OTHER_ROOM,
@@ -50,18 +51,6 @@ SESSION = DOCS[0]["sessionId"]
 
 def ids(items: list[dict[str, Any]]) -> list[str]:
     return [item["eventId"] for item in items]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[bool]], what: str, within: float = POLL_TIMEOUT_S
-) -> None:
-    """Poll ``probe`` until it is true (generous: the CI machine may be loaded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await probe():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def walk(
@@ -642,7 +631,9 @@ async def test_a_replay_through_the_api_is_stored_and_visible(api: ApiHarness) -
             archived = await ctx.store.count_session_frames(sessions[0]["id"])
             return len(original) == len(DOCS) and archived == frames
 
-        await eventually(original_stored, "the fixture session to be stored and archived")
+        await wait_for(
+            original_stored, what="the fixture session to be stored and archived", poll=0.05
+        )
         source = original[0]["sessionId"]
         assert [canonical(e)["eventType"] for e in original] == [d["eventType"] for d in DOCS]
 
@@ -664,7 +655,7 @@ async def test_a_replay_through_the_api_is_stored_and_visible(api: ApiHarness) -
             replayed[:] = page.json()["items"]
             return len(replayed) >= len(original)
 
-        await eventually(replay_stored, "the replayed events to be stored")
+        await wait_for(replay_stored, what="the replayed events to be stored", poll=0.05)
         assert [canonical(e) for e in replayed] == [canonical(e) for e in original]
         assert {e["source"] for e in replayed} == {"replay"}
         assert {e["sessionId"] for e in replayed} == {new}

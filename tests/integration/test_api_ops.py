@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.e2e.conftest import wait_for
 from tests.integration.api_support import (
     STREAMER_HANDLE,
     ApiHarness,
@@ -29,7 +30,6 @@ from ttlp.db.engine import create_engine
 
 pytestmark = pytest.mark.integration
 
-POLL_TIMEOUT_S = 60.0
 FIXTURE_USER = "7012345678901234501"
 
 
@@ -54,17 +54,6 @@ def assert_security_headers(response: httpx.Response) -> None:
     assert response.headers.get("x-content-type-options") == "nosniff"
     assert response.headers.get("x-frame-options") == "DENY"
     assert response.headers.get("referrer-policy") == "no-referrer"
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[bool]], what: str, within: float = POLL_TIMEOUT_S
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await probe():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 # -- rate limits -------------------------------------------------------------------------------
@@ -367,7 +356,7 @@ async def until_health(api: ApiHarness, status: int) -> dict[str, Any]:
         last[:] = [response.json()]
         return response.status_code == status
 
-    await eventually(probe, f"/health {status} (last: {last})")
+    await wait_for(probe, what=f"/health {status} (last: {last})", poll=0.1)
     return last[0]
 
 

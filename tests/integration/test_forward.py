@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import pytest
 from sqlalchemy import select
 
+from tests.e2e.conftest import wait_for
 from tests.fakes.receiver import Receiver, Reply, Request
 from tests.integration.api_support import STREAMER_HANDLE, ApiHarness, fixture_events
 from ttlp import dlq
@@ -37,14 +37,6 @@ WAIT_S = 20.0
 @pytest.fixture
 def api_env(request: pytest.FixtureRequest) -> dict[str, object]:
     return dict(getattr(request, "param", ALLOW_LOOPBACK))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def events(n: int, event_type: str = "CHAT") -> list[UnifiedEvent]:
@@ -186,8 +178,15 @@ async def test_deliveries_are_signed_and_verify(api: ApiHarness) -> None:
         sent = events(3)
         async with Rig(api) as rig:
             await rig.send([*sent, *events(1, "LIKE")])  # the LIKE does not match
-            await eventually(lambda: _true(len(rx.requests) == 3), "3 deliveries")
-            await eventually(lambda: _all_status(rig, "delivered", 3), "rows delivered")
+            await wait_for(
+                lambda: _true(len(rx.requests) == 3), what="3 deliveries", timeout=WAIT_S, poll=0.02
+            )
+            await wait_for(
+                lambda: _all_status(rig, "delivered", 3),
+                what="rows delivered",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
     for request, event in zip(
         sorted(rx.requests, key=lambda r: r.headers["x-ttlp-event-id"]),
         sorted(sent, key=lambda e: e.event_id),
@@ -219,13 +218,33 @@ async def test_a_failing_target_does_not_delay_another(api: ApiHarness) -> None:
         target_b = await create_target(api, b.url)
         async with Rig(api) as rig:
             await rig.send(sent)
-            await eventually(lambda: _true(len(b.requests) == len(sent)), "B gets every event")
+            await wait_for(
+                lambda: _true(len(b.requests) == len(sent)),
+                what="B gets every event",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
             # A has requests in flight too, all hanging until the gate opens.
-            await eventually(lambda: _true(bool(a.requests)), "A's first requests")
+            await wait_for(
+                lambda: _true(bool(a.requests)),
+                what="A's first requests",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
             b_done = time.monotonic()
             gate.set()
-            await eventually(lambda: _true(len(seen) == len(sent)), "A sees every event")
-            await eventually(lambda: _all_status(rig, "delivered", 2 * len(sent)), "delivered")
+            await wait_for(
+                lambda: _true(len(seen) == len(sent)),
+                what="A sees every event",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
+            await wait_for(
+                lambda: _all_status(rig, "delivered", 2 * len(sent)),
+                what="delivered",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
             rows = await rig.rows()
     assert {r.headers["x-ttlp-event-id"] for r in b.requests} == {e.event_id for e in sent}
     assert all(n == 2 for n in seen.values())  # a 500, then a retry that succeeded
@@ -241,7 +260,12 @@ async def test_a_target_that_always_fails_ends_in_the_dlq(api: ApiHarness) -> No
         [event] = events(1)
         async with Rig(api) as rig:
             await rig.send([event])
-            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is dead")
+            await wait_for(
+                lambda: _all_status(rig, "dead", 1),
+                what="the delivery is dead",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
         assert len(rx.requests) == 3  # FORWARD_MAX_ATTEMPTS
     [letter] = await dlq.letters(api.bus, api.keys, stage="forwarder")
     assert letter.reason == "FORWARD_FAILED"
@@ -270,13 +294,23 @@ async def test_dlq_retry_delivers_again(api: ApiHarness) -> None:
         await create_target(api, rx.url)
         async with Rig(api) as rig:
             await rig.send(events(1))
-            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is dead")
+            await wait_for(
+                lambda: _all_status(rig, "dead", 1),
+                what="the delivery is dead",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
             healthy = True
             result = await dlq.retry(
                 api.bus, api.keys, api.engine, await dlq.letters(api.bus, api.keys)
             )
             assert (len(result.retried), result.skipped) == (1, [])
-            await eventually(lambda: _all_status(rig, "delivered", 1), "delivered after retry")
+            await wait_for(
+                lambda: _all_status(rig, "delivered", 1),
+                what="delivered after retry",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
             [row] = await rig.rows()
     assert row["attempts"] == 1  # counted again from zero
     assert await dlq.letters(api.bus, api.keys) == []
@@ -294,12 +328,22 @@ async def test_pending_deliveries_resume_after_a_restart(api: ApiHarness) -> Non
         await create_target(api, rx.url)
         async with Rig(api) as first:
             await first.send(events(2))
-            await eventually(lambda: _attempted(first, 2), "failed first attempts recorded")
+            await wait_for(
+                lambda: _attempted(first, 2),
+                what="failed first attempts recorded",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
         rows = await first.rows()
         assert [r["status"] for r in rows] == ["pending", "pending"]
         healthy = True
         async with Rig(api) as second:  # no new event: the table alone drives it
-            await eventually(lambda: _all_status(second, "delivered", 2), "resumed deliveries")
+            await wait_for(
+                lambda: _all_status(second, "delivered", 2),
+                what="resumed deliveries",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
 
 
 # -- SSRF at delivery time -----------------------------------------------------------------------
@@ -314,7 +358,12 @@ async def test_a_name_resolving_to_a_private_address_is_refused(api: ApiHarness)
     outbound = Outbound(api.ctx.settings.outbound, resolver=resolver)
     async with Rig(api, outbound) as rig:
         await rig.send(events(1))
-        await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is refused")
+        await wait_for(
+            lambda: _all_status(rig, "dead", 1),
+            what="the delivery is refused",
+            timeout=WAIT_S,
+            poll=0.02,
+        )
         [row] = await rig.rows()
     assert row["attempts"] == 1  # refused: no retries
     [letter] = await dlq.letters(api.bus, api.keys)
@@ -329,7 +378,12 @@ async def test_a_redirect_to_a_private_address_is_refused(api: ApiHarness) -> No
         await create_target(api, rx.url)
         async with Rig(api) as rig:
             await rig.send(events(1))
-            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is refused")
+            await wait_for(
+                lambda: _all_status(rig, "dead", 1),
+                what="the delivery is refused",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
     assert len(rx.requests) == 1
     [letter] = await dlq.letters(api.bus, api.keys)
     assert letter.reason == "FORWARD_REFUSED"
@@ -344,7 +398,12 @@ async def test_loopback_not_allow_listed_is_refused_at_delivery(api: ApiHarness)
         strict = Outbound(OutboundSettings())
         async with Rig(api, strict) as rig:
             await rig.send(events(1))
-            await eventually(lambda: _all_status(rig, "dead", 1), "the delivery is refused")
+            await wait_for(
+                lambda: _all_status(rig, "dead", 1),
+                what="the delivery is refused",
+                timeout=WAIT_S,
+                poll=0.02,
+            )
         assert rx.requests == []
 
 
