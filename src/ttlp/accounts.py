@@ -24,6 +24,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ttlp.db.engine import as_utc
 from ttlp.db.tables import accounts
 from ttlp.errors import TtlpError
 
@@ -207,13 +208,9 @@ def _account(row: Any) -> Account:
         role=Role(row["role"]),
         scopes=tuple(row["scopes"]),
         disabled=bool(row["disabled"]),
-        created_at=_utc(row["created_at"]),
-        password_changed_at=_utc(row["password_changed_at"]),
+        created_at=as_utc(row["created_at"]),
+        password_changed_at=as_utc(row["password_changed_at"]),
     )
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

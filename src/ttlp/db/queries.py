@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ttlp.db.engine import is_sqlite
+from ttlp.db.engine import as_utc, is_sqlite
 from ttlp.db.tables import events, sessions, streams, user_notes, users
 
 MAX_PAGE: Final = 500
@@ -111,8 +111,8 @@ class EventFilter:
             ",".join(sorted(self.types)),
             self.user_id or "",
             self.text or "",
-            _utc(self.since).isoformat() if self.since else "",
-            _utc(self.until).isoformat() if self.until else "",
+            as_utc(self.since).isoformat() if self.since else "",
+            as_utc(self.until).isoformat() if self.until else "",
         )
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
@@ -161,9 +161,9 @@ class Queries:
         if where.user_id is not None:
             conditions.append(events.c.user_id == where.user_id)
         if where.since is not None:
-            conditions.append(events.c.timestamp >= _utc(where.since))
+            conditions.append(events.c.timestamp >= as_utc(where.since))
         if where.until is not None:
-            conditions.append(events.c.timestamp < _utc(where.until))
+            conditions.append(events.c.timestamp < as_utc(where.until))
         if where.text:
             message = events.c.event_data["payload"]["message"].as_string()
             conditions.append(events.c.event_type == "CHAT")
@@ -415,7 +415,3 @@ def _lower(value: str | None) -> str | None:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -65,6 +65,7 @@ from ttlp.contracts.events import (
     encode,
 )
 from ttlp.db import tables
+from ttlp.db.engine import as_utc
 from ttlp.errors import ConfigError, TtlpError
 
 NO_USER: Final = "0"
@@ -341,7 +342,7 @@ class Store:
             row = (await conn.execute(select(table).where(where))).mappings().first()
         if row is None:
             return None
-        return {k: _aware(v) if isinstance(v, datetime) else v for k, v in row.items()}
+        return {k: as_utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
     def _users_upsert(self) -> _Insert:
         u = tables.users.c
@@ -494,13 +495,8 @@ def _ts_opt(value: str | UnsetType) -> datetime | None:
     return None if value is UNSET else _ts(value)
 
 
-def _aware(value: datetime) -> datetime:
-    """Datetimes read back: SQLite returns naive UTC, PostgreSQL aware in the session zone."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _iso(value: datetime) -> str:
-    value = _aware(value)
+    value = as_utc(value)
     spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
     return value.isoformat(timespec=spec).replace("+00:00", "Z")
 

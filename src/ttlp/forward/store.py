@@ -19,6 +19,7 @@ from sqlalchemy import Integer, and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ttlp.db.engine import as_utc
 from ttlp.db.tables import forward_deliveries as fd
 from ttlp.db.tables import forward_targets as ft
 
@@ -29,11 +30,6 @@ DEAD = "dead"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored as UTC)."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +208,7 @@ class ForwardStore:
                     fd.c.target_id == target_id, fd.c.status == PENDING
                 )
             )
-        return aware(value) if value is not None else None
+        return as_utc(value) if value is not None else None
 
     async def release(self, ids: Sequence[int]) -> None:
         """Give claimed rows back (due now): a worker stopping with rows it did not send."""

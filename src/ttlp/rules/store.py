@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp.db import tables
-from ttlp.db.engine import is_sqlite
+from ttlp.db.engine import as_utc, is_sqlite
 from ttlp.db.handles import stream_handle
 
 MAX_ERROR_CHARS: Final = 2000
@@ -59,13 +59,6 @@ class Execution:
 
 def _cap(text: str | None, limit: int) -> str | None:
     return text[:limit] if text is not None else None
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """A database timestamp as aware UTC (SQLite gives naive datetimes, in UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class RulesStore:
@@ -194,7 +187,8 @@ class RulesStore:
         if user_id is not None:
             query = query.where(a.c.user_id == user_id)
         async with self.engine.connect() as conn:
-            return utc((await conn.execute(query)).scalar_one_or_none())
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return None if value is None else as_utc(value)
 
     async def executions(
         self, rule_id: int, *, limit: int, before: int | None = None
