@@ -1,20 +1,29 @@
 """Settings: built once from the environment (seed variable names), overridden by CLI flags.
 
-Nothing here reads the environment at import time: ``Settings.from_env(os.environ)`` is called
-once by the CLI and the result is passed down. Every variable is documented where it is declared
-and listed in the README with its default.
+Nothing here reads the environment at import time: the CLI calls ``Settings.from_env()`` once (the
+process environment) and passes the result down; ``from_env(environ)`` reads only the mapping it
+is given. Each field names its variable once, in its annotation (``env("NAME")``), and is
+documented by the docstring under it; the variable map, the comma-separated lists (a tuple-typed
+field), the error messages and ``documented_variables()`` (which the README table is checked
+against) all come from those declarations.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import itertools
 import os
 import socket
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import quote, quote_plus
 
 import msgspec
+import msgspec.inspect as mi
 
 from ttlp.errors import ConfigError
 
@@ -22,133 +31,168 @@ REDIS_STREAM_MAXLEN = 100_000
 MEMORY_STREAM_MAXLEN = 10_000
 
 
+def env(
+    name: str,
+    *,
+    default: str | None = None,
+    clean: Callable[[str], str] | None = None,
+    **constraints: Any,
+) -> msgspec.Meta:
+    """The field is read from the environment variable ``name``.
+
+    ``default`` describes a default that the field's own value does not show (one derived when the
+    settings are built); ``clean`` normalizes the stripped value (each item of a list) before it
+    is converted; ``constraints`` are ``msgspec.Meta``'s (``ge``, ``le``, ...). A tuple-typed
+    field is read as a comma-separated list.
+    """
+    return msgspec.Meta(extra={"env": name, "default": default, "clean": clean}, **constraints)
+
+
+def _without_at(handle: str) -> str:
+    return handle.lstrip("@")
+
+
 class BusSettings(msgspec.Struct, frozen=True, kw_only=True):
-    redis_url: str | None = None
-    """REDIS_URL: Redis ≥ 7 for the streams; unset → the in-process bus (one process only)."""
-    prefix: str = ""
-    """REDIS_CONSUMER_GROUP_PREFIX: prepended to every stream key and group name."""
-    stream_maxlen: int = 0
-    """STREAM_MAXLEN: approximate cap on every XADD (the database is the source of truth);
-    default 100,000 on Redis, 10,000 on the in-process bus (whose entries live in RAM)."""
-    batch_size: int = 500
-    """BUS_BATCH_SIZE: entries read per XREADGROUP call."""
-    block_ms: int = 1000
-    """BUS_BLOCK_MS: how long one read waits for new entries."""
-    claim_idle_ms: int = 30_000
-    """CLAIM_IDLE_MS: entries pending this long for another consumer are claimed (XAUTOCLAIM)."""
-    claim_interval_s: float = 5.0
-    """CLAIM_INTERVAL_S: how often a consumer looks for idle entries to claim."""
-    max_deliveries: int = 5
-    """MAX_DELIVERIES: an entry delivered more often than this goes to the dead-letter stream."""
-    consumer_name: str = ""
-    """CONSUMER_NAME: stable name of this replica in every group (default: the host name)."""
+    redis_url: Annotated[str | None, env("REDIS_URL")] = None
+    """Redis ≥ 7 for the streams; unset → the in-process bus (one process only)."""
+    prefix: Annotated[str, env("REDIS_CONSUMER_GROUP_PREFIX")] = ""
+    """Prepended to every stream key and group name."""
+    stream_maxlen: Annotated[
+        int,
+        env(
+            "STREAM_MAXLEN",
+            default=f"{REDIS_STREAM_MAXLEN} on Redis, {MEMORY_STREAM_MAXLEN} in-process",
+        ),
+    ] = 0
+    """Approximate cap on every XADD (the database is the source of truth); lower on the
+    in-process bus, whose entries live in RAM."""
+    batch_size: Annotated[int, env("BUS_BATCH_SIZE")] = 500
+    """Entries read per XREADGROUP call."""
+    block_ms: Annotated[int, env("BUS_BLOCK_MS")] = 1000
+    """How long one read waits for new entries."""
+    claim_idle_ms: Annotated[int, env("CLAIM_IDLE_MS")] = 30_000
+    """Entries pending this long for another consumer are claimed (XAUTOCLAIM)."""
+    claim_interval_s: Annotated[float, env("CLAIM_INTERVAL_S")] = 5.0
+    """How often a consumer looks for idle entries to claim."""
+    max_deliveries: Annotated[int, env("MAX_DELIVERIES")] = 5
+    """An entry delivered more often than this goes to the dead-letter stream."""
+    consumer_name: Annotated[str, env("CONSUMER_NAME", default="the host name")] = ""
+    """Stable name of this replica in every consumer group."""
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
-    url: str | None = None
-    """DATABASE_URL: PostgreSQL (postgresql://, postgres://, postgresql+asyncpg://) or sqlite:///;
+    url: Annotated[str | None, env("DATABASE_URL")] = None
+    """PostgreSQL (postgresql://, postgres://, postgresql+asyncpg://) or sqlite:///;
     unset → SQLite file ``ttlp.db`` in the data directory."""
-    event_retention_days: int = 90
-    """EVENT_RETENTION_DAYS: events older than this are eligible for pruning."""
+    event_retention_days: Annotated[int, env("EVENT_RETENTION_DAYS")] = 90
+    """Events older than this are eligible for pruning."""
 
 
 class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
-    provider: Literal["direct", "euler", "mock"] = "mock"
-    """INGEST_PROVIDER: direct | euler | mock (default: direct when TIKTOK_UNIQUE_ID is set,
-    else mock)."""
-    unique_ids: tuple[str, ...] = ()
-    """TIKTOK_UNIQUE_ID: streamer handle(s) to watch, comma-separated."""
-    euler_api_key: str | None = None
-    """EULER_API_KEY: Euler Stream key (secret)."""
-    session_id: str | None = None
-    """SESSION_ID: TikTok session cookie for authenticated actions (secret)."""
-    reconnect_max_attempts: int = 0
-    """RECONNECT_MAX_ATTEMPTS: 0 = reconnect forever."""
-    mock_fixture: str | None = None
-    """MOCK_FIXTURE: NDJSON of raw.v1 frames for the mock provider (default: the bundled one)."""
-    mock_rate: float = 0.0
-    """MOCK_RATE: frames per second the mock provider publishes (0 = as fast as possible)."""
-    mock_loop: bool = False
-    """MOCK_LOOP: repeat the fixture forever, one new session per pass."""
-    max_frame_bytes: int = 1_048_576
-    """MAX_FRAME_BYTES: raw frames larger than this are dead-lettered (FRAME_TOO_LARGE)."""
-    sign_api_url: str = "https://api.eulerstream.com"
-    """SIGN_API_URL: the sign server TikTokLive's client uses (direct provider)."""
-    sign_api_key: str | None = None
-    """SIGN_API_KEY: key for the sign server (secret)."""
-    tiktok_app_url: str = "https://www.tiktok.com"
-    """TIKTOK_APP_URL: TikTok's web app (room lookups; tests point it at a local server)."""
-    tiktok_webcast_url: str = "https://webcast.tiktok.com/webcast"
-    """TIKTOK_WEBCAST_URL: TikTok's webcast API (tests point it at a local server)."""
-    euler_ws_url: str = "wss://ws.eulerstream.com"
-    """EULER_WS_URL: the Euler Stream WebSocket (euler provider)."""
-    poll_interval_s: float = 30.0
-    """INGEST_POLL_INTERVAL_S: how often an offline streamer is checked again."""
-    lease_ms: int = 15_000
-    """INGEST_LEASE_MS: how long a replica's hold on a streamer lasts without renewal (Redis);
-    a dead replica's streamers move to another within this time."""
+    provider: Annotated[
+        Literal["direct", "euler", "mock"],
+        env("INGEST_PROVIDER", default="direct when TIKTOK_UNIQUE_ID is set, else mock"),
+    ] = "mock"
+    """direct | euler | mock."""
+    unique_ids: Annotated[tuple[str, ...], env("TIKTOK_UNIQUE_ID", clean=_without_at)] = ()
+    """Streamer handle(s) to watch, comma-separated, with or without the @."""
+    euler_api_key: Annotated[str | None, env("EULER_API_KEY")] = None
+    """Euler Stream key (secret)."""
+    session_id: Annotated[str | None, env("SESSION_ID")] = None
+    """TikTok session cookie for authenticated actions (secret)."""
+    reconnect_max_attempts: Annotated[int, env("RECONNECT_MAX_ATTEMPTS")] = 0
+    """Reconnects per streamer after a disconnect; 0 = reconnect forever."""
+    mock_fixture: Annotated[
+        str | None, env("MOCK_FIXTURE", default="the bundled raw-frames.ndjson")
+    ] = None
+    """NDJSON of raw.v1 frames for the mock provider."""
+    mock_rate: Annotated[float, env("MOCK_RATE")] = 0.0
+    """Frames per second the mock provider publishes (0 = as fast as possible)."""
+    mock_loop: Annotated[bool, env("MOCK_LOOP")] = False
+    """Repeat the fixture forever, one new session per pass."""
+    max_frame_bytes: Annotated[int, env("MAX_FRAME_BYTES")] = 1_048_576
+    """Raw frames larger than this are dead-lettered (FRAME_TOO_LARGE)."""
+    sign_api_url: Annotated[str, env("SIGN_API_URL")] = "https://api.eulerstream.com"
+    """The sign server TikTokLive's client uses (direct provider)."""
+    sign_api_key: Annotated[str | None, env("SIGN_API_KEY")] = None
+    """Key for the sign server (secret)."""
+    tiktok_app_url: Annotated[str, env("TIKTOK_APP_URL")] = "https://www.tiktok.com"
+    """TikTok's web app (room lookups; tests point it at a local server)."""
+    tiktok_webcast_url: Annotated[str, env("TIKTOK_WEBCAST_URL")] = (
+        "https://webcast.tiktok.com/webcast"
+    )
+    """TikTok's webcast API (tests point it at a local server)."""
+    euler_ws_url: Annotated[str, env("EULER_WS_URL")] = "wss://ws.eulerstream.com"
+    """The Euler Stream WebSocket (euler provider)."""
+    poll_interval_s: Annotated[float, env("INGEST_POLL_INTERVAL_S")] = 30.0
+    """How often an offline streamer is checked again."""
+    lease_ms: Annotated[int, env("INGEST_LEASE_MS")] = 15_000
+    """How long a replica's hold on a streamer lasts without renewal (Redis); a dead replica's
+    streamers move to another within this time."""
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
-    host: str = "0.0.0.0"
-    """API_HOST: interface the api role listens on."""
-    port: int = 3000
-    """API_PORT: port the api role listens on."""
-    jwt_secret: str | None = None
-    """JWT_SECRET: key that signs login tokens (secret); unset → a random one created once and
-    kept in the data directory (``jwt-secret``), so tokens survive restarts."""
-    token_ttl_s: int = 43_200
-    """JWT_TTL_S: how long a login token (and its cookie) is valid."""
-    cookie_secure: bool = False
-    """API_COOKIE_SECURE: send the login cookie only over HTTPS (set behind a TLS proxy)."""
-    rate_limit_ip: int = 600
-    """API_RATE_LIMIT_IP: requests per window (a minute) from one IP address (429 beyond)."""
-    rate_limit_account: int = 1200
-    """API_RATE_LIMIT_ACCOUNT: requests per window (a minute) from one logged-in account (429
-    beyond); anonymous requests have the per-IP limit only."""
-    rate_limit_window: Literal["second", "minute", "hour", "day"] = "minute"
-    """API_RATE_LIMIT_WINDOW: second | minute | hour | day, the window the two rate limits
-    count in (``API_RATE_LIMIT_IP=600`` with ``minute`` = 600 requests per minute)."""
-    max_feeds_per_account: int = 5
-    """API_MAX_FEEDS_PER_ACCOUNT: concurrent SSE/WebSocket feeds one account may hold."""
-    max_body_bytes: int = 65_536
-    """API_MAX_BODY_BYTES: larger request bodies are refused with 413."""
-    sse_heartbeat_s: float = 15.0
-    """SSE_HEARTBEAT_S: a comment line this often keeps idle feeds (and proxies) alive."""
-    sse_backlog: int = 2_000
-    """SSE_BACKLOG: events queued for one feed client; a client this far behind is dropped (it
-    reconnects with Last-Event-ID and gets what it missed)."""
+    host: Annotated[str, env("API_HOST")] = "0.0.0.0"
+    """Interface the api role listens on."""
+    port: Annotated[int, env("API_PORT")] = 3000
+    """Port the api role listens on."""
+    jwt_secret: Annotated[str | None, env("JWT_SECRET")] = None
+    """Key that signs login tokens (secret); unset → a random one created once and kept in the
+    data directory (``jwt-secret``), so tokens survive restarts."""
+    token_ttl_s: Annotated[int, env("JWT_TTL_S")] = 43_200
+    """How long a login token (and its cookie) is valid."""
+    cookie_secure: Annotated[bool, env("API_COOKIE_SECURE")] = False
+    """Send the login cookie only over HTTPS (set behind a TLS proxy)."""
+    rate_limit_ip: Annotated[int, env("API_RATE_LIMIT_IP")] = 600
+    """Requests per window (a minute) from one IP address (429 beyond)."""
+    rate_limit_account: Annotated[int, env("API_RATE_LIMIT_ACCOUNT")] = 1200
+    """Requests per window (a minute) from one logged-in account (429 beyond); anonymous
+    requests have the per-IP limit only."""
+    rate_limit_window: Annotated[
+        Literal["second", "minute", "hour", "day"], env("API_RATE_LIMIT_WINDOW")
+    ] = "minute"
+    """second | minute | hour | day, the window the two rate limits count in
+    (``API_RATE_LIMIT_IP=600`` with ``minute`` = 600 requests per minute)."""
+    max_feeds_per_account: Annotated[int, env("API_MAX_FEEDS_PER_ACCOUNT")] = 5
+    """Concurrent SSE/WebSocket feeds one account may hold."""
+    max_body_bytes: Annotated[int, env("API_MAX_BODY_BYTES")] = 65_536
+    """Larger request bodies are refused with 413."""
+    sse_heartbeat_s: Annotated[float, env("SSE_HEARTBEAT_S")] = 15.0
+    """A comment line this often keeps idle feeds (and proxies) alive."""
+    sse_backlog: Annotated[int, env("SSE_BACKLOG")] = 2_000
+    """Events queued for one feed client; a client this far behind is dropped (it reconnects
+    with Last-Event-ID and gets what it missed)."""
 
 
 class OutboundSettings(msgspec.Struct, frozen=True, kw_only=True):
     """HTTP that ttlp sends on its own: webhook actions and the forwarder (DESIGN §8)."""
 
-    allowlist: tuple[str, ...] = ()
-    """WEBHOOK_ALLOWLIST: hosts or CIDRs that may be reached although they are loopback,
-    private, link-local, CGNAT or metadata addresses (comma-separated); empty = none."""
-    connect_timeout_s: float = 3.0
-    """OUTBOUND_CONNECT_TIMEOUT_S: connect timeout of webhooks and forwarded deliveries."""
-    read_timeout_s: float = 10.0
-    """OUTBOUND_READ_TIMEOUT_S: read timeout of webhooks and forwarded deliveries."""
-    max_response_bytes: int = 65_536
-    """OUTBOUND_MAX_RESPONSE_BYTES: responses are read up to this size, the rest dropped."""
+    allowlist: Annotated[tuple[str, ...], env("WEBHOOK_ALLOWLIST")] = ()
+    """Hosts or CIDRs that may be reached although they are loopback, private, link-local, CGNAT
+    or metadata addresses (comma-separated); empty = none."""
+    connect_timeout_s: Annotated[float, env("OUTBOUND_CONNECT_TIMEOUT_S")] = 3.0
+    """Connect timeout of webhooks and forwarded deliveries."""
+    read_timeout_s: Annotated[float, env("OUTBOUND_READ_TIMEOUT_S")] = 10.0
+    """Read timeout of webhooks and forwarded deliveries."""
+    max_response_bytes: Annotated[int, env("OUTBOUND_MAX_RESPONSE_BYTES")] = 65_536
+    """Responses are read up to this size, the rest dropped."""
 
 
 class RulesSettings(msgspec.Struct, frozen=True, kw_only=True):
-    euler_api_url: str = "https://api.eulerstream.com"
-    """EULER_API_URL: Euler Stream's REST API (announce: room chat; moderate: mute, kick); the
-    base TikTokLive's own ``send_room_chat`` uses."""
-    announce_min_interval_s: float = 3.0
-    """ANNOUNCE_MIN_INTERVAL_S: at most one chat announcement per streamer this often."""
-    reload_s: float = 30.0
-    """RULES_RELOAD_S: rules are re-read this often even without a change notice."""
+    euler_api_url: Annotated[str, env("EULER_API_URL")] = "https://api.eulerstream.com"
+    """Euler Stream's REST API (announce: room chat; moderate: mute, kick); the base
+    TikTokLive's own ``send_room_chat`` uses."""
+    announce_min_interval_s: Annotated[float, env("ANNOUNCE_MIN_INTERVAL_S")] = 3.0
+    """At most one chat announcement per streamer this often."""
+    reload_s: Annotated[float, env("RULES_RELOAD_S")] = 30.0
+    """Rules are re-read this often even without a change notice."""
 
 
 class ForwardSettings(msgspec.Struct, frozen=True, kw_only=True):
-    max_attempts: int = 8
-    """FORWARD_MAX_ATTEMPTS: deliveries to a target before the event goes to the DLQ."""
-    concurrency: int = 4
-    """FORWARD_CONCURRENCY: deliveries in flight per target."""
+    max_attempts: Annotated[int, env("FORWARD_MAX_ATTEMPTS")] = 8
+    """Deliveries to a target before the event goes to the DLQ."""
+    concurrency: Annotated[int, env("FORWARD_CONCURRENCY")] = 4
+    """Deliveries in flight per target."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,19 +203,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbound: OutboundSettings = OutboundSettings()
     rules: RulesSettings = RulesSettings()
     forward: ForwardSettings = ForwardSettings()
-    data_dir: str = ""
-    """TTLP_DATA_DIR: where the embedded default keeps its SQLite file (default
-    ``$XDG_DATA_HOME/ttlp`` or ``~/.local/share/ttlp``)."""
-    log_level: Literal["debug", "info", "warn", "warning", "error"] = "info"
-    """LOG_LEVEL: debug | info | warn | error."""
-    log_format: Literal["json", "pretty"] = "json"
-    """LOG_FORMAT: json (one JSON object per line) | pretty (human-readable, for a terminal)."""
-    grace_period_s: float = 10.0
-    """SHUTDOWN_GRACE_S: how long roles may finish in-flight batches after SIGTERM."""
-    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
-    """METRICS_PORT: a process without the api role serves its consume loops' Prometheus
-    figures at ``http://API_HOST:METRICS_PORT/metrics`` (0 = not served; the api role has
-    them on its own ``/metrics``)."""
+    data_dir: Annotated[
+        str, env("TTLP_DATA_DIR", default="$XDG_DATA_HOME/ttlp or ~/.local/share/ttlp")
+    ] = ""
+    """Where the embedded default keeps its SQLite file (and ``jwt-secret``)."""
+    log_level: Annotated[
+        Literal["debug", "info", "warn", "warning", "error"], env("LOG_LEVEL", clean=str.lower)
+    ] = "info"
+    """debug | info | warn | error (any case)."""
+    log_format: Annotated[Literal["json", "pretty"], env("LOG_FORMAT")] = "json"
+    """json (one JSON object per line) | pretty (human-readable, for a terminal)."""
+    grace_period_s: Annotated[float, env("SHUTDOWN_GRACE_S")] = 10.0
+    """How long roles may finish in-flight batches after SIGTERM."""
+    metrics_port: Annotated[int, env("METRICS_PORT", ge=0, le=65535)] = 0
+    """A process without the api role serves its consume loops' Prometheus figures at
+    ``http://API_HOST:METRICS_PORT/metrics`` (0 = not served; the api role has them on its own
+    ``/metrics``)."""
     replay_session: str | None = None
     """Flag only (``ttlp run --replay-session ID``): the ingest role replays this session
     instead of running a provider."""
@@ -179,36 +226,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from environment variables, then apply non-None ``overrides``.
+        """Build settings from ``environ`` (None: the process environment), then apply
+        non-None ``overrides``.
 
-        ``overrides`` use dotted names (``{"ingest.provider": "mock"}``) so CLI flags map onto
-        the same fields; a bad value raises ``ConfigError`` naming the variable.
+        Only ``environ`` is read. ``overrides`` use dotted names (``{"ingest.provider": "mock"}``)
+        so CLI flags map onto the same fields; a bad value raises ``ConfigError`` naming the
+        variable.
         """
-        env = dict(os.environ if environ is None else environ)
-        raw: dict[str, dict[str, Any]] = {
-            section: {}
-            for section in ("bus", "db", "ingest", "api", "outbound", "rules", "forward", "")
-        }
-
-        def put(section: str, field: str, var: str) -> None:
-            value = env.get(var)
-            if value is not None and value.strip() != "":
-                raw[section][field] = value.strip()
-
-        for section, field, var in _ENV_MAP:
-            put(section, field, var)
-        unique = env.get("TIKTOK_UNIQUE_ID", "")
-        handles = tuple(h.strip().lstrip("@") for h in unique.split(",") if h.strip())
-        if handles:
-            raw["ingest"]["unique_ids"] = handles
-        allow = env.get("WEBHOOK_ALLOWLIST", "")
-        allowed = tuple(a.strip() for a in allow.split(",") if a.strip())
-        if allowed:
-            raw["outbound"]["allowlist"] = allowed
-        if "provider" not in raw["ingest"]:
-            raw["ingest"]["provider"] = "direct" if handles else "mock"
-        if "log_level" in raw[""]:
-            raw[""]["log_level"] = raw[""]["log_level"].lower()
+        if environ is None:
+            environ = os.environ
+        raw: dict[str, dict[str, Any]] = {section: {} for section in _sections()}
+        for binding in _bindings():
+            value = binding.read(environ)
+            if value is not None:
+                raw[binding.section][binding.field] = value
+        ingest = raw["ingest"]
+        ingest.setdefault("provider", "direct" if ingest.get("unique_ids") else "mock")
 
         for dotted, value in overrides.items():
             if value is None:
@@ -221,13 +254,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             settings = msgspec.convert({**top, **raw}, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise ConfigError(f"invalid configuration: {_explain(exc)}") from None
-        return settings._finish()
+        return settings._finish(environ)
 
-    def _finish(self) -> Settings:
+    def _finish(self, environ: Mapping[str, str]) -> Settings:
+        """Fill the defaults derived from other values (and from ``environ``'s home)."""
         changes: dict[str, Any] = {}
         if not self.data_dir:
-            base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-            changes["data_dir"] = str(Path(base) / "ttlp")
+            changes["data_dir"] = str(_data_home(environ) / "ttlp")
         bus_changes: dict[str, Any] = {}
         if not self.bus.consumer_name:
             bus_changes["consumer_name"] = socket.gethostname()
@@ -270,6 +303,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return "Settings(<redacted>)"
 
 
+def _data_home(environ: Mapping[str, str]) -> Path:
+    """``$XDG_DATA_HOME``, else ``$HOME/.local/share``, read from ``environ`` (without HOME in
+    it: the account's home directory, as ``~`` would expand)."""
+    if environ.get("XDG_DATA_HOME"):
+        return Path(environ["XDG_DATA_HOME"])
+    home = environ.get("HOME")
+    if not home:
+        try:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError):
+            home = str(Path.home())
+    return Path(home) / ".local" / "share"
+
+
 def _url_password(url: str) -> str | None:
     from urllib.parse import urlsplit
 
@@ -285,65 +334,123 @@ def redact_url(url: str) -> str:
     return url.replace(f":{password}@", ":***@") if password else url
 
 
+# -- the variables, as the fields declare them ---------------------------------------------------
+class Variable(NamedTuple):
+    """One environment variable as documented (the README table is checked against these)."""
+
+    name: str
+    default: str
+    """As the README shows it: ``—`` = unset, ``empty`` = an empty string or list."""
+    description: str
+    field: str
+    """Dotted path of the field (``bus.batch_size``; top-level fields have no section)."""
+
+
+class _Binding(NamedTuple):
+    section: str
+    field: str
+    variable: Variable
+    is_list: bool
+    clean: Callable[[str], str] | None
+
+    def read(self, environ: Mapping[str, str]) -> str | tuple[str, ...] | None:
+        """The variable's value in ``environ``, stripped (split if a list); None if blank."""
+        value = environ.get(self.variable.name, "").strip()
+        if not value:
+            return None
+        clean = self.clean or str
+        if self.is_list:
+            items = tuple(clean(item.strip()) for item in value.split(",") if item.strip())
+            return items or None
+        return clean(value)
+
+
+_LIST_TYPES = (mi.VarTupleType, mi.TupleType, mi.ListType, mi.SetType, mi.FrozenSetType)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if value in ("", ()):
+        return "empty"
+    return str(value)
+
+
+@functools.cache
+def _sections() -> tuple[str, ...]:
+    """``""`` (the top level) and the name of every section (a nested settings struct)."""
+    fields = _struct_fields(Settings)
+    return ("", *(f.name for f in fields if isinstance(f.type, mi.StructType)))
+
+
+@functools.cache
+def _bindings() -> tuple[_Binding, ...]:
+    found: list[_Binding] = []
+
+    def add(section: str, owner: type, field: mi.Field) -> None:
+        meta = field.type
+        if not isinstance(meta, mi.Metadata) or "env" not in (meta.extra or {}):
+            return  # a flag-only field
+        extra = meta.extra or {}
+        variable = Variable(
+            name=extra["env"],
+            default=extra["default"] or _shown(field.default),
+            description=_field_docs(owner).get(field.name, ""),
+            field=f"{section}.{field.name}" if section else field.name,
+        )
+        is_list = isinstance(meta.type, _LIST_TYPES)
+        found.append(_Binding(section, field.name, variable, is_list, extra["clean"]))
+
+    for top in _struct_fields(Settings):
+        if isinstance(top.type, mi.StructType):
+            for field in top.type.fields:
+                add(top.name, top.type.cls, field)
+        else:
+            add("", Settings, top)
+    return tuple(found)
+
+
+def _struct_fields(cls: type[msgspec.Struct]) -> tuple[mi.Field, ...]:
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return info.fields
+
+
+@functools.cache
+def _field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of ``cls``, on one line ({} without the source)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def documented_variables() -> tuple[Variable, ...]:
+    """Every environment variable the settings read, in declaration order."""
+    return tuple(binding.variable for binding in _bindings())
+
+
 def _explain(exc: msgspec.ValidationError) -> str:
     message = str(exc)
-    for section, field, var in _ENV_MAP:
+    for binding in _bindings():
+        section, field = binding.section, binding.field
         path = f"$.{section}.{field}" if section else f"$.{field}"
         if message.endswith(f"`{path}`"):
-            return f"{var}: {message.rsplit(' - at ', 1)[0]}"
+            return f"{binding.variable.name}: {message.rsplit(' - at ', 1)[0]}"
     return message
-
-
-_ENV_MAP: tuple[tuple[str, str, str], ...] = (
-    ("bus", "redis_url", "REDIS_URL"),
-    ("bus", "prefix", "REDIS_CONSUMER_GROUP_PREFIX"),
-    ("bus", "stream_maxlen", "STREAM_MAXLEN"),
-    ("bus", "batch_size", "BUS_BATCH_SIZE"),
-    ("bus", "block_ms", "BUS_BLOCK_MS"),
-    ("bus", "claim_idle_ms", "CLAIM_IDLE_MS"),
-    ("bus", "claim_interval_s", "CLAIM_INTERVAL_S"),
-    ("bus", "max_deliveries", "MAX_DELIVERIES"),
-    ("bus", "consumer_name", "CONSUMER_NAME"),
-    ("db", "url", "DATABASE_URL"),
-    ("db", "event_retention_days", "EVENT_RETENTION_DAYS"),
-    ("ingest", "provider", "INGEST_PROVIDER"),
-    ("ingest", "euler_api_key", "EULER_API_KEY"),
-    ("ingest", "session_id", "SESSION_ID"),
-    ("ingest", "reconnect_max_attempts", "RECONNECT_MAX_ATTEMPTS"),
-    ("ingest", "mock_fixture", "MOCK_FIXTURE"),
-    ("ingest", "mock_rate", "MOCK_RATE"),
-    ("ingest", "mock_loop", "MOCK_LOOP"),
-    ("ingest", "max_frame_bytes", "MAX_FRAME_BYTES"),
-    ("ingest", "sign_api_url", "SIGN_API_URL"),
-    ("ingest", "sign_api_key", "SIGN_API_KEY"),
-    ("ingest", "tiktok_app_url", "TIKTOK_APP_URL"),
-    ("ingest", "tiktok_webcast_url", "TIKTOK_WEBCAST_URL"),
-    ("ingest", "euler_ws_url", "EULER_WS_URL"),
-    ("ingest", "poll_interval_s", "INGEST_POLL_INTERVAL_S"),
-    ("ingest", "lease_ms", "INGEST_LEASE_MS"),
-    ("api", "host", "API_HOST"),
-    ("api", "port", "API_PORT"),
-    ("api", "jwt_secret", "JWT_SECRET"),
-    ("api", "token_ttl_s", "JWT_TTL_S"),
-    ("api", "cookie_secure", "API_COOKIE_SECURE"),
-    ("api", "rate_limit_ip", "API_RATE_LIMIT_IP"),
-    ("api", "rate_limit_account", "API_RATE_LIMIT_ACCOUNT"),
-    ("api", "rate_limit_window", "API_RATE_LIMIT_WINDOW"),
-    ("api", "max_feeds_per_account", "API_MAX_FEEDS_PER_ACCOUNT"),
-    ("api", "max_body_bytes", "API_MAX_BODY_BYTES"),
-    ("api", "sse_heartbeat_s", "SSE_HEARTBEAT_S"),
-    ("api", "sse_backlog", "SSE_BACKLOG"),
-    ("outbound", "connect_timeout_s", "OUTBOUND_CONNECT_TIMEOUT_S"),
-    ("outbound", "read_timeout_s", "OUTBOUND_READ_TIMEOUT_S"),
-    ("outbound", "max_response_bytes", "OUTBOUND_MAX_RESPONSE_BYTES"),
-    ("rules", "euler_api_url", "EULER_API_URL"),
-    ("rules", "announce_min_interval_s", "ANNOUNCE_MIN_INTERVAL_S"),
-    ("rules", "reload_s", "RULES_RELOAD_S"),
-    ("forward", "max_attempts", "FORWARD_MAX_ATTEMPTS"),
-    ("forward", "concurrency", "FORWARD_CONCURRENCY"),
-    ("", "data_dir", "TTLP_DATA_DIR"),
-    ("", "log_level", "LOG_LEVEL"),
-    ("", "log_format", "LOG_FORMAT"),
-    ("", "grace_period_s", "SHUTDOWN_GRACE_S"),
-    ("", "metrics_port", "METRICS_PORT"),
-)
