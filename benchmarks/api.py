@@ -48,9 +48,9 @@ from pathlib import Path
 
 import httpx
 import msgspec
+from machine import insert_rate, pg_url, redis_url, redis_xadd_rate
 
-from ttlp.accounts import Accounts, Role
-from ttlp.bench import PG_URL, REDIS_URL, insert_rate, redis_xadd_rate
+from ttlp.api.accounts import Accounts, Role
 from ttlp.bus.keys import Keys
 from ttlp.bus.redis import RedisBus
 from ttlp.contracts.events import UnifiedEvent, decode_event
@@ -114,15 +114,15 @@ async def scratch() -> AsyncIterator[Scratch]:
 
     prefix = f"bench-api-{uuid.uuid4().hex[:8]}-"
     name = f"ttlp_bench_api_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_URL)
+    admin = await asyncpg.connect(pg_url())
     await admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    db_url = pg_url().rsplit("/", 1)[0] + "/" + name
     try:
         with tempfile.TemporaryDirectory() as tmp:
             await asyncio.to_thread(upgrade, normalize_database_url(db_url, Path(tmp)))
             yield Scratch(db_url, prefix, Keys(prefix), Path(tmp))
     finally:
-        client = aioredis.from_url(REDIS_URL)
+        client = aioredis.from_url(redis_url())
         keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
         if keys:
             await client.delete(*keys)
@@ -145,7 +145,7 @@ def api_process(env: Scratch, port: int) -> Iterator[subprocess.Popen[bytes]]:
     log_path = env.tmp / "api.log"
     proc_env = {
         **os.environ,
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url(),
         "DATABASE_URL": env.db_url,
         "REDIS_CONSUMER_GROUP_PREFIX": env.prefix,
         "JWT_SECRET": JWT_SECRET,
@@ -378,7 +378,7 @@ async def bench_feed(env: Scratch, runs: list[tuple[float, int]], seconds: float
     finally:
         await engine.dispose()
     port = free_port()
-    bus = RedisBus(REDIS_URL, maxlen=100_000)
+    bus = RedisBus(redis_url(), maxlen=100_000)
     events = [
         msgspec.structs.replace(e, event_id=uuid.uuid4().hex * 2) for e in fixture_events() * 5
     ]
@@ -575,7 +575,7 @@ async def bench_history(
 async def bench(args: argparse.Namespace) -> None:
     print(
         f"ttlp api benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-        f"Redis {REDIS_URL.rsplit('@', 1)[-1]}, PostgreSQL {PG_URL.rsplit('@', 1)[-1]}",
+        f"Redis {redis_url().rsplit('@', 1)[-1]}, PostgreSQL {pg_url().rsplit('@', 1)[-1]}",
         flush=True,
     )
     async with scratch() as env:

@@ -30,9 +30,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import msgspec
+from machine import pg_url
 from sqlalchemy import func, select
 
-from ttlp.bench import PG_URL
 from ttlp.bus.consumer import Consumer
 from ttlp.bus.keys import GROUP_FORWARDER, Keys
 from ttlp.bus.memory import MemoryBus
@@ -99,7 +99,7 @@ async def database(backend: str) -> AsyncIterator[str]:
     import asyncpg
 
     name = f"ttlp_bench_fwd_{uuid.uuid4().hex[:8]}"
-    admin_url = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    admin_url = pg_url().replace("postgresql+asyncpg://", "postgresql://")
     admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
+from machine import insert_rate, pg_url
 
-from ttlp.bench import PG_URL, insert_rate
 from ttlp.bus.keys import GROUP_RULES, Keys
 from ttlp.bus.memory import MemoryBus
 from ttlp.db.engine import create_engine, normalize_database_url
@@ -96,10 +96,10 @@ async def database(sqlite: bool) -> AsyncIterator[str]:
     import asyncpg
 
     name = f"ttlp_bench_rules_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_URL)
+    admin = await asyncpg.connect(pg_url())
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = normalize_database_url(PG_URL.rsplit("/", 1)[0] + "/" + name, Path.cwd())
+        url = normalize_database_url(pg_url().rsplit("/", 1)[0] + "/" + name, Path.cwd())
         await asyncio.to_thread(upgrade, url)
         yield url
     finally:
@@ -181,7 +181,7 @@ async def main(args: argparse.Namespace) -> None:
             f"{result['executions_per_s']:,.0f}/s; {result['seconds']:.2f} s)"
         )
     if not args.sqlite:
-        rate = await insert_rate(normalize_database_url(PG_URL, Path.cwd()), 20_000)
+        rate = await insert_rate(normalize_database_url(pg_url(), Path.cwd()), 20_000)
         print(f"  machine: PostgreSQL batched INSERT {rate:,.0f} rows/s")
 
 

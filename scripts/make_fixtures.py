@@ -16,8 +16,8 @@ Files written, one JSON document per line (NDJSON, UTF-8):
     message's ``common.msgId`` and ``timestamp`` its ``common.createTime``; lifecycle frames
     count 1, 2, 3 and carry the ingest time.
 ``unified-events.ndjson``
-    ``ttlp.normalize.normalize_frame`` applied to each raw frame, same order, one UnifiedEvent
-    v1 per line (``contracts/unified-event.v1.schema.json``).
+    ``ttlp.tiktok.normalize.normalize_frame`` applied to each raw frame, same order, one
+    UnifiedEvent v1 per line (``contracts/unified-event.v1.schema.json``).
 ``dlq-frames.ndjson``
     Malformed ``ttlc:raw`` entries, one per line:
     ``{"case": "<kebab-case name>", "expectedReason": "PARSE_ERROR" | "VALIDATION_ERROR" |
@@ -444,7 +444,7 @@ def main() -> None:
     chat = next(doc for doc in documents if doc["type"] == "WebcastChatMessage")
     write_ndjson(FIXTURES / "dlq-frames.ndjson", dlq_cases(chat))
 
-    from ttlp.normalize import normalize_frame  # the part of the project under test
+    from ttlp.tiktok.normalize import normalize_frame  # the part of the project under test
 
     events = [normalize_frame(frame) for frame in frames]
     write_ndjson(FIXTURES / "unified-events.ndjson", events)

@@ -109,12 +109,6 @@ class Context:
         )
 
 
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, or less when ``stop`` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 def tune_gc() -> None:
     """Fewer, larger garbage collections: the pipeline allocates many short-lived objects per
     event and the default thresholds (700) ran the collector thousands of times a second,
@@ -168,9 +162,9 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
             "--roles all"
         )
     if "ingest" in roles and not settings.replay_session:
-        from ttlp.roles.ingest import check_settings
+        from ttlp.tiktok.providers import check_settings
 
-        check_settings(settings)
+        check_settings(settings.ingest)
     if "api" in roles and settings.bus.redis_url and not settings.api.jwt_secret:
         raise ConfigError(
             "the api on Redis needs JWT_SECRET: every api replica must sign and check login "
@@ -181,7 +175,7 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
     need_db = any(ROLES[name].needs_db for name in roles)
     metrics = None
     if settings.metrics_port and "api" not in roles:
-        from ttlp.telemetry import serve_metrics
+        from ttlp.bus.telemetry import serve_metrics
 
         metrics = serve_metrics(settings.api.host, settings.metrics_port)
     try:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.conftest import TTLP
-from ttlp.accounts import Accounts
+from ttlp.api.accounts import Accounts
 from ttlp.db.engine import create_engine
 
 pytestmark = pytest.mark.e2e

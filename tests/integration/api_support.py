@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import free_port
-from ttlp.accounts import Accounts, Role
+from ttlp.api.accounts import Accounts, Role
 from ttlp.api.app import create_app
 from ttlp.bus.base import Bus
 from ttlp.bus.keys import Keys
@@ -131,7 +131,7 @@ async def harness(
     """An app with its lifespan running (the feed tail started), and a client on it."""
     ctx = Context(settings=settings, bus=bus, keys=keys, engine=engine)
     stop = asyncio.Event()
-    app = create_app(ctx, stop)
+    app = create_app(settings, bus, keys, engine, stop)
     # A real uvicorn server on a free port, in this event loop: streaming responses (SSE),
     # WebSockets and disconnects behave as in production, and the app shares the test's loop
     # with its engine and bus.

@@ -23,7 +23,7 @@ from tests.integration.api_support import (
     ApiHarness,
     other_stream_events,
 )
-from ttlp.accounts import Accounts, Role
+from ttlp.api.accounts import Accounts, Role
 from ttlp.contracts.events import UnifiedEvent, decode_event
 
 pytestmark = pytest.mark.integration

@@ -54,7 +54,7 @@ from tests.integration.api_support import (
     other_stream_events,
 )
 from tests.integration.conftest import BACKENDS, sqlite_url
-from ttlp.accounts import Accounts, Role
+from ttlp.api.accounts import Accounts, Role
 from ttlp.api.auth import COOKIE_NAME
 from ttlp.bus.base import Bus
 from ttlp.bus.keys import Keys

@@ -17,8 +17,9 @@ from tests.integration.api_support import (
     other_stream_events,
 )
 from tests.integration.test_api_ops import assert_json_error
-from ttlp.accounts import Role
-from ttlp.bus.consumer import dead_letter_fields, now_iso
+from ttlp.aio import now_iso
+from ttlp.api.accounts import Role
+from ttlp.bus.consumer import dead_letter_fields
 from ttlp.contracts.events import DeadLetter
 
 pytestmark = pytest.mark.integration

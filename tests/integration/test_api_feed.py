@@ -29,7 +29,7 @@ from tests.integration.api_support import (
     fixture_events,
     other_stream_events,
 )
-from ttlp.accounts import Role
+from ttlp.api.accounts import Role
 from ttlp.api.feed import Feed
 from ttlp.bus.base import parse_id
 from ttlp.contracts.events import UnifiedEvent

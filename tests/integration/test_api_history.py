@@ -27,7 +27,7 @@ from tests.integration.api_support import (
     other_stream_events,
 )
 from tests.integration.test_storage import chat, user
-from ttlp.accounts import Role
+from ttlp.api.accounts import Role
 from ttlp.contracts import events as ev
 from ttlp.db.queries import MAX_PAGE
 from ttlp.db.tables import user_notes

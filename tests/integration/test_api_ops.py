@@ -23,7 +23,7 @@ from tests.integration.api_support import (
     fixture_events,
     harness,
 )
-from ttlp.accounts import Role
+from ttlp.api.accounts import Role
 from ttlp.bus.keys import GROUP_STORAGE, Keys
 from ttlp.bus.redis import RedisBus
 from ttlp.db.engine import create_engine

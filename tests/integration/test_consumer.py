@@ -14,9 +14,9 @@ from ttlp.bus.base import Bus, Entry
 from ttlp.bus.consumer import BATCH_BUCKETS_S, Consumer, Failure
 from ttlp.bus.memory import MemoryBus
 from ttlp.bus.redis import RedisBus
+from ttlp.bus.telemetry import ConsumerCollector
 from ttlp.contracts.events import DeadLetter
 from ttlp.settings import BusSettings
-from ttlp.telemetry import ConsumerCollector
 
 pytestmark = pytest.mark.integration
 

@@ -61,9 +61,9 @@ from ttlp.contracts.events import RawFrame, frame_from_fields
 from ttlp.db.engine import normalize_database_url
 from ttlp.db.migrate import upgrade
 from ttlp.errors import ConfigError, PermanentError
-from ttlp.normalize import normalize_frame
 from ttlp.runtime import ROLES, open_context, supervise
 from ttlp.settings import Settings
+from ttlp.tiktok.normalize import normalize_frame
 from ttlp.tiktok.providers.base import ConnectionEnded, Outcome, Session
 from ttlp.tiktok.providers.euler import CLOSE_POLICY, EulerProvider
 from ttlp.tiktok.publish import FramePublisher

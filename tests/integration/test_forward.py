@@ -20,14 +20,15 @@ from sqlalchemy import select
 from tests.e2e.conftest import wait_for
 from tests.fakes.receiver import Receiver, Reply, Request
 from tests.integration.api_support import STREAMER_HANDLE, ApiHarness, fixture_events
-from ttlp import dlq
-from ttlp.accounts import Role
+from ttlp.aio import Backoff
+from ttlp.api.accounts import Role
+from ttlp.bus import dlq
 from ttlp.contracts.events import UnifiedEvent
 from ttlp.db.tables import forward_deliveries
-from ttlp.forward.dispatcher import RETRY_BASE_S, RETRY_MAX_S, Forwarder, retry_delay
+from ttlp.forward.dispatcher import RETRY_BASE_S, RETRY_JITTER, RETRY_MAX_S, Forwarder
+from ttlp.forward.outbound import Outbound, OutboundError
 from ttlp.forward.signing import verify
 from ttlp.forward.store import ForwardStore
-from ttlp.outbound import Outbound, OutboundError
 from ttlp.settings import OutboundSettings
 
 ALLOW_LOOPBACK = {"WEBHOOK_ALLOWLIST": "127.0.0.1", "FORWARD_MAX_ATTEMPTS": 3}
@@ -105,7 +106,8 @@ async def seed_stream(api: ApiHarness) -> None:
 # -- back-off ------------------------------------------------------------------------------------
 def test_retry_delay_doubles_from_500_ms_to_30_s_with_jitter() -> None:
     for attempts, expected in [(1, 0.5), (2, 1.0), (3, 2.0), (7, 30.0), (20, 30.0)]:
-        delays = [retry_delay(attempts) for _ in range(200)]
+        backoff = Backoff(initial_s=RETRY_BASE_S, max_s=RETRY_MAX_S, jitter=RETRY_JITTER)
+        delays = [backoff.delay(attempts) for _ in range(200)]
         assert all(expected * 0.8 <= d <= expected * 1.2 for d in delays), attempts
         assert max(delays) - min(delays) > 0  # jittered
     assert (RETRY_BASE_S, RETRY_MAX_S) == (0.5, 30.0)
@@ -302,7 +304,10 @@ async def test_dlq_retry_delivers_again(api: ApiHarness) -> None:
             )
             healthy = True
             result = await dlq.retry(
-                api.bus, api.keys, api.engine, await dlq.letters(api.bus, api.keys)
+                api.bus,
+                api.keys,
+                ForwardStore(api.engine).reset,
+                await dlq.letters(api.bus, api.keys),
             )
             assert (len(result.retried), result.skipped) == (1, [])
             await wait_for(

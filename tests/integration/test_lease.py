@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ttlp.bus.keys import Keys
+from ttlp.bus.lease import Lease
 from ttlp.bus.memory import MemoryBus
-from ttlp.tiktok.lease import Lease
 from ttlp.tiktok.providers.base import Session
 from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.supervisor import StreamerSupervisor

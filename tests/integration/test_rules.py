@@ -27,7 +27,7 @@ from tests.integration.api_support import (
     ApiHarness,
     fixture_events,
 )
-from ttlp.accounts import Role
+from ttlp.api.accounts import Role
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
 from ttlp.bus.consumer import Consumer

@@ -36,7 +36,7 @@ from ttlp.contracts.events import (
 )
 from ttlp.contracts.schemas import SCHEMA_NAMES, load_schema, validator
 from ttlp.errors import PermanentError
-from ttlp.normalize import normalize_frame
+from ttlp.tiktok.normalize import normalize_frame
 
 REPO: Final = Path(__file__).resolve().parents[2]
 CONTRACTS: Final = REPO / "contracts"

@@ -14,8 +14,8 @@ from TikTokLiveProto.v3.webcast.model.message import common
 from ttlp.contracts import events as ev
 from ttlp.contracts.events import RawFrame, frame_from_fields, frame_to_fields
 from ttlp.errors import PermanentError
-from ttlp.normalize import event_id, normalize_frame
 from ttlp.tiktok import proto
+from ttlp.tiktok.normalize import event_id, normalize_frame
 
 P: Any = type("P", (), {"__getattr__": lambda self, name: proto.lookup(name)})()
 STREAM = "7441234567890123456"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from tests.fakes.receiver import Receiver, Reply, Request
-from ttlp.outbound import Outbound, OutboundError, OutboundRefused
+from ttlp.forward.outbound import Outbound, OutboundError, OutboundRefused
 from ttlp.settings import OutboundSettings
 
 

@@ -12,11 +12,7 @@ from ttlp.bus.memory import MemoryBus
 from ttlp.contracts.events import frame_from_fields
 from ttlp.tiktok.providers.base import ConnectionEnded, Message, Outcome, Session
 from ttlp.tiktok.publish import FramePublisher
-from ttlp.tiktok.supervisor import (
-    StreamerSupervisor,
-    SupervisorSettings,
-    backoff_delay,
-)
+from ttlp.tiktok.supervisor import RECONNECT_BACKOFF, StreamerSupervisor, SupervisorSettings
 
 RAW = "ttlc:raw"
 
@@ -148,10 +144,10 @@ async def test_failures_back_off_exponentially_with_jitter() -> None:
 
 
 def test_backoff_is_capped_at_sixty_seconds() -> None:
-    assert backoff_delay(1, lambda: 0.5) == 1.0
-    assert backoff_delay(7, lambda: 0.5) == 60.0
-    assert backoff_delay(20, lambda: 1.0) == pytest.approx(72.0)
-    assert backoff_delay(20, lambda: 0.0) == pytest.approx(48.0)
+    assert RECONNECT_BACKOFF.delay(1, lambda: 0.5) == 1.0
+    assert RECONNECT_BACKOFF.delay(7, lambda: 0.5) == 60.0
+    assert RECONNECT_BACKOFF.delay(20, lambda: 1.0) == pytest.approx(72.0)
+    assert RECONNECT_BACKOFF.delay(20, lambda: 0.0) == pytest.approx(48.0)
 
 
 async def test_gives_up_after_max_attempts() -> None:

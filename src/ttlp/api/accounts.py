@@ -24,7 +24,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ttlp.db.engine import as_utc
+from ttlp.aio import as_utc
 from ttlp.db.tables import accounts
 from ttlp.errors import TtlpError
 

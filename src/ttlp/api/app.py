@@ -47,9 +47,10 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import Message, Scope
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp import __version__
-from ttlp.accounts import Account, Accounts
+from ttlp.api.accounts import Account, Accounts
 from ttlp.api.auth import OPEN_PATHS, AccountCache, make_jwt_auth
 from ttlp.api.feed import Feed, make_channels
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
@@ -58,9 +59,11 @@ from ttlp.api.routes import forward as forward_routes
 from ttlp.api.routes import rules as rules_routes
 from ttlp.api.routes import ui as ui_routes
 from ttlp.api.state import ApiState
+from ttlp.bus.base import Bus
+from ttlp.bus.keys import Keys
 from ttlp.db.handles import HandleDirectory
 from ttlp.db.queries import Queries
-from ttlp.runtime import Context
+from ttlp.settings import Settings
 
 SECURITY_HEADERS: Final = {
     "x-content-type-options": "nosniff",
@@ -211,13 +214,13 @@ class FallbackStore(Store):
         await self.shared.__aexit__(*exc_info)  # a RedisStore closes its client
 
 
-def _rate_limit_store(ctx: Context) -> Store:
-    if ctx.settings.bus.redis_url:
+def _rate_limit_store(settings: Settings, keys: Keys) -> Store:
+    if settings.bus.redis_url:
         from litestar.stores.redis import RedisStore
 
         return FallbackStore(
             RedisStore.with_client(
-                url=ctx.settings.bus.redis_url, namespace=f"{ctx.keys.prefix}ttlp:ratelimit"
+                url=settings.bus.redis_url, namespace=f"{keys.prefix}ttlp:ratelimit"
             )
         )
     return MemoryStore()
@@ -297,33 +300,41 @@ def document_api(app: Litestar, security: dict[str, list[str]]) -> None:
             schema.additional_properties = False
 
 
-def create_app(ctx: Context, stop: asyncio.Event | None = None) -> Litestar:
-    """The api role's app. ``stop`` ends live feeds (the role's stop event)."""
-    if ctx.engine is None:
-        raise RuntimeError("the api needs a database")
-    settings = ctx.settings.api
+def create_app(
+    config: Settings,
+    bus: Bus,
+    keys: Keys,
+    engine: AsyncEngine,
+    stop: asyncio.Event | None = None,
+) -> Litestar:
+    """The api role's app over ``bus`` and ``engine``. ``stop`` ends live feeds (the role's
+    stop event)."""
+    settings = config.api
     stop = stop or asyncio.Event()
-    queries = Queries(ctx.engine)
-    accounts = Accounts(ctx.engine)
+    queries = Queries(engine)
+    accounts = Accounts(engine)
     channels = make_channels(settings.sse_backlog)
     feed = Feed(
-        ctx.bus,
-        ctx.keys.events,
+        bus,
+        keys.events,
         channels,
-        HandleDirectory.of(ctx.engine),
+        HandleDirectory.of(engine),
         heartbeat_s=settings.sse_heartbeat_s,
     )
     metrics = ApiMetrics()
     account_cache = AccountCache(accounts)
     api = ApiState(
-        ctx=ctx,
+        settings=config,
+        bus=bus,
+        keys=keys,
+        engine=engine,
         queries=queries,
         accounts=accounts,
         feed=feed,
         metrics=metrics,
         account_cache=account_cache,
     )
-    jwt_auth = make_jwt_auth(ctx.settings, account_cache)
+    jwt_auth = make_jwt_auth(config, account_cache)
     ip_limit = RateLimitConfig(
         rate_limit=(settings.rate_limit_window, settings.rate_limit_ip),
         identifier_for_request=_ip,
@@ -341,7 +352,7 @@ def create_app(ctx: Context, stop: asyncio.Event | None = None) -> Litestar:
         config.middleware[:0] = [metrics_middleware(metrics), ip_limit.middleware]
         return config
 
-    rate_limit_store = _rate_limit_store(ctx)
+    rate_limit_store = _rate_limit_store(config, keys)
 
     @contextlib.asynccontextmanager
     async def feed_tail(_app: Litestar) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTCookieAuth, Token
 
-from ttlp.accounts import ALL_STREAMS, Account, Accounts, Role
+from ttlp.api.accounts import ALL_STREAMS, Account, Accounts, Role
 from ttlp.settings import Settings
 
 COOKIE_NAME: Final = "ttlp_token"

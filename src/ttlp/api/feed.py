@@ -37,9 +37,10 @@ from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.subscriber import Subscriber
 from loguru import logger
 
+from ttlp.aio import sleep_or_stop
 from ttlp.bus.base import Bus, Entry, parse_id
+from ttlp.contracts.events import connected_handle, decode_event_head
 from ttlp.db.handles import HandleDirectory
-from ttlp.runtime import sleep_or_stop
 
 TAIL_BATCH: Final = 1000
 TAIL_BLOCK_MS: Final = 1000
@@ -81,30 +82,15 @@ _encode_item = msgspec.json.Encoder().encode
 _decode_item = msgspec.json.Decoder(FeedItem).decode
 
 
-class _Head(msgspec.Struct):
-    """What the tail reads of every event (msgspec skips the rest without building it)."""
-
-    eventType: str
-    streamId: str
-
-
-class _Connected(msgspec.Struct):
-    payload: dict[str, Any] | None = None
-
-
-_decode_head = msgspec.json.Decoder(_Head).decode
-_decode_connected = msgspec.json.Decoder(_Connected).decode
-
-
 def item_from_entry(entry: Entry) -> FeedItem | None:
     text = (entry.fields or {}).get("event")
     if not text:
         return None
     try:
-        head = _decode_head(text)
+        head = decode_event_head(text)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return FeedItem(entry.id, head.eventType, head.streamId, msgspec.Raw(text.encode()))
+    return FeedItem(entry.id, head.event_type, head.stream_id, msgspec.Raw(text.encode()))
 
 
 class DroppingSubscriber(Subscriber):
@@ -234,10 +220,9 @@ class Feed:
             if item is None:
                 continue
             if item.type == "CONNECTED":
-                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, KeyError):
-                    connected = _decode_connected(bytes(item.event))
-                    if connected.payload and connected.payload.get("uniqueId"):
-                        self.handles.learn(item.stream_id, str(connected.payload["uniqueId"]))
+                handle = connected_handle(bytes(item.event))
+                if handle:
+                    self.handles.learn(item.stream_id, handle)
             data = _encode_item(item)
             targets = [room_channel(item.stream_id)]
             handle = await self.handles.handle(item.stream_id)

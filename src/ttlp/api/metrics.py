@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ttlp.telemetry import ConsumerCollector
+from ttlp.bus.telemetry import ConsumerCollector
 
 if TYPE_CHECKING:
     from ttlp.api.state import ApiState
@@ -85,7 +85,7 @@ class ApiMetrics:
     async def render(self, state: ApiState) -> bytes:
         """The metrics text; with the bus away, its figures keep their last values and
         ``ttlp_bus_up`` says 0 (a scrape must not fail because of what it reports on)."""
-        bus, keys = state.ctx.bus, state.ctx.keys
+        bus, keys = state.bus, state.keys
         try:
             for stream in keys.streams:
                 self.stream_length.labels(stream).set(await bus.length(stream))
@@ -106,12 +106,12 @@ class ApiMetrics:
     async def _forward_counts(self, state: ApiState) -> None:
         """Per-target forward counts: the forward role may run in another process, so they
         come from its table (one GROUP BY), not from in-process counters."""
-        if state.ctx.engine is None:
+        if state.engine is None:
             return
         from ttlp.forward.store import ForwardStore
 
         try:
-            counts = await ForwardStore(state.ctx.engine).counts()
+            counts = await ForwardStore(state.engine).counts()
         except Exception:  # a scrape must not fail because of what it reports on
             return
         self.forward.clear()  # deleted targets disappear

@@ -11,13 +11,17 @@ from typing import Any, Final
 from litestar import Request
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ttlp.accounts import ALL_STREAMS, Account, Accounts
+from ttlp.aio import to_iso
+from ttlp.api.accounts import ALL_STREAMS, Account, Accounts
 from ttlp.api.auth import AccountCache, ensure_scope
 from ttlp.api.feed import Feed, handle_channel, room_channel
 from ttlp.api.metrics import ApiMetrics
+from ttlp.bus.base import Bus
+from ttlp.bus.keys import Keys
 from ttlp.db.queries import Queries
-from ttlp.runtime import Context
+from ttlp.settings import Settings
 
 ROOM_ID_RE: Final = re.compile(r"^[0-9]{1,32}$")
 HANDLE_RE: Final = re.compile(r"^@[A-Za-z0-9_.]{1,64}$")
@@ -29,14 +33,20 @@ class ApiState:
 
     def __init__(
         self,
-        ctx: Context,
+        settings: Settings,
+        bus: Bus,
+        keys: Keys,
+        engine: AsyncEngine,
         queries: Queries,
         accounts: Accounts,
         feed: Feed,
         metrics: ApiMetrics,
         account_cache: AccountCache,
     ) -> None:
-        self.ctx = ctx
+        self.settings = settings
+        self.bus = bus
+        self.keys = keys
+        self.engine = engine
         self.queries = queries
         self.accounts = accounts
         self.account_cache = account_cache
@@ -102,8 +112,4 @@ def scope_list(account: Account) -> list[str] | None:
 
 def iso(value: Any) -> str | None:
     """A database timestamp as ISO 8601 UTC (SQLite gives naive datetimes, in UTC)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return str(value.isoformat()) + "Z"
-    return str(value.isoformat()).replace("+00:00", "Z")
+    return None if value is None else to_iso(value)

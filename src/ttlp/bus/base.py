@@ -7,7 +7,10 @@ its stream at ``maxlen`` (approximately on Redis, exactly in-process).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from ttlp.bus.lease import Lease
 
 
 class Entry(NamedTuple):
@@ -95,6 +98,10 @@ class Bus(Protocol):
 
     async def groups(self, stream: str) -> list[GroupInfo]:
         """XINFO GROUPS (empty when the stream does not exist)."""
+
+    def lease(self, key: str, owner: str, ttl_ms: int) -> Lease | None:
+        """A lease on ``key`` shared by every process on this bus (who holds a streamer), or
+        None where the bus serves a single process and there is nobody to share with."""
 
     async def close(self) -> None: ...
 

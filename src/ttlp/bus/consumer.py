@@ -18,13 +18,12 @@ import weakref
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Final, TypeVar
 
-import backoff
 import msgspec
 from loguru import logger
 
+from ttlp.aio import Backoff, now_iso
 from ttlp.bus.base import Bus, Entry
 from ttlp.contracts.events import DeadLetter, encode
 from ttlp.errors import BusError, is_transient
@@ -32,8 +31,7 @@ from ttlp.settings import BusSettings
 
 # Retry pacing for infrastructure errors: 100 ms doubling to 5 s, so a restarted Redis or
 # PostgreSQL is picked up within seconds without hammering it while it is down.
-RETRY_BASE_S: Final = 0.1
-RETRY_MAX_S: Final = 5.0
+RETRY_BACKOFF: Final = Backoff(initial_s=0.1, max_s=5.0)
 # After a handler error the batch is retried entry by entry, with a short pause between tries
 # so a briefly failing dependency has a chance before an entry spends its delivery budget.
 POISON_PAUSE_S: Final = 0.2
@@ -250,8 +248,7 @@ class Consumer:
         self.stats.observe_batch(time.perf_counter() - started)
 
     async def _handle(self, entries: list[Entry]) -> Sequence[Failure]:
-        delays = backoff.expo(base=2, factor=RETRY_BASE_S, max_value=RETRY_MAX_S)
-        next(delays)  # the generator yields 1 first; start at RETRY_BASE_S
+        delays = RETRY_BACKOFF.delays()
         while True:
             try:
                 return await self.handler(entries)
@@ -260,7 +257,7 @@ class Consumer:
             except Exception as exc:
                 self.stats.retries += 1
                 if is_transient(exc):
-                    delay = backoff.full_jitter(next(delays))
+                    delay = next(delays)
                     self.log.warning(
                         "infrastructure error; retrying the batch",
                         error=_describe(exc),
@@ -279,15 +276,14 @@ class Consumer:
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run a bus call, retrying connection errors with back-off; other errors propagate."""
-        delays = backoff.expo(base=2, factor=RETRY_BASE_S, max_value=RETRY_MAX_S)
-        next(delays)
+        delays = RETRY_BACKOFF.delays()
         while True:
             try:
                 return await call()
             except Exception as exc:
                 if isinstance(exc, BusError) or not is_transient(exc):
                     raise
-                delay = backoff.full_jitter(next(delays))
+                delay = next(delays)
                 self.log.warning(
                     "bus unreachable; retrying", error=_describe(exc), retry_in_s=round(delay, 2)
                 )
@@ -316,11 +312,6 @@ def dead_letter_fields(letter: DeadLetter) -> dict[str, str]:
     """The ``ttlc:dlq`` entry form: one string field per dlq.v1 property."""
     builtins = msgspec.to_builtins(letter)
     return {k: v if isinstance(v, str) else encode(v).decode() for k, v in builtins.items()}
-
-
-def now_iso() -> str:
-    """Current UTC time as ISO 8601 with milliseconds and ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _describe(exc: BaseException) -> str:

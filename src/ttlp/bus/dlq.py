@@ -15,16 +15,16 @@ left where they are and reported. A retried entry is deleted from the stream.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp.bus.base import Bus, Entry, parse_id
 from ttlp.bus.keys import Keys
-from ttlp.forward.store import ForwardStore
+from ttlp.contracts.events import decode_event_head
 
 FORWARDER = "forwarder"
 NORMALIZER = "normalizer"
@@ -94,12 +94,10 @@ def _event_head(data: Any) -> str:
     if not isinstance(data, str):
         return ""
     try:
-        event = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+        head = decode_event_head(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return ""
-    if not isinstance(event, dict):
-        return ""
-    return f"{event.get('eventType', '?')} {str(event.get('eventId', ''))[:12]}"
+    return f"{head.event_type} {head.event_id[:12]}"
 
 
 def letter_of(entry: Entry) -> Letter | None:
@@ -148,14 +146,20 @@ class RetryResult:
     """(entry id, why) of the entries left in the stream."""
 
 
+ResetDelivery = Callable[[int, str, str], Awaitable[bool]]
+"""(target id, event id, event JSON) → whether the forwarder's delivery row was reset to
+pending (``ttlp.forward.store.ForwardStore.reset``); False when the target is gone."""
+
+
 async def retry(
-    bus: Bus, keys: Keys, engine: AsyncEngine | None, chosen: list[Letter]
+    bus: Bus, keys: Keys, reset_delivery: ResetDelivery | None, chosen: list[Letter]
 ) -> RetryResult:
-    """Send the chosen dead letters back where they failed; delete those that went."""
+    """Send the chosen dead letters back where they failed; delete those that went.
+
+    Forwarder entries go back through ``reset_delivery`` (None: no database at hand)."""
     result = RetryResult([], [])
-    store = ForwardStore(engine) if engine is not None else None
     for letter in chosen:
-        why = await _retry_one(bus, keys, store, letter)
+        why = await _retry_one(bus, keys, reset_delivery, letter)
         if why is None:
             result.retried.append(letter.id)
         else:
@@ -166,7 +170,7 @@ async def retry(
 
 
 async def _retry_one(
-    bus: Bus, keys: Keys, store: ForwardStore | None, letter: Letter
+    bus: Bus, keys: Keys, reset_delivery: ResetDelivery | None, letter: Letter
 ) -> str | None:
     try:
         body = msgspec.json.decode(letter.payload)
@@ -175,7 +179,7 @@ async def _retry_one(
     if not isinstance(body, dict):
         return "the payload is not an object"
     if letter.stage == FORWARDER and "targetId" in body:
-        if store is None:
+        if reset_delivery is None:
             return "forwarder entries need the database"
         event = body.get("event")
         if not isinstance(event, str):
@@ -185,7 +189,7 @@ async def _retry_one(
             target_id = int(body["targetId"])
         except (msgspec.DecodeError, KeyError, TypeError, ValueError):
             return "the payload's event or targetId is unreadable"
-        if not await store.reset(target_id, event_id, event):
+        if not await reset_delivery(target_id, event_id, event):
             return f"forward target {target_id} no longer exists"
         return None
     if letter.stage == NORMALIZER:

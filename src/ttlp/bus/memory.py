@@ -296,5 +296,9 @@ class MemoryBus:
             for name, g in s.groups.items()
         ]
 
+    def lease(self, key: str, owner: str, ttl_ms: int) -> None:
+        """One process holds every streamer: no lease to take."""
+        return None
+
     async def close(self) -> None:
         return None

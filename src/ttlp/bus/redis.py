@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ttlp.bus.base import Entry, GroupInfo
+from ttlp.bus.lease import Lease
 from ttlp.errors import BusError
 from ttlp.settings import redact_url
 
@@ -222,6 +223,9 @@ class RedisBus:
             )
             for row in rows
         ]
+
+    def lease(self, key: str, owner: str, ttl_ms: int) -> Lease:
+        return Lease(self._client, key, owner, ttl_ms)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -12,12 +12,13 @@ import functools
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ttlp import __version__
-from ttlp.errors import TtlpError
+from ttlp.errors import ConfigError, TtlpError
 from ttlp.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,7 +153,7 @@ def migrate(**flags: Any) -> None:
 @_guarded
 def replay(session_id: str, speed: float | None, **flags: Any) -> None:
     """Replay a stored session through the pipeline as a new session (source=replay)."""
-    from ttlp.commands import replay_command
+    from ttlp.cli.commands import replay_command
 
     settings = _settings(**flags)
     asyncio.run(replay_command(settings, session_id, speed))
@@ -163,7 +164,7 @@ def replay(session_id: str, speed: float | None, **flags: Any) -> None:
 @_guarded
 def status(**flags: Any) -> None:
     """Stream lengths, consumer lag and pending per group, DLQ size, stored totals."""
-    from ttlp.commands import status_command
+    from ttlp.cli.commands import status_command
 
     settings = _settings(**flags)
     asyncio.run(status_command(settings))
@@ -181,11 +182,23 @@ def status(**flags: Any) -> None:
 @click.option("--latency-seconds", type=float, default=10.0, show_default=True)
 @_guarded
 def bench(frames: int, backend: str, latency_rate: float, latency_seconds: float) -> None:
-    """Pipeline benchmark: events/s ingest → committed, latency, RSS, machine limits."""
-    from ttlp import bench as pipeline_bench
+    """Pipeline benchmark: events/s ingest → committed, latency, RSS, machine limits.
 
+    The benchmark code lives in the checkout's ``benchmarks/`` (it is not shipped in the
+    wheel): this runs ``benchmarks/pipeline.py`` from the source tree ttlp is installed from.
+    """
+    import runpy
+
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "pipeline.py"
+    if not script.is_file():
+        raise ConfigError(
+            "ttlp bench runs the benchmarks of a source checkout: clone the repository, "
+            "`pip install -e .` there, then run `ttlp bench` (or `make bench`)"
+        )
+    sys.path.insert(0, str(script.parent))
+    pipeline = runpy.run_path(str(script))
     kinds = ["redis-pg", "embedded"] if backend == "both" else [backend]
-    pipeline_bench.main(frames, kinds, latency_rate, latency_seconds)
+    pipeline["main"](frames, kinds, latency_rate, latency_seconds)
 
 
 @cli.group()
@@ -224,7 +237,7 @@ def _read_password(from_stdin: bool) -> str:
 @_guarded
 def accounts_add(username: str, role: str, scope: str, password_stdin: bool, **flags: Any) -> None:
     """Create an account."""
-    from ttlp.commands import accounts_command
+    from ttlp.cli.commands import accounts_command
 
     settings = _settings(**flags)
     password = _read_password(password_stdin)
@@ -236,7 +249,7 @@ def accounts_add(username: str, role: str, scope: str, password_stdin: bool, **f
 @_guarded
 def accounts_list(**flags: Any) -> None:
     """List the accounts (never their password hashes)."""
-    from ttlp.commands import accounts_command
+    from ttlp.cli.commands import accounts_command
 
     asyncio.run(accounts_command(_settings(**flags), "list"))
 
@@ -247,7 +260,7 @@ def accounts_list(**flags: Any) -> None:
 @_guarded
 def accounts_disable(username: str, **flags: Any) -> None:
     """Disable an account: its tokens stop working within seconds."""
-    from ttlp.commands import accounts_command
+    from ttlp.cli.commands import accounts_command
 
     asyncio.run(accounts_command(_settings(**flags), "disable", username))
 
@@ -258,7 +271,7 @@ def accounts_disable(username: str, **flags: Any) -> None:
 @_guarded
 def accounts_enable(username: str, **flags: Any) -> None:
     """Enable a disabled account again."""
-    from ttlp.commands import accounts_command
+    from ttlp.cli.commands import accounts_command
 
     asyncio.run(accounts_command(_settings(**flags), "enable", username))
 
@@ -270,7 +283,7 @@ def accounts_enable(username: str, **flags: Any) -> None:
 @_guarded
 def accounts_set_password(username: str, password_stdin: bool, **flags: Any) -> None:
     """Change an account's password: tokens issued before stop working."""
-    from ttlp.commands import accounts_command
+    from ttlp.cli.commands import accounts_command
 
     settings = _settings(**flags)
     password = _read_password(password_stdin)
@@ -292,7 +305,7 @@ _STAGE_OPTION = click.option("--stage", help="Only entries of this stage (forwar
 @_guarded
 def dlq_list(stage: str | None, limit: int, **flags: Any) -> None:
     """The newest dead letters: id, stage, reason, time, a short detail."""
-    from ttlp.commands import dlq_command
+    from ttlp.cli.commands import dlq_command
 
     asyncio.run(dlq_command(_settings(**flags), "list", stage=stage, limit=limit))
 
@@ -306,7 +319,7 @@ def dlq_list(stage: str | None, limit: int, **flags: Any) -> None:
 def dlq_retry(ids: tuple[str, ...], stage: str | None, everything: bool, **flags: Any) -> None:
     """Retry entries: forwarder deliveries are queued again (attempts reset), normalizer
     frames re-published to ttlc:raw; retried entries leave the queue."""
-    from ttlp.commands import dlq_command
+    from ttlp.cli.commands import dlq_command
 
     settings = _settings(**flags)
     asyncio.run(dlq_command(settings, "retry", ids=ids, stage=stage, everything=everything))
@@ -333,7 +346,7 @@ def dlq_purge(
     **flags: Any,
 ) -> None:
     """Delete entries (asks first unless --yes)."""
-    from ttlp.commands import dlq_command
+    from ttlp.cli.commands import dlq_command
 
     settings = _settings(**flags)
     when = before.replace(tzinfo=UTC) if before is not None else None

@@ -159,7 +159,7 @@ async def _print_forward(console: Console, ctx: Context) -> None:
 
 async def accounts_command(settings: Settings, action: str, *args: str) -> None:
     """``ttlp accounts add|list|disable|enable|set-password`` against the configured database."""
-    from ttlp.accounts import Accounts, Role, parse_scopes
+    from ttlp.api.accounts import Accounts, Role, parse_scopes
 
     console = Console()
     async with open_context(settings, need_db=True) as ctx:
@@ -204,8 +204,9 @@ async def dlq_command(
     everything: bool = False,
     yes: bool = False,
 ) -> None:
-    """``ttlp dlq list|retry|purge`` (see ``ttlp.dlq``)."""
-    from ttlp import dlq
+    """``ttlp dlq list|retry|purge`` (see ``ttlp.bus.dlq``)."""
+    from ttlp.bus import dlq
+    from ttlp.forward.store import ForwardStore
 
     if settings.embedded_bus:
         raise ConfigError(
@@ -231,7 +232,8 @@ async def dlq_command(
         if not (ids or stage or before or everything):
             raise ConfigError(f"dlq {action}: give entry ids, --stage, --before or --all")
         if action == "retry":
-            result = await dlq.retry(ctx.bus, ctx.keys, ctx.engine, chosen)
+            reset = ForwardStore(ctx.engine).reset if ctx.engine is not None else None
+            result = await dlq.retry(ctx.bus, ctx.keys, reset, chosen)
             for entry_id, why in result.skipped:
                 console.print(f"[yellow]{entry_id} left in the queue: {why}[/]")
             console.print(f"{len(result.retried)} entries retried")

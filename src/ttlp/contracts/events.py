@@ -388,6 +388,44 @@ def encode(obj: Any) -> bytes:
     return _encoder.encode(obj)
 
 
+class EventHead(msgspec.Struct, frozen=True, rename="camel"):
+    """The head of a UnifiedEvent: what routing needs (the api feed, the rules role, the
+    forwarder, the DLQ view). msgspec skips the user and the payload without building them:
+    cheaper than ``decode_event`` for consumers that look at most events only to pass them on.
+    """
+
+    event_type: str
+    event_id: str
+    stream_id: str
+    session_id: str
+
+
+class _ConnectedPayload(msgspec.Struct, frozen=True, rename="camel"):
+    unique_id: str | None = None
+
+
+class _ConnectedHead(msgspec.Struct, frozen=True):
+    payload: _ConnectedPayload | None = None
+
+
+_head_decoder: Final = msgspec.json.Decoder(EventHead)
+_connected_decoder: Final = msgspec.json.Decoder(_ConnectedHead)
+
+
+def decode_event_head(data: bytes | str) -> EventHead:
+    """The head of one UnifiedEvent JSON document (raises msgspec's Decode/ValidationError)."""
+    return _head_decoder.decode(data)
+
+
+def connected_handle(data: bytes | str) -> str | None:
+    """The streamer's @handle a CONNECTED event names (None when absent or unreadable)."""
+    try:
+        payload = _connected_decoder.decode(data).payload
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return payload.unique_id if payload is not None and payload.unique_id else None
+
+
 def decode_raw_frame(data: bytes | str) -> RawFrame:
     """Decode and validate one raw.v1 document (the NDJSON form, `data` already JSON)."""
     return _raw_decoder.decode(data)

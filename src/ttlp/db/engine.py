@@ -9,7 +9,6 @@ it has already encoded (``msgspec.Raw``) without a second serialization.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -169,12 +168,6 @@ def _postgres_url(parsed: URL, original: str) -> str:
         )
     out = parsed.set(drivername=POSTGRES_DRIVER, query=query)
     return out.render_as_string(hide_password=False)
-
-
-def as_utc(value: datetime) -> datetime:
-    """A datetime read back as aware UTC: SQLite returns naive UTC, PostgreSQL aware in the
-    session's zone."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -39,7 +39,8 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ttlp.db.engine import as_utc, is_sqlite
+from ttlp.aio import as_utc, to_iso
+from ttlp.db.engine import is_sqlite
 from ttlp.db.tables import events, sessions, streams, user_notes, users
 
 MAX_PAGE: Final = 500
@@ -361,7 +362,7 @@ class Queries:
             "bucketSeconds": bucket_s,
             "buckets": [
                 {
-                    "start": datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z"),
+                    "start": to_iso(datetime.fromtimestamp(start, UTC)),
                     **buckets[start],
                 }
                 for start in sorted(buckets)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -53,6 +53,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ttlp.aio import as_utc, parse_iso, to_iso
 from ttlp.contracts.events import (
     EVENT_CLASSES,
     RAW_SCHEMA_VERSION,
@@ -65,14 +66,12 @@ from ttlp.contracts.events import (
     encode,
 )
 from ttlp.db import tables
-from ttlp.db.engine import as_utc
 from ttlp.errors import ConfigError, TtlpError
 
 NO_USER: Final = "0"
 """``user.userId`` of events without a user (lifecycle, room stats): not a TikTok user."""
 _SESSION_CLOSERS: Final = frozenset({"DISCONNECTED", "STREAM_END"})
 _TAGS: Final[dict[type, str]] = {cls: tag for tag, cls in EVENT_CLASSES.items()}
-_ZERO: Final = timedelta(0)
 
 _Insert = postgresql.Insert | sqlite.Insert
 _Row = tuple[Any, ...]
@@ -183,7 +182,9 @@ class Store:
         if not frames:
             return 0
         received = datetime.now(UTC)
-        timed = [(frame, _ts(frame.timestamp), _ts(frame.ingested_at)) for frame in frames]
+        timed = [
+            (frame, parse_iso(frame.timestamp), parse_iso(frame.ingested_at)) for frame in frames
+        ]
         rows = [_frame_row(frame, at, ingested) for frame, at, ingested in timed]
         params = self._params(_FRAME_COLUMNS, rows, {"received_at": received})
         async with self.engine.begin() as conn:
@@ -203,7 +204,9 @@ class Store:
         """
         if not events:
             return WriteResult(0, 0)
-        timed = [(event, _ts(event.timestamp), _ts_opt(event.ingested_at)) for event in events]
+        timed = [
+            (event, parse_iso(event.timestamp), _ts_opt(event.ingested_at)) for event in events
+        ]
         rows = [_event_row(event, at, ingested, self._json) for event, at, ingested in timed]
         params = self._params(_EVENT_COLUMNS, rows, {})
         async with self.engine.begin() as conn:
@@ -483,22 +486,8 @@ def _as_dicts(
 
 
 # -- rows --------------------------------------------------------------------------------------
-def _ts(value: str) -> datetime:
-    """An ISO 8601 string from a Struct as an aware UTC datetime (SQLite stores it as is)."""
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is UTC:  # "Z", as ttlp writes them: no offset arithmetic needed
-        return parsed
-    return parsed if parsed.utcoffset() == _ZERO else parsed.astimezone(UTC)
-
-
 def _ts_opt(value: str | UnsetType) -> datetime | None:
-    return None if value is UNSET else _ts(value)
-
-
-def _iso(value: datetime) -> str:
-    value = as_utc(value)
-    spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
-    return value.isoformat(timespec=spec).replace("+00:00", "Z")
+    return None if value is UNSET else parse_iso(value)
 
 
 def _opt(value: Any) -> Any:
@@ -532,8 +521,8 @@ def _frame_from_row(row: Any) -> RawFrame:
         source=row.source,
         type=row.type,
         seq_no=row.seq_no,
-        timestamp=_iso(row.timestamp),
-        ingested_at=_iso(row.ingested_at),
+        timestamp=to_iso(row.timestamp),
+        ingested_at=to_iso(row.ingested_at),
         data=_any_json.decode(row.data),
         provider=UNSET if row.provider is None else row.provider,
         unique_id=UNSET if row.unique_id is None else row.unique_id,

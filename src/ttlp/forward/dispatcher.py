@@ -7,9 +7,9 @@ is acked. It never talks HTTP, so a slow or dead target cannot hold up the strea
 
 Each target has a :class:`TargetWorker` with at most ``FORWARD_CONCURRENCY`` requests in
 flight. It claims due rows (``forward_deliveries.next_attempt_at``), POSTs them through
-:class:`ttlp.outbound.Outbound` (SSRF checks, timeouts) signed as ``ttlp.forward.signing``
+:class:`ttlp.forward.outbound.Outbound` (SSRF checks, timeouts) signed as ``ttlp.forward.signing``
 describes, and records the outcome: 2xx → ``delivered``; anything else → another attempt after
-:func:`retry_delay` (500 ms doubling to 30 s, ±20 % jitter), kept in the table so a restart
+``Backoff`` (500 ms doubling to 30 s, ±20 % jitter), kept in the table so a restart
 resumes it; after ``FORWARD_MAX_ATTEMPTS`` attempts, or at once when the destination is
 refused (not allowed — retrying will not change that) → ``dead`` and a dlq.v1 entry on
 ``ttlc:dlq`` (stage ``forwarder``; the payload keeps the event and the target id, which is what
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -31,14 +30,14 @@ from typing import Final
 import msgspec
 from loguru import logger
 
+from ttlp.aio import Backoff, now_iso, sleep_or_stop
 from ttlp.bus.base import Bus, Entry
-from ttlp.bus.consumer import Failure, dead_letter_fields, now_iso
-from ttlp.contracts.events import DeadLetter, encode
+from ttlp.bus.consumer import Failure, dead_letter_fields
+from ttlp.contracts.events import DeadLetter, connected_handle, decode_event_head, encode
 from ttlp.db.handles import HandleDirectory
+from ttlp.forward.outbound import MAX_REDIRECTS, Outbound, OutboundError, OutboundRefused
 from ttlp.forward.signing import signed_headers
 from ttlp.forward.store import Delivery, ForwardStore, Target, utcnow
-from ttlp.outbound import MAX_REDIRECTS, Outbound, OutboundError, OutboundRefused
-from ttlp.runtime import sleep_or_stop
 from ttlp.settings import Settings
 
 STAGE: Final = "forwarder"
@@ -65,36 +64,6 @@ FLUSH_MAX: Final = 200
 MAX_ERROR_CHARS: Final = 1000
 
 
-def retry_delay(
-    attempts: int, *, base_s: float = RETRY_BASE_S, max_s: float = RETRY_MAX_S
-) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: base × 2^(n-1), capped,
-    ±20 % jitter. Written by hand: ``backoff`` drives a loop of its own, while these waits are
-    kept in the table across restarts."""
-    raw = min(base_s * 2 ** max(attempts - 1, 0), max_s)
-    jitter = random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)
-    return float(raw * jitter)
-
-
-class _Head(msgspec.Struct, rename="camel"):
-    event_type: str
-    event_id: str
-    stream_id: str
-    session_id: str = ""
-
-
-class _ConnectedPayload(msgspec.Struct, rename="camel"):
-    unique_id: str | None = None
-
-
-class _Connected(msgspec.Struct):
-    payload: _ConnectedPayload | None = None
-
-
-_head = msgspec.json.Decoder(_Head)
-_connected = msgspec.json.Decoder(_Connected)
-
-
 class Forwarder:
     def __init__(
         self,
@@ -114,8 +83,7 @@ class Forwarder:
         self.dlq_stream = dlq_stream
         self.events_stream = events_stream
         self.outbound = outbound or Outbound(settings.outbound)
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
+        self.backoff = Backoff(initial_s=retry_base_s, max_s=retry_max_s, jitter=RETRY_JITTER)
         self.handles = HandleDirectory.of(store.engine)
         self.workers: dict[int, TargetWorker] = {}
         self._targets: list[Target] = []
@@ -161,15 +129,14 @@ class Forwarder:
                 failures.append(Failure(entry, "VALIDATION_ERROR", "entry has no event field"))
                 continue
             try:
-                head = _head.decode(data)
+                head = decode_event_head(data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 failures.append(Failure(entry, "PARSE_ERROR", str(exc)))
                 continue
             if head.event_type == "CONNECTED":
-                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                    payload = _connected.decode(data).payload
-                    if payload and payload.unique_id:
-                        self.handles.learn(head.stream_id, payload.unique_id)
+                connected = connected_handle(data)
+                if connected:
+                    self.handles.learn(head.stream_id, connected)
             if not targets:
                 continue
             handle: str | None = None
@@ -192,7 +159,7 @@ class Forwarder:
         rather than losing it."""
         session_id = ""
         with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-            session_id = _head.decode(delivery.event_data).session_id
+            session_id = decode_event_head(delivery.event_data).session_id
         letter = DeadLetter(
             stage=STAGE,
             reason=reason,
@@ -371,7 +338,7 @@ class TargetWorker:
             self.log.warning("forward delivery dead", event_id=delivery.event_id, error=error)
             await self._finish(delivery, lambda: self.fw.give_up(delivery, REASON_FAILED, error))
             return
-        delay = retry_delay(attempt, base_s=self.fw.retry_base_s, max_s=self.fw.retry_max_s)
+        delay = self.fw.backoff.delay(attempt)
         next_at = utcnow() + timedelta(seconds=delay)
         await self._finish(delivery, lambda: self.fw.store.mark_retry(delivery.id, next_at, error))
 

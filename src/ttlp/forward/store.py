@@ -19,7 +19,7 @@ from sqlalchemy import Integer, and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ttlp.db.engine import as_utc
+from ttlp.aio import as_utc
 from ttlp.db.tables import forward_deliveries as fd
 from ttlp.db.tables import forward_targets as ft
 

@@ -32,7 +32,7 @@ async def _serve(server: uvicorn.Server, where: str) -> None:
 async def run(ctx: Context, stop: asyncio.Event) -> None:
     settings = ctx.settings.api
     feeds_stop = asyncio.Event()
-    app = create_app(ctx, feeds_stop)
+    app = create_app(ctx.settings, ctx.bus, ctx.keys, ctx.store.engine, feeds_stop)
     config = uvicorn.Config(
         app,
         host=settings.host,

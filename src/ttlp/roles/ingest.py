@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
 import msgspec
 from loguru import logger
@@ -15,13 +14,10 @@ from ttlp import log
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
 from ttlp.bus.consumer import BatchHandler, Failure
-from ttlp.bus.redis import RedisBus
-from ttlp.errors import ConfigError, TtlpError
+from ttlp.errors import TtlpError
 from ttlp.runtime import Context
-from ttlp.settings import Settings
-from ttlp.tiktok.lease import Lease
+from ttlp.tiktok.providers import make_provider
 from ttlp.tiktok.providers.base import Provider
-from ttlp.tiktok.providers.mock import MockProvider, bundled_fixture, load_fixture
 from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.replay import replay_session
 from ttlp.tiktok.supervisor import StreamerSupervisor, SupervisorSettings
@@ -72,37 +68,21 @@ def make_control_handler(ctx: Context, stop: asyncio.Event) -> BatchHandler:
     return handle
 
 
-def check_settings(settings: Settings) -> None:
-    """Refuse, before anything starts, an ingest that cannot work as configured."""
-    ingest = settings.ingest
-    if ingest.provider == "mock":
-        return
-    if not ingest.unique_ids:
-        raise ConfigError(
-            f"INGEST_PROVIDER={ingest.provider} needs the streamer(s) to watch: set "
-            "TIKTOK_UNIQUE_ID (comma-separated handles) or pass --unique-id"
-        )
-    make_provider(settings)  # e.g. euler without EULER_API_KEY fails here
-
-
-def make_provider(settings: Settings) -> Provider:
-    """The TikTok provider INGEST_PROVIDER names (one instance serves every streamer)."""
-    ingest = settings.ingest
-    if ingest.provider == "euler":
-        from ttlp.tiktok.providers.euler import EulerProvider
-
-        return EulerProvider.from_settings(ingest)
-    from ttlp.tiktok.providers.direct import DirectProvider
-
-    return DirectProvider(ingest)
-
-
 def supervisors(ctx: Context, provider: Provider) -> list[StreamerSupervisor]:
-    """One supervisor per streamer; with Redis each holds the streamer's lease to connect."""
+    """One supervisor per streamer; on a shared bus each holds the streamer's lease to connect.
+
+    The mock is one source, not a streamer: one supervisor, no lease, and a publisher that
+    waits for the pipeline's consumers (live traffic can't wait).
+    """
     ingest = ctx.settings.ingest
-    publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=False)  # live traffic can't wait
-    client = ctx.bus.client if isinstance(ctx.bus, RedisBus) else None
+    mock = provider.name == "mock"
+    publisher = (
+        FramePublisher(ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,))
+        if mock
+        else FramePublisher(ctx.bus, ctx.keys.raw, paced=False)
+    )
     owner = f"{ctx.settings.bus.consumer_name}:{uuid.uuid4().hex[:8]}"
+    handles = ("mock",) if mock else ingest.unique_ids
     return [
         StreamerSupervisor(
             provider,
@@ -112,16 +92,13 @@ def supervisors(ctx: Context, provider: Provider) -> list[StreamerSupervisor]:
                 max_attempts=ingest.reconnect_max_attempts,
                 poll_interval_s=ingest.poll_interval_s,
             ),
-            lease=Lease(client, ctx.keys.lease(handle), owner, ingest.lease_ms)
-            if client is not None
-            else None,
+            lease=None if mock else ctx.bus.lease(ctx.keys.lease(handle), owner, ingest.lease_ms),
         )
-        for handle in ingest.unique_ids
+        for handle in handles
     ]
 
 
 async def run(ctx: Context, stop: asyncio.Event) -> None:
-    settings = ctx.settings.ingest
     control = ctx.consumer(
         stream=ctx.keys.control,
         group=keys.GROUP_INGEST,
@@ -132,21 +109,12 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
         group.create_task(control.run(stop))
         if ctx.settings.replay_session:
             group.create_task(_replay_once(ctx, ctx.settings.replay_session, stop))
-        elif settings.provider == "mock":
-            fixture = Path(settings.mock_fixture) if settings.mock_fixture else bundled_fixture()
-            provider = MockProvider(
-                load_fixture(fixture), rate=settings.mock_rate, loop=settings.mock_loop
-            )
-            publisher = FramePublisher(
-                ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,)
-            )
-            group.create_task(provider.run(publisher, stop))
-        else:
-            live = make_provider(ctx.settings)
-            if settings.provider == "direct":
-                _adopt_tiktoklive_logger()
-            for supervisor in supervisors(ctx, live):
-                group.create_task(supervisor.run(stop))
+            return
+        provider = make_provider(ctx.settings.ingest)
+        if provider.name == "direct":
+            _adopt_tiktoklive_logger()
+        for supervisor in supervisors(ctx, provider):
+            group.create_task(supervisor.run(stop))
 
 
 def _adopt_tiktoklive_logger() -> None:

@@ -7,14 +7,15 @@ from collections.abc import Sequence
 
 from loguru import logger
 
+from ttlp.aio import now_iso
 from ttlp.bus import keys
 from ttlp.bus.base import Bus, Entry
-from ttlp.bus.consumer import BatchHandler, Failure, now_iso
+from ttlp.bus.consumer import BatchHandler, Failure
 from ttlp.contracts.events import encode, frame_from_fields
 from ttlp.errors import PermanentError
-from ttlp.normalize import normalize_frame
 from ttlp.runtime import Context
 from ttlp.tiktok import decode
+from ttlp.tiktok.normalize import normalize_frame
 
 
 def make_handler(

@@ -17,20 +17,13 @@ from loguru import logger
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
 from ttlp.bus.consumer import BatchHandler, Failure
-from ttlp.contracts.events import decode_event
+from ttlp.contracts.events import decode_event, decode_event_head
 from ttlp.rules.actions import Actions
 from ttlp.rules.engine import RULES_CHANGED, Engine
 from ttlp.rules.store import RulesStore
 from ttlp.runtime import Context
 
 log = logger.bind(role="rules")
-
-
-class _Head(msgspec.Struct):
-    eventType: str
-
-
-_decode_head = msgspec.json.Decoder(_Head).decode
 
 
 def make_events_handler(engine: Engine) -> BatchHandler:
@@ -44,7 +37,7 @@ def make_events_handler(engine: Engine) -> BatchHandler:
         for entry in entries:
             text = (entry.fields or {}).get("event", "")
             try:
-                event_type = _decode_head(text).eventType
+                event_type = decode_event_head(text).event_type
                 if not engine.wants(event_type) and event_type != "CONNECTED":
                     continue
                 decode_event(text)  # the contract; the engine reads the plain JSON

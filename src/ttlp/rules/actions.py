@@ -30,7 +30,7 @@ import httpx
 import msgspec
 from loguru import logger
 
-from ttlp.outbound import Outbound, OutboundError, OutboundRefused
+from ttlp.forward.outbound import Outbound, OutboundError, OutboundRefused
 from ttlp.rules.engine import (
     AnnounceAction,
     CompiledRule,

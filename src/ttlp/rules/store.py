@@ -16,8 +16,9 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ttlp.aio import as_utc
 from ttlp.db import tables
-from ttlp.db.engine import as_utc, is_sqlite
+from ttlp.db.engine import is_sqlite
 from ttlp.db.handles import stream_handle
 
 MAX_ERROR_CHARS: Final = 2000

@@ -18,6 +18,7 @@ from typing import Any, Final
 import msgspec
 
 from ttlp.contracts.events import EVENT_SCHEMA_VERSION, TRIGGER_IDS, RawFrame, UnifiedEvent
+from ttlp.contracts.mapping import MAPPING, STREAM_END_ACTIONS, stream_end_action
 from ttlp.errors import PermanentError
 from ttlp.tiktok import decode
 
@@ -324,14 +325,11 @@ def _room_user(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "ROOM_USER", SYSTEM_USER, _compact(payload)
 
 
-_STREAM_END_ACTIONS: Final = {3: "STREAM_ENDED", 4: "STREAM_SUSPENDED"}
-
-
 def _control(frame: RawFrame, data: dict[str, Any]) -> Mapped:
-    action = _enum(data.get("action"), "action", "ControlAction")
-    if action not in _STREAM_END_ACTIONS:
+    action = stream_end_action(_enum(data.get("action"), "action", "ControlAction"))
+    if action is None:
         return _raw(frame, data)
-    reason = _str(data.get("tips"), "tips") or _STREAM_END_ACTIONS[action]
+    reason = _str(data.get("tips"), "tips") or STREAM_END_ACTIONS[action]
     return "STREAM_END", SYSTEM_USER, {"action": action, "reason": reason}
 
 
@@ -371,20 +369,19 @@ def _raw(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "RAW", user, {"rawType": frame.type, "data": data}
 
 
-_MAPPERS: Final[dict[str, Mapper]] = {
-    "WebcastChatMessage": _chat,
-    "WebcastGiftMessage": _gift,
-    "WebcastLikeMessage": _like,
-    "WebcastMemberMessage": _member,
-    "WebcastSocialMessage": _social,
-    "WebcastEmoteChatMessage": _emote,
-    "WebcastLinkMicBattle": _battle,
-    "WebcastLinkMicArmies": _battle,
-    "WebcastBarrageMessage": _battle,
-    "WebcastRoomUserSeqMessage": _room_user,
-    "WebcastControlMessage": _control,
-    "ControlEvent.CONNECTED": _connected,
-    "ControlEvent.DISCONNECTED": _disconnected,
-    "ControlEvent.ERROR": _error,
+_BY_KIND: Final[dict[str, Mapper]] = {
+    "CHAT": _chat,
+    "GIFT": _gift,
+    "LIKE": _like,
+    "JOIN": _member,
+    "SOCIAL": _social,
+    "EMOTE": _emote,
+    "BATTLE": _battle,
+    "ROOM_USER": _room_user,
+    "STREAM_END": _control,
+    "CONNECTED": _connected,
+    "DISCONNECTED": _disconnected,
+    "ERROR": _error,
 }
+_MAPPERS: Final[dict[str, Mapper]] = {raw: _BY_KIND[kind] for raw, kind in MAPPING.items()}
 MAPPED_TYPES: Final = frozenset(_MAPPERS)

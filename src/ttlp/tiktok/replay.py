@@ -12,12 +12,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import msgspec
 from loguru import logger
 
-from ttlp.bus.consumer import now_iso
+from ttlp.aio import now_iso, parse_iso
 from ttlp.contracts.events import RawFrame
 from ttlp.db.store import Store
 from ttlp.tiktok.publish import FramePublisher
@@ -82,4 +81,4 @@ async def replay_session(
 
 
 def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
+    return parse_iso(iso).timestamp()

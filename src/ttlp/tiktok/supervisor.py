@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -19,14 +18,12 @@ from typing import Any, Final
 
 from loguru import logger
 
-from ttlp.tiktok.lease import Lease
+from ttlp.aio import Backoff
+from ttlp.bus.lease import Lease
 from ttlp.tiktok.providers.base import ConnectionEnded, Outcome, Provider, Session
 from ttlp.tiktok.publish import FramePublisher
 
-BACKOFF_INITIAL_S: Final = 1.0
-BACKOFF_FACTOR: Final = 2.0
-BACKOFF_MAX_S: Final = 60.0
-BACKOFF_JITTER: Final = 0.2
+RECONNECT_BACKOFF: Final = Backoff(initial_s=1.0, max_s=60.0, factor=2.0, jitter=0.2)
 
 
 @dataclass(frozen=True)
@@ -37,12 +34,6 @@ class SupervisorSettings:
     """How often an offline streamer is checked again."""
     stable_after_s: float = 60.0
     """A connection that lasted this long resets the back-off and the attempt count."""
-
-
-def backoff_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Delay before reconnect ``attempt`` (1-based): 1 s × 2^(n-1), ≤ 60 s, ±20 % jitter."""
-    base = min(BACKOFF_INITIAL_S * BACKOFF_FACTOR ** (attempt - 1), BACKOFF_MAX_S)
-    return base * (1 + BACKOFF_JITTER * (2 * rng() - 1))
 
 
 @dataclass
@@ -77,6 +68,8 @@ class StreamerSupervisor:
             if outcome is Outcome.STOP:
                 self.log.error("giving up on this streamer")
                 break
+            if outcome is Outcome.FINISHED:
+                break
             if outcome is Outcome.POLL:
                 failures = 0
                 delay = self.settings.poll_interval_s
@@ -88,7 +81,7 @@ class StreamerSupervisor:
                 if max_attempts and failures >= max_attempts:
                     self.log.error("reconnect attempts exhausted", attempts=failures)
                     break
-                delay = backoff_delay(failures)
+                delay = RECONNECT_BACKOFF.delay(failures)
             if self.lease is not None and outcome is not Outcome.RECONNECT_NOW:
                 # Waiting: let another replica take the streamer if it can do better.
                 with contextlib.suppress(Exception):
@@ -123,7 +116,7 @@ class StreamerSupervisor:
         if stop.is_set():
             outcome, reason = Outcome.STOP, "ttlp is stopping"
         if session.room_id:  # only a session that connected gets a DISCONNECTED
-            will_reconnect = outcome not in (Outcome.STOP,) and not stop.is_set()
+            will_reconnect = outcome not in (Outcome.STOP, Outcome.FINISHED) and not stop.is_set()
             await session.disconnected(code, reason, will_reconnect)
         self.log.info(
             "connection ended",

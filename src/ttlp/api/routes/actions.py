@@ -33,7 +33,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK
 from loguru import logger
 
-from ttlp.accounts import Account, Role
+from ttlp.api.accounts import Account, Role
 from ttlp.api.auth import current_account, require
 from ttlp.api.state import HANDLE_RE, Api, Req, resolve_stream
 from ttlp.rules.actions import Actions
@@ -106,7 +106,7 @@ async def moderate(
 ) -> str:
     """Run the action; → the room it went to (503/502 when Euler is not set up or fails)."""
     room = await _room(api, account, ref)
-    actions = Actions(api.ctx.settings)
+    actions = Actions(api.settings)
     try:
         outcome = await actions.moderate_user(room, user_id, op, duration_s)
     finally:

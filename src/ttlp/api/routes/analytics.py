@@ -10,7 +10,7 @@ from litestar import get
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import QueryParameter
 
-from ttlp.accounts import Role
+from ttlp.api.accounts import Role
 from ttlp.api.auth import current_account
 from ttlp.api.routes.history import ROOM_OR_HANDLE, Since, Until, session_in_scope, utc
 from ttlp.api.state import Api, Req, resolve_stream

@@ -11,7 +11,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from ttlp.accounts import Account
+from ttlp.api.accounts import Account
 from ttlp.api.auth import COOKIE_NAME, PASSWORD_CLAIM, current_account, password_stamp
 from ttlp.api.state import Api, Req, iso
 
@@ -51,7 +51,7 @@ async def login(data: JSONBody[LoginRequest], api: Api, request: Req) -> Respons
     if account is None:
         raise NotAuthorizedException("wrong username or password")
     jwt_auth = request.app.state.jwt_auth
-    ttl = api.ctx.settings.api.token_ttl_s
+    ttl = api.settings.api.token_ttl_s
     token = jwt_auth.create_token(
         identifier=account.username,
         token_expiration=timedelta(seconds=ttl),
@@ -71,7 +71,7 @@ async def login(data: JSONBody[LoginRequest], api: Api, request: Req) -> Respons
         path="/",
         httponly=True,
         samesite="strict",
-        secure=api.ctx.settings.api.cookie_secure,
+        secure=api.settings.api.cookie_secure,
     )
     return Response(body, cookies=[cookie])
 
@@ -91,7 +91,7 @@ async def logout(api: Api) -> Response[None]:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=api.ctx.settings.api.cookie_secure,
+        secure=api.settings.api.cookie_secure,
     )
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[cookie])
 

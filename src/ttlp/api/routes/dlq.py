@@ -19,10 +19,11 @@ import msgspec
 from litestar import get
 from litestar.params import QueryParameter
 
-from ttlp.accounts import ALL_STREAMS, Account, Role
+from ttlp.aio import to_iso
+from ttlp.api.accounts import ALL_STREAMS, Account, Role
 from ttlp.api.auth import current_account, require
 from ttlp.api.state import Api, Req
-from ttlp.dlq import Letter, letter_of
+from ttlp.bus.dlq import Letter, letter_of
 
 DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 200
@@ -64,7 +65,7 @@ def letter_out(letter: Letter) -> LetterOut:
     fields = letter.fields
     return LetterOut(
         id=letter.id,
-        time=letter.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        time=to_iso(letter.time),
         stage=letter.stage,
         reason=letter.reason,
         error=letter.error,
@@ -111,7 +112,7 @@ async def dead_letters(
     stage: Annotated[str | None, QueryParameter(pattern=STAGE)] = None,
     before: Annotated[str | None, QueryParameter(pattern=ENTRY_ID)] = None,
 ) -> LetterPage:
-    bus, stream = api.ctx.bus, api.ctx.keys.dlq
+    bus, stream = api.bus, api.keys.dlq
     scope = _Scope(api, current_account(request))
     items: list[LetterOut] = []
     end = f"({before}" if before else "+"

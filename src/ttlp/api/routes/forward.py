@@ -16,13 +16,13 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from ttlp.accounts import ALL_STREAMS, Account, Role
+from ttlp.api.accounts import ALL_STREAMS, Account, Role
 from ttlp.api.auth import current_account, ensure_owned_scope, normalize_scope, require
 from ttlp.api.state import Api, Req, iso
 from ttlp.contracts.events import EVENT_CLASSES
+from ttlp.forward.outbound import Outbound, OutboundRefused
 from ttlp.forward.signing import new_secret
 from ttlp.forward.store import ForwardStore, TargetCounts
-from ttlp.outbound import Outbound, OutboundRefused
 
 SCOPE_PATTERN: Final = r"^(\*|@?[A-Za-z0-9_.]{1,64})$"
 EVENT_TYPE_PATTERN: Final = f"^({'|'.join(sorted(EVENT_CLASSES))})$"
@@ -80,9 +80,7 @@ class TargetCreated(TargetOut, kw_only=True):
 
 # -- helpers -------------------------------------------------------------------------------------
 def _store(api: Api) -> ForwardStore:
-    if api.ctx.engine is None:  # create_app refuses this already
-        raise RuntimeError("the api needs a database")
-    return ForwardStore(api.ctx.engine)
+    return ForwardStore(api.engine)
 
 
 def ensure_target_scope(account: Account, scope: str) -> None:
@@ -91,7 +89,7 @@ def ensure_target_scope(account: Account, scope: str) -> None:
 
 def _values(api: Api, data: TargetIn) -> dict[str, Any]:
     try:
-        Outbound(api.ctx.settings.outbound).check_url(data.url)
+        Outbound(api.settings.outbound).check_url(data.url)
     except OutboundRefused as exc:
         raise Unprocessable(f"url: {exc.reason}") from None
     return {

@@ -17,7 +17,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from ttlp.accounts import Role
+from ttlp.api.accounts import Role
 from ttlp.api.auth import current_account, ensure_scope, require
 from ttlp.api.state import (
     HANDLE_RE,
@@ -338,8 +338,7 @@ async def replay(
     command = {"command": "replay", "sessionId": session_id, "newSessionId": new_session}
     if speed is not None:
         command["speed"] = repr(speed)
-    ctx = api.ctx
-    await ctx.bus.publish(ctx.keys.control, command)
+    await api.bus.publish(api.keys.control, command)
     return ReplayAccepted(new_session, session_id, speed, "queued")
 
 

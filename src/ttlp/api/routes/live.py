@@ -21,7 +21,7 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.types.asgi_types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
-from ttlp.accounts import Account, Role
+from ttlp.api.accounts import Account, Role
 from ttlp.api.auth import current_account, require
 from ttlp.api.feed import FeedItem, sse_frame, ws_message
 from ttlp.api.routes.actions import WsActions
@@ -76,7 +76,7 @@ def check_last_event_id(value: str | None) -> str | None:
 @contextlib.contextmanager
 def feed_slot(api: Api, account: Account) -> Any:
     """One of the account's concurrent feeds (API_MAX_FEEDS_PER_ACCOUNT), or 429."""
-    limit = api.ctx.settings.api.max_feeds_per_account
+    limit = api.settings.api.max_feeds_per_account
     if api.feeds_per_account[account.username] >= limit:
         raise TooManyRequestsException(
             f"this account already has {limit} live feeds open; close one first",

@@ -41,8 +41,7 @@ async def _check(probe: object) -> str:
 
 
 async def _db_ping(api: Api) -> None:
-    assert api.ctx.engine is not None
-    async with api.ctx.engine.connect() as conn:
+    async with api.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 
@@ -57,13 +56,12 @@ async def _db_ping(api: Api) -> None:
     },
 )
 async def health(api: Api) -> Response[Health]:
-    settings = api.ctx.settings
+    settings = api.settings
     redis_status, db_status = await asyncio.gather(
-        _check(api.ctx.bus.ping()) if settings.bus.redis_url else _ok("embedded"),
+        _check(api.bus.ping()) if settings.bus.redis_url else _ok("embedded"),
         _check(_db_ping(api)),
     )
-    assert api.ctx.engine is not None
-    if is_sqlite(api.ctx.engine):  # the engine says, whatever DATABASE_URL was
+    if is_sqlite(api.engine):  # the engine says, whatever DATABASE_URL was
         db_status = "embedded" if db_status == "ok" else db_status
     failing = [s for s in (redis_status, db_status) if s.startswith("down")]
     body = Health(

@@ -23,7 +23,7 @@ from litestar.exceptions import (
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from ttlp.accounts import ALL_STREAMS, Account, Role
+from ttlp.api.accounts import ALL_STREAMS, Account, Role
 from ttlp.api.auth import (
     current_account,
     ensure_owned_scope,
@@ -33,7 +33,7 @@ from ttlp.api.auth import (
 )
 from ttlp.api.state import Api, Req, iso
 from ttlp.db.queries import CursorError, decode_cursor, encode_cursor
-from ttlp.outbound import Outbound, OutboundRefused
+from ttlp.forward.outbound import Outbound, OutboundRefused
 from ttlp.rules.engine import (
     EVENT_TYPE_PATTERN,
     RULES_CHANGED,
@@ -154,9 +154,7 @@ class ExecutionPage(msgspec.Struct, rename="camel"):
 
 # -- helpers -------------------------------------------------------------------------------------
 def _store(api: Api) -> RulesStore:
-    if api.ctx.engine is None:  # create_app refuses this already
-        raise RuntimeError("the api needs a database")
-    return RulesStore(api.ctx.engine)
+    return RulesStore(api.engine)
 
 
 def ensure_rule_scope(account: Account, scope: str) -> None:
@@ -171,7 +169,7 @@ def _checked(data: RuleIn, api: Api) -> tuple[dict[str, Any], CompiledRule]:
         raise Unprocessable(str(exc)) from None
     if isinstance(data.action, WebhookAction):
         try:
-            Outbound(api.ctx.settings.outbound).check_url(data.action.url)
+            Outbound(api.settings.outbound).check_url(data.action.url)
         except OutboundRefused as exc:
             raise Unprocessable(f"action.url: {exc.reason}") from None
     streak_end_only = (
@@ -254,7 +252,7 @@ async def rule_in_scope(api: Api, request: Req, rule_id: int) -> dict[str, Any]:
 
 async def notify(api: Api) -> None:
     """Tell the rules role to re-read the rules now."""
-    await api.ctx.bus.publish(api.ctx.keys.control, {"command": RULES_CHANGED})
+    await api.bus.publish(api.keys.control, {"command": RULES_CHANGED})
 
 
 # -- routes --------------------------------------------------------------------------------------

@@ -1,0 +1,37 @@
+"""TikTok providers (direct, euler, mock): one ``Provider`` protocol, one factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ttlp.errors import ConfigError
+from ttlp.settings import IngestSettings
+from ttlp.tiktok.providers.base import Provider
+
+
+def check_settings(ingest: IngestSettings) -> None:
+    """Refuse, before anything starts, an ingest that cannot work as configured."""
+    if ingest.provider == "mock":
+        return
+    if not ingest.unique_ids:
+        raise ConfigError(
+            f"INGEST_PROVIDER={ingest.provider} needs the streamer(s) to watch: set "
+            "TIKTOK_UNIQUE_ID (comma-separated handles) or pass --unique-id"
+        )
+    make_provider(ingest)  # e.g. euler without EULER_API_KEY fails here
+
+
+def make_provider(ingest: IngestSettings) -> Provider:
+    """The provider INGEST_PROVIDER names (one instance serves every streamer)."""
+    if ingest.provider == "mock":
+        from ttlp.tiktok.providers.mock import MockProvider, bundled_fixture, load_fixture
+
+        fixture = Path(ingest.mock_fixture) if ingest.mock_fixture else bundled_fixture()
+        return MockProvider(load_fixture(fixture), rate=ingest.mock_rate, loop=ingest.mock_loop)
+    if ingest.provider == "euler":
+        from ttlp.tiktok.providers.euler import EulerProvider
+
+        return EulerProvider.from_settings(ingest)
+    from ttlp.tiktok.providers.direct import DirectProvider
+
+    return DirectProvider(ingest)

@@ -18,10 +18,13 @@ import enum
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from ttlp.aio import iso_ms
 from ttlp.contracts.events import RawFrame
+from ttlp.contracts.mapping import CONTROL_TYPE, stream_end_action
+from ttlp.errors import PermanentError
+from ttlp.tiktok import decode
 from ttlp.tiktok.publish import FramePublisher
 
 ProviderName = Literal["direct", "euler", "mock"]
@@ -40,6 +43,9 @@ class Outcome(enum.Enum):
     """A transient failure: reconnect with exponential back-off."""
     RECONNECT_NOW = "reconnect_now"
     """A planned cut (e.g. Euler's 8-hour limit): reconnect at once."""
+    FINISHED = "finished"
+    """The source has nothing more to give (the mock's fixture, published once): stop this
+    streamer; not a failure."""
 
 
 class ConnectionEnded(Exception):
@@ -60,14 +66,6 @@ class Message:
     payload: bytes
     msg_id: int
     create_time_ms: int | None = None
-
-
-def iso_ms(epoch_ms: float) -> str:
-    return (
-        datetime.fromtimestamp(epoch_ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 @dataclass
@@ -153,6 +151,16 @@ class Session:
         """Publish a message that arrived already decoded (e.g. Euler JSON frames)."""
         await self.publisher.publish([self._frame(raw_type, max(msg_id, 0), data, create_time_ms)])
         self.frames += 1
+
+
+def ends_stream(payload: bytes) -> bool:
+    """Whether a WebcastControlMessage payload ends the stream (``ttlp.contracts.mapping``);
+    False when unreadable: the normalizer dead-letters it, it says nothing about the stream."""
+    try:
+        parsed = decode.parse_message(CONTROL_TYPE, payload)
+    except PermanentError:
+        return False
+    return parsed is not None and stream_end_action(getattr(parsed, "action", 0)) is not None
 
 
 class Provider(Protocol):

@@ -29,11 +29,11 @@ Two more hooks, both public extension points rather than patches:
   signer (``signer_kwargs``), so the key is never stored in a global.
 
 Stream end: TikTok sends ``WebcastControlMessage`` with action 3 (STREAM_ENDED) or 4
-(STREAM_SUSPENDED) — the two TikTokLive itself disconnects on; the provider reads ``action``
-(field 2) with a one-field descriptor, closes the client and returns normally (the
-supervisor polls again later). A connection TikTok closes without that message ends with
-``Outcome.RECONNECT`` (a short back-off, then the live check decides), not ``POLL``: a
-clean close of a live stream is no reason to lose ``poll_interval`` seconds of it.
+(STREAM_SUSPENDED) — the two TikTokLive itself disconnects on (``ttlp.contracts.mapping``);
+the provider reads ``action`` with the fast decoder's schema, closes the client and returns
+normally (the supervisor polls again later). A connection TikTok closes without that message
+ends with ``Outcome.RECONNECT`` (a short back-off, then the live check decides), not ``POLL``:
+a clean close of a live stream is no reason to lose ``poll_interval`` seconds of it.
 
 Errors are sorted by ``OUTCOMES`` (exception type → Outcome, most specific class wins) and
 raised as ``ConnectionEnded``; reasons have the sign key and the session id redacted.
@@ -54,8 +54,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
 from loguru import logger
 from TikTokLive.client.client import TikTokLiveClient
 from TikTokLive.client.errors import (
@@ -82,6 +80,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, WebSocketE
 from websockets.legacy.client import WebSocketClientProtocol
 from websockets.typing import Data
 
+from ttlp.contracts.mapping import CONTROL_TYPE
 from ttlp.errors import PermanentError
 from ttlp.settings import IngestSettings
 from ttlp.tiktok.envelope import message_header, parse_fetch_result, parse_push_frame
@@ -91,6 +90,7 @@ from ttlp.tiktok.providers.base import (
     Outcome,
     ProviderName,
     Session,
+    ends_stream,
 )
 
 if TYPE_CHECKING:
@@ -151,10 +151,6 @@ HTTP_STATUS_OUTCOMES: Final[dict[int, Outcome]] = {403: Outcome.BACKOFF, 429: Ou
 # drop it: ingest must stop within SHUTDOWN_GRACE_S even when TikTok does not answer.
 DISCONNECT_TIMEOUT_S: Final = 2.0
 
-# TikTok's ControlMessage actions TikTokLive disconnects on (ControlAction.STREAM_ENDED,
-# STREAM_SUSPENDED); the normalizer maps the same two to STREAM_END.
-STREAM_END_ACTIONS: Final = frozenset({3, 4})
-CONTROL_METHOD: Final = "WebcastControlMessage"
 
 # A room id found by ``is_live`` is reused by the ``run`` that follows it (the supervisor
 # always checks right before connecting): one room lookup and live check per connection
@@ -328,7 +324,7 @@ class _Connection:
             payload = bytes(item.payload)
             msg_id, created_ms = message_header(payload)
             messages.append(Message(item.method, payload, msg_id or item.msg_id, created_ms))
-            if item.method == CONTROL_METHOD and control_action(payload) in STREAM_END_ACTIONS:
+            if item.method == CONTROL_TYPE and ends_stream(payload):
                 ended = True
         await self.session.messages(messages)
         if ended:
@@ -394,28 +390,6 @@ def screen_push_frame(data: Data) -> str | None:
     except PermanentError as exc:
         return str(exc)
     return None
-
-
-# -- WebcastControlMessage.action (field 2), read without decoding the rest -------------------
-@functools.cache
-def _control_class() -> Any:
-    fd = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(
-        name="ttlp/direct_control.proto", package="ttlp.direct", syntax="proto3"
-    )
-    message = file.message_type.add(name="ControlHead")
-    message.field.add(name="action", number=2, type=fd.TYPE_INT32, label=fd.LABEL_OPTIONAL)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("ttlp.direct.ControlHead"))
-
-
-def control_action(payload: bytes) -> int | None:
-    """``action`` of a WebcastControlMessage payload (None when it is not readable)."""
-    try:
-        return int(_control_class().FromString(payload).action)
-    except DecodeError:
-        return None
 
 
 # -- small async helpers ------------------------------------------------------------------------

@@ -106,9 +106,17 @@ from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
+from ttlp.contracts.mapping import CONTROL_TYPE, stream_end_action
 from ttlp.errors import ConfigError, PermanentError
 from ttlp.tiktok import decode, envelope
-from ttlp.tiktok.providers.base import ConnectionEnded, Message, Outcome, ProviderName, Session
+from ttlp.tiktok.providers.base import (
+    ConnectionEnded,
+    Message,
+    Outcome,
+    ProviderName,
+    Session,
+    ends_stream,
+)
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -132,8 +140,6 @@ BAD_FRAME_LOG_FIRST: Final = 10
 BAD_FRAME_LOG_EVERY: Final = 100
 REASON_MAX: Final = 200
 ABNORMAL_CLOSURE: Final = 1006
-CONTROL_TYPE: Final = "WebcastControlMessage"
-STREAM_END_ACTIONS: Final = frozenset({3, 4})  # ControlAction STREAM_ENDED, STREAM_SUSPENDED
 
 
 @dataclass(frozen=True)
@@ -413,7 +419,7 @@ class _Reader:
             room = _room_from_messages(messages)
             if room:
                 await self.joined(room)
-        if any(m.method == CONTROL_TYPE and _ends_stream(m.payload) for m in messages):
+        if any(m.method == CONTROL_TYPE and ends_stream(m.payload) for m in messages):
             self.stream_ended = True
         await self.session.messages(messages)
         self.stats.messages += len(messages)
@@ -480,7 +486,7 @@ class _Reader:
             room = _id(common.get("roomId"))
             if room:
                 await self.joined(room)
-        if kind == CONTROL_TYPE and _is_stream_end_action(data.get("action")):
+        if kind == CONTROL_TYPE and stream_end_action(data.get("action")) is not None:
             self.stream_ended = True
         msg_id = _int(common.get("msgId")) or self._fallback_seq()
         created = _int(common.get("createTime")) or None
@@ -545,20 +551,6 @@ def _room_from_messages(messages: list[Message]) -> str | None:
         if isinstance(room_id, int) and room_id > 0:
             return str(room_id)
     return None
-
-
-def _ends_stream(payload: bytes) -> bool:
-    try:
-        parsed = decode.parse_message(CONTROL_TYPE, payload)
-    except PermanentError:
-        return False  # the normalizer dead-letters it; it says nothing about the stream
-    return parsed is not None and getattr(parsed, "action", 0) in STREAM_END_ACTIONS
-
-
-def _is_stream_end_action(action: Any) -> bool:
-    if isinstance(action, str) and not action.lstrip("-").isdigit():
-        return action.upper().endswith(("STREAM_ENDED", "STREAM_SUSPENDED"))
-    return _int(action) in STREAM_END_ACTIONS
 
 
 def _int(value: Any) -> int:

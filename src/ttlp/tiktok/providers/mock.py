@@ -1,17 +1,17 @@
 """The mock provider: raw.v1 frames from an NDJSON file, as if a streamer were live.
 
-Each pass over the file is one connection: a new sessionId, fresh seqNos (unique across runs,
-so TikTok-style re-send dedupe never mistakes a new run for a re-send), ``timestamp`` and
-``ingestedAt`` set to now. ``rate`` paces it (frames/s, 0 = as fast as the consumers keep up);
-``loop`` repeats the file forever. A line of the form ``{"fields": {...}}`` is published as
-that exact entry, unchecked: the way to feed malformed frames to the pipeline in tests.
+Each pass over the file is one connection (the supervisor's session): a new sessionId, fresh
+seqNos (unique across runs, so TikTok-style re-send dedupe never mistakes a new run for a
+re-send), ``timestamp`` and ``ingestedAt`` set to now. ``rate`` paces it (frames/s, 0 = as
+fast as the consumers keep up); ``loop`` repeats the file forever. A line of the form
+``{"fields": {...}}`` is published as that exact entry, unchecked: the way to feed malformed
+frames to the pipeline in tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +20,10 @@ from typing import Any, Final
 import msgspec
 from loguru import logger
 
-from ttlp.bus.consumer import now_iso
+from ttlp.aio import now_iso, sleep_or_stop
 from ttlp.contracts.events import RawFrame, decode_raw_frame
 from ttlp.errors import ConfigError
-from ttlp.runtime import sleep_or_stop
-from ttlp.tiktok.publish import FramePublisher
+from ttlp.tiktok.providers.base import ConnectionEnded, Outcome, ProviderName, Session
 
 CHUNK: Final = 500
 
@@ -88,55 +87,71 @@ class SeqCounter:
 
 
 class MockProvider:
+    """A ``Provider`` over fixture lines, run by the same supervisor as direct and euler.
+
+    Every connection publishes one pass over the file into the supervisor's session; then it
+    ends with ``RECONNECT_NOW`` when looping (the next pass is a new session at once), else
+    with ``FINISHED``. It sends no lifecycle frames of its own: the fixture carries them.
+    ``rate`` is kept across passes (frames/s since the first one).
+    """
+
+    name: ProviderName = "mock"
+
     def __init__(self, lines: list[Line], *, rate: float = 0.0, loop: bool = False) -> None:
         self.lines = lines
         self.rate = rate
         self.loop = loop
-        self.sessions: list[str] = []
+        self._seq = SeqCounter()
+        self._started: float | None = None
+        self._sent = 0
 
-    async def run(self, publisher: FramePublisher, stop: asyncio.Event) -> None:
-        seq = SeqCounter()
+    async def is_live(self, unique_id: str) -> bool:
+        return True
+
+    async def run(self, unique_id: str, session: Session, stop: asyncio.Event) -> None:
+        publisher = session.publisher
         log = logger.bind(role="ingest", provider="mock")
-        started = time.monotonic()
-        sent = 0
-        while not stop.is_set():
-            session_id = str(uuid.uuid4())
-            self.sessions.append(session_id)
-            log.info("mock session started", session_id=session_id, frames=len(self.lines))
-            batch: list[RawFrame] = []
-            for line in self.lines:
-                if stop.is_set():
-                    break
-                if line.fields is not None:
-                    await publisher.publish(batch)
-                    batch = []
-                    await publisher.bus.publish(publisher.stream, line.fields)
-                    continue
-                assert line.frame is not None
-                now = now_iso()
-                batch.append(
-                    msgspec.structs.replace(
-                        line.frame,
-                        session_id=session_id,
-                        seq_no=next(seq),
-                        timestamp=now,
-                        ingested_at=now,
-                        source="live",
-                    )
+        if self._started is None:
+            self._started = time.monotonic()
+        session_id = session.session_id
+        log.info("mock session started", session_id=session_id, frames=len(self.lines))
+        batch: list[RawFrame] = []
+        for line in self.lines:
+            if stop.is_set():
+                break
+            if line.fields is not None:
+                await publisher.publish(batch)
+                batch = []
+                await publisher.bus.publish(publisher.stream, line.fields)
+                continue
+            assert line.frame is not None
+            now = now_iso()
+            batch.append(
+                msgspec.structs.replace(
+                    line.frame,
+                    session_id=session_id,
+                    seq_no=next(self._seq),
+                    timestamp=now,
+                    ingested_at=now,
+                    source="live",
                 )
-                sent += 1
-                if self.rate > 0:
-                    # Publish what is due, then sleep until the next frame is.
-                    due = started + sent / self.rate
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        await publisher.publish(batch)
-                        batch = []
-                        await sleep_or_stop(stop, delay)
-                if len(batch) >= CHUNK:
+            )
+            self._sent += 1
+            session.frames += 1
+            if self.rate > 0:
+                # Publish what is due, then sleep until the next frame is.
+                delay = self._started + self._sent / self.rate - time.monotonic()
+                if delay > 0:
                     await publisher.publish(batch)
                     batch = []
-            await publisher.publish(batch)
-            if not self.loop:
-                log.info("mock fixture published", session_id=session_id, frames=sent)
-                return
+                    await sleep_or_stop(stop, delay)
+            if len(batch) >= CHUNK:
+                await publisher.publish(batch)
+                batch = []
+        await publisher.publish(batch)
+        if stop.is_set():
+            return
+        if self.loop:
+            raise ConnectionEnded(Outcome.RECONNECT_NOW, "fixture pass done")
+        log.info("mock fixture published", session_id=session_id, frames=session.frames)
+        raise ConnectionEnded(Outcome.FINISHED, "fixture published")

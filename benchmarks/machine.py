@@ -1,0 +1,96 @@
+"""The machine's own limits, measured in the same run as each benchmark (DESIGN §12), so a
+benchmark's figures read as ratios: Redis XADD rate and batched INSERT rate.
+
+Redis and PostgreSQL default to 127.0.0.1; ``TTLP_BENCH_REDIS_URL`` / ``TTLP_BENCH_DATABASE_URL``
+point elsewhere (read when a benchmark asks, never at import).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+import uuid
+
+from ttlp.contracts.events import frame_to_fields
+from ttlp.tiktok.providers.mock import bundled_fixture, load_fixture
+
+
+def redis_url() -> str:
+    return os.environ.get("TTLP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def pg_url() -> str:
+    return os.environ.get(
+        "TTLP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+
+
+async def redis_xadd_rate(n: int = 50_000, url: str | None = None) -> float:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url or redis_url())
+    key = f"bench-xadd-{uuid.uuid4().hex[:8]}"
+    line = next(line for line in load_fixture(bundled_fixture()) if line.frame is not None)
+    assert line.frame is not None
+    fields = frame_to_fields(line.frame)
+    started = time.perf_counter()
+    for _ in range(n // 500):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(500):
+            pipe.xadd(key, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+        await pipe.execute()
+    rate = n / (time.perf_counter() - started)
+    await client.delete(key)
+    await client.aclose()
+    return rate
+
+
+async def insert_rate(url: str, n: int = 50_000) -> float:
+    """Batched INSERT of events-sized rows (500 per batch) into a scratch table."""
+    from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table, insert
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    from ttlp.db.engine import create_engine
+
+    meta = MetaData()
+    table = Table(
+        f"bench_insert_{uuid.uuid4().hex[:8]}",
+        meta,
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+        Column("event_id", String(64), unique=True),
+        Column("session_id", String(36)),
+        Column("event_type", String(16)),
+        Column("seq_no", BigInteger),
+        Column("event_data", JSON().with_variant(JSONB, "postgresql")),
+    )
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(meta.create_all)
+    payload = {"eventType": "CHAT", "payload": {"message": "hello 👋" * 4}, "user": {"userId": "1"}}
+    session = str(uuid.uuid4())
+    started = time.perf_counter()
+    for b in range(n // 500):
+        rows = [
+            {
+                "event_id": uuid.uuid4().hex * 2,
+                "session_id": session,
+                "event_type": "CHAT",
+                "seq_no": b * 500 + i,
+                "event_data": payload,
+            }
+            for i in range(500)
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(insert(table), rows)
+    rate = n / (time.perf_counter() - started)
+    async with engine.begin() as conn:
+        await conn.run_sync(meta.drop_all)
+    await engine.dispose()
+    return rate
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
