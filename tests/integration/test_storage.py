@@ -27,6 +27,7 @@ from ttlp.contracts import events as ev
 from ttlp.db import tables
 from ttlp.db.engine import create_engine, normalize_database_url
 from ttlp.db.migrate import check_ready, head_revision
+from ttlp.db.queries import Queries
 from ttlp.db.store import SessionNotFoundError, Store
 from ttlp.errors import DatabaseError, PermanentError
 from ttlp.roles.store import make_archive_handler
@@ -185,6 +186,11 @@ def store(db_engine: AsyncEngine) -> Store:
     return Store(db_engine)
 
 
+@pytest.fixture
+def queries(db_engine: AsyncEngine) -> Queries:
+    return Queries(db_engine)
+
+
 async def rows(store: Store, query: Any) -> list[Any]:
     async with store.engine.connect() as conn:
         return list((await conn.execute(query)).all())
@@ -230,7 +236,7 @@ async def test_a_migrated_database_is_ready(db_engine: AsyncEngine) -> None:
 
 
 # -- events: idempotence and dedupe -----------------------------------------------------------
-async def test_writing_the_same_batch_twice_stores_it_once(store: Store) -> None:
+async def test_writing_the_same_batch_twice_stores_it_once(store: Store, queries: Queries) -> None:
     session = new_session()
     batch = [chat(session, 11, who=user(1)), chat(session, 12, who=user(2)), chat(session, 13)]
 
@@ -240,21 +246,25 @@ async def test_writing_the_same_batch_twice_stores_it_once(store: Store) -> None
     assert (first.inserted, first.duplicates) == (3, 0)
     assert (again.inserted, again.duplicates) == (0, 3)
     assert await event_ids(store) == [e.event_id for e in batch]
-    assert (await store.get_user("1001") or {})["event_count"] == 2
-    assert (await store.get_user("1002") or {})["event_count"] == 1
+    assert (await queries.user("1001") or {})["event_count"] == 2
+    assert (await queries.user("1002") or {})["event_count"] == 1
 
 
-async def test_an_event_twice_in_one_batch_is_stored_and_counted_once(store: Store) -> None:
+async def test_an_event_twice_in_one_batch_is_stored_and_counted_once(
+    store: Store, queries: Queries
+) -> None:
     event = chat(new_session(), 7)
 
     result = await store.write_events([event, event])
 
     assert (result.inserted, result.duplicates) == (1, 1)
-    assert await store.count_events() == 1
-    assert (await store.get_user("1001") or {})["event_count"] == 1
+    assert (await store.totals())["events"] == 1
+    assert (await queries.user("1001") or {})["event_count"] == 1
 
 
-async def test_live_resend_after_reconnect_is_not_stored_again(store: Store) -> None:
+async def test_live_resend_after_reconnect_is_not_stored_again(
+    store: Store, queries: Queries
+) -> None:
     old, new = new_session(), new_session()
     await store.write_events([chat(old, 500, t=1), raw_event(old, 501, "WebcastHourlyRank")])
 
@@ -268,13 +278,13 @@ async def test_live_resend_after_reconnect_is_not_stored_again(store: Store) -> 
     )
 
     assert (result.inserted, result.duplicates) == (1, 2)
-    assert await store.count_events(old) == 2
+    assert await queries.session_event_count(old) == 2
     assert await event_ids(store) == [
         chat(old, 500).event_id,
         raw_event(old, 501, "WebcastHourlyRank").event_id,
         chat(new, 502).event_id,
     ]
-    assert (await store.get_user("1001") or {})["event_count"] == 2
+    assert (await queries.user("1001") or {})["event_count"] == 2
 
 
 async def test_same_seq_no_in_another_stream_or_raw_type_is_stored(store: Store) -> None:
@@ -290,7 +300,9 @@ async def test_same_seq_no_in_another_stream_or_raw_type_is_stored(store: Store)
     assert (result.inserted, result.duplicates) == (3, 0)
 
 
-async def test_replay_events_are_stored_although_their_seq_nos_are_known(store: Store) -> None:
+async def test_replay_events_are_stored_although_their_seq_nos_are_known(
+    store: Store, queries: Queries
+) -> None:
     live, replay = new_session(), new_session()
     await store.write_events([chat(live, 900), chat(live, 901)])
 
@@ -299,10 +311,12 @@ async def test_replay_events_are_stored_although_their_seq_nos_are_known(store: 
     )
 
     assert (result.inserted, result.duplicates) == (2, 0)
-    assert await store.count_events(replay) == 2
+    assert await queries.session_event_count(replay) == 2
 
 
-async def test_lifecycle_events_of_each_new_session_are_stored(store: Store) -> None:
+async def test_lifecycle_events_of_each_new_session_are_stored(
+    store: Store, queries: Queries
+) -> None:
     first, second = new_session(), new_session()
     await store.write_events([connected(first, seq=0), disconnected(first, seq=1, t=60)])
 
@@ -310,7 +324,7 @@ async def test_lifecycle_events_of_each_new_session_are_stored(store: Store) -> 
     result = await store.write_events([connected(second, seq=0, t=61)])
 
     assert (result.inserted, result.duplicates) == (1, 0)
-    assert await store.count_events(second) == 1
+    assert await queries.session_event_count(second) == 1
 
 
 async def test_event_data_holds_the_full_unified_event(store: Store) -> None:
@@ -334,20 +348,22 @@ async def test_raw_events_keep_their_tiktok_type_in_raw_type(store: Store) -> No
     ]
 
 
-async def test_concurrent_writes_of_one_batch_store_it_once(store: Store) -> None:
+async def test_concurrent_writes_of_one_batch_store_it_once(store: Store, queries: Queries) -> None:
     session = new_session()
     batch = [chat(session, seq, who=user(seq % 3)) for seq in range(50)]
 
     results = await asyncio.gather(*(store.write_events(batch) for _ in range(3)))
 
     assert sum(r.inserted for r in results) == 50
-    assert await store.count_events() == 50
-    counts = [(await store.get_user(str(1000 + n)) or {})["event_count"] for n in range(3)]
+    assert (await store.totals())["events"] == 50
+    counts = [(await queries.user(str(1000 + n)) or {})["event_count"] for n in range(3)]
     assert counts == [17, 17, 16]
 
 
 # -- users -------------------------------------------------------------------------------------
-async def test_users_track_first_and_last_seen_count_and_latest_name(store: Store) -> None:
+async def test_users_track_first_and_last_seen_count_and_latest_name(
+    store: Store, queries: Queries
+) -> None:
     session = new_session()
     await store.write_events(
         [
@@ -360,7 +376,7 @@ async def test_users_track_first_and_last_seen_count_and_latest_name(store: Stor
     # A newer event without a display name keeps the one we have.
     await store.write_events([chat(session, 4, who=user(1), t=30)])
 
-    row = await store.get_user("1001")
+    row = await queries.user("1001")
     assert row is not None
     assert (row["first_seen"], row["last_seen"], row["event_count"]) == (when(5), when(30), 4)
     assert (row["display_name"], row["avatar_url"]) == ("New Name", "https://a/1.png")
@@ -375,12 +391,14 @@ async def test_the_no_user_id_and_replays_do_not_count_as_users(store: Store) ->
 
 
 # -- sessions and streams ----------------------------------------------------------------------
-async def test_connected_and_disconnected_maintain_the_session(store: Store) -> None:
+async def test_connected_and_disconnected_maintain_the_session(
+    store: Store, queries: Queries
+) -> None:
     session = new_session()
     await store.write_events([connected(session, seq=0, t=2), chat(session, 100, t=3)])
-    opened = await store.get_session(session)
+    opened = await queries.session(session)
     await store.write_events([chat(session, 101, t=40), disconnected(session, seq=1, t=50)])
-    closed = await store.get_session(session)
+    closed = await queries.session(session)
 
     assert opened is not None
     assert closed is not None
@@ -395,7 +413,7 @@ async def test_connected_and_disconnected_maintain_the_session(store: Store) -> 
         None,
     )
     assert (closed["created_at"], closed["ended_at"]) == (when(2), when(50))
-    stream = await store.get_stream(STREAM)
+    stream = await queries.stream(STREAM)
     assert stream is not None
     assert (stream["unique_id"], stream["started_at"], stream["ended_at"]) == (
         "streamer",
@@ -404,25 +422,27 @@ async def test_connected_and_disconnected_maintain_the_session(store: Store) -> 
     )
 
 
-async def test_stream_end_closes_the_session_and_the_stream(store: Store) -> None:
+async def test_stream_end_closes_the_session_and_the_stream(store: Store, queries: Queries) -> None:
     session = new_session()
     await store.write_events([connected(session, t=0), chat(session, 5, t=1)])
     await store.write_events([stream_end(session, seq=6, t=3600)])
 
-    session_row = await store.get_session(session)
-    stream = await store.get_stream(STREAM)
+    session_row = await queries.session(session)
+    stream = await queries.stream(STREAM)
     assert session_row is not None
     assert stream is not None
     assert session_row["ended_at"] == when(3600)
     assert (stream["started_at"], stream["ended_at"]) == (when(0), when(3600))
 
 
-async def test_events_from_before_the_first_batch_move_created_at_back(store: Store) -> None:
+async def test_events_from_before_the_first_batch_move_created_at_back(
+    store: Store, queries: Queries
+) -> None:
     session = new_session()
     await store.write_events([chat(session, 2, t=100)])
     await store.write_events([chat(session, 1, t=90)])
 
-    row = await store.get_session(session)
+    row = await queries.session(session)
     assert row is not None
     assert row["created_at"] == when(90)
 
@@ -450,12 +470,14 @@ async def test_archive_stores_data_as_the_json_text_it_arrived_in(store: Store) 
     assert [r.data for r in stored] == [ev.encode(obj).decode(), '"CgQIARAB"']
 
 
-async def test_archive_creates_the_session_and_stream_when_missing(store: Store) -> None:
+async def test_archive_creates_the_session_and_stream_when_missing(
+    store: Store, queries: Queries
+) -> None:
     session = new_session()
     await store.archive_frames([frame(session, 2, t=5), frame(session, 1, t=4)])
 
-    row = await store.get_session(session)
-    stream = await store.get_stream(STREAM)
+    row = await queries.session(session)
+    stream = await queries.stream(STREAM)
     assert row is not None
     assert stream is not None
     assert (row["type"], row["provider"], row["unique_id"]) == ("live", "mock", "streamer")
@@ -578,14 +600,16 @@ async def test_frame_times_come_back_in_utc(store: Store) -> None:
 
 
 # -- replay sessions ---------------------------------------------------------------------------
-async def test_create_replay_session_copies_the_source_session(store: Store) -> None:
+async def test_create_replay_session_copies_the_source_session(
+    store: Store, queries: Queries
+) -> None:
     source, replay = new_session(), new_session()
     await store.write_events([connected(source)])
 
     await store.create_replay_session(replay, source)
     await store.create_replay_session(replay, source)  # twice is harmless
 
-    row = await store.get_session(replay)
+    row = await queries.session(replay)
     assert row is not None
     assert (row["type"], row["stream_id"], row["provider"], row["unique_id"]) == (
         "replay",
@@ -598,17 +622,19 @@ async def test_create_replay_session_copies_the_source_session(store: Store) -> 
     assert (await store.totals())["sessions"] == 2
 
 
-async def test_replay_session_times_follow_ingest_not_tiktok_time(store: Store) -> None:
+async def test_replay_session_times_follow_ingest_not_tiktok_time(
+    store: Store, queries: Queries
+) -> None:
     source, replay = new_session(), new_session()
     await store.write_events([connected(source)])
     await store.create_replay_session(replay, source)
-    created = (await store.get_session(replay) or {})["created_at"]
+    created = (await queries.session(replay) or {})["created_at"]
 
     # Replayed frames keep TikTok's time (T0) and get a new ingest time.
     replayed = msgspec.structs.replace(connected(replay, source="replay"), ingested_at=soon())
     await store.write_events([replayed])
 
-    assert (await store.get_session(replay) or {})["created_at"] == created
+    assert (await queries.session(replay) or {})["created_at"] == created
     assert created > when(0)
 
 

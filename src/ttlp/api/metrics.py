@@ -13,9 +13,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from ttlp.bus.telemetry import ConsumerCollector
+from ttlp.forward.store import ForwardStore
 
 if TYPE_CHECKING:
-    from ttlp.api.state import ApiState
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from ttlp.api.feed import FeedStats
+    from ttlp.bus.base import Bus
+    from ttlp.bus.keys import Keys
 
 
 class ApiMetrics:
@@ -82,10 +87,9 @@ class ApiMetrics:
             method = scope.get("method", "GET")
             self.requests.labels(route, method, str(message["status"])).inc()
 
-    async def render(self, state: ApiState) -> bytes:
+    async def render(self, bus: Bus, keys: Keys, engine: AsyncEngine, feed: FeedStats) -> bytes:
         """The metrics text; with the bus away, its figures keep their last values and
         ``ttlp_bus_up`` says 0 (a scrape must not fail because of what it reports on)."""
-        bus, keys = state.bus, state.keys
         try:
             for stream in keys.streams:
                 self.stream_length.labels(stream).set(await bus.length(stream))
@@ -96,22 +100,17 @@ class ApiMetrics:
             self.bus_up.set(1)
         except Exception:  # any bus failure: reported as a figure
             self.bus_up.set(0)
-        await self._forward_counts(state)
-        stats = state.feed.stats
-        self.feed_clients.set(stats.clients)
-        self.feed_published.set(stats.published)
-        self.feed_dropped.set(stats.dropped_clients)
+        await self._forward_counts(engine)
+        self.feed_clients.set(feed.clients)
+        self.feed_published.set(feed.published)
+        self.feed_dropped.set(feed.dropped_clients)
         return generate_latest(self.registry)
 
-    async def _forward_counts(self, state: ApiState) -> None:
+    async def _forward_counts(self, engine: AsyncEngine) -> None:
         """Per-target forward counts: the forward role may run in another process, so they
         come from its table (one GROUP BY), not from in-process counters."""
-        if state.engine is None:
-            return
-        from ttlp.forward.store import ForwardStore
-
         try:
-            counts = await ForwardStore(state.engine).counts()
+            counts = await ForwardStore(engine).counts()
         except Exception:  # a scrape must not fail because of what it reports on
             return
         self.forward.clear()  # deleted targets disappear

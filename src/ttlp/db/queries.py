@@ -390,11 +390,16 @@ class Queries:
     async def _one(self, query: Select[Any]) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return dict(row._mapping) if row is not None else None
+        return _row(row._mapping) if row is not None else None
 
     async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+            return [_row(row._mapping) for row in (await conn.execute(query)).all()]
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    """A row as a dict, its datetimes aware UTC whichever database gave them."""
+    return {k: as_utc(v) if isinstance(v, datetime) else v for k, v in mapping.items()}
 
 
 SQLITE_FUNCTIONS_KEY: Final = "ttlp_functions"

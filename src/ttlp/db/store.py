@@ -53,7 +53,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ttlp.aio import as_utc, parse_iso, to_iso
+from ttlp.aio import parse_iso, to_iso
 from ttlp.contracts.events import (
     EVENT_CLASSES,
     RAW_SCHEMA_VERSION,
@@ -293,26 +293,6 @@ class Store:
         f = tables.raw_frames
         return await self._count(select(func.count()).where(f.c.session_id == session_id))
 
-    async def count_events(
-        self, session_id: str | None = None, *, stream_id: str | None = None
-    ) -> int:
-        e = tables.events
-        query = select(func.count()).select_from(e)
-        if session_id is not None:
-            query = query.where(e.c.session_id == session_id)
-        if stream_id is not None:
-            query = query.where(e.c.stream_id == stream_id)
-        return await self._count(query)
-
-    async def get_session(self, session_id: str) -> dict[str, Any] | None:
-        return await self._one(tables.sessions, tables.sessions.c.id == session_id)
-
-    async def get_stream(self, stream_id: str) -> dict[str, Any] | None:
-        return await self._one(tables.streams, tables.streams.c.id == stream_id)
-
-    async def get_user(self, user_id: str) -> dict[str, Any] | None:
-        return await self._one(tables.users, tables.users.c.user_id == user_id)
-
     async def totals(self) -> dict[str, int]:
         """Row counts per table (for ``ttlp status``)."""
         counts: dict[str, int] = {}
@@ -339,13 +319,6 @@ class Store:
     async def _count(self, query: Select[int]) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
-
-    async def _one(self, table: Table, where: ColumnElement[bool]) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(table).where(where))).mappings().first()
-        if row is None:
-            return None
-        return {k: as_utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
     def _users_upsert(self) -> _Insert:
         u = tables.users.c

@@ -79,7 +79,10 @@ async def _ok(value: str) -> str:
 
 @get("/metrics", summary="Prometheus metrics", exclude_from_auth=True, include_in_schema=False)
 async def metrics(api: Api) -> Response[bytes]:
-    return Response(await api.metrics.render(api), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        await api.metrics.render(api.bus, api.keys, api.engine, api.feed.stats),
+        media_type=CONTENT_TYPE_LATEST,
+    )
 
 
 routes = [health, metrics]
