@@ -333,3 +333,14 @@ def test_mixed_rules_evaluate_on_every_fixture_event() -> None:
     galaxy_end = next(e for e in EVENTS if e["payload"].get("coins") == 1000)
     assert rules[3].evaluate(galaxy_end) == 200
     assert rules[2].evaluate(galaxy_end) == "2024-11-21"
+
+
+def test_a_missing_value_is_not_zero_and_an_empty_payload_is_truthy() -> None:
+    # JS: null == 0 is false and {} is truthy. Evaluators that differ here (null == 0 true,
+    # {} falsy) would fire these rules on every event without coins or with an empty payload.
+    no_coins = compile_rule({"==": [{"var": "payload.coins"}, 0]})
+    assert not any(no_coins.matches(e) for e in EVENTS)
+    empty_payload = compile_rule({"!": {"var": "payload"}})
+    follows_and_shares = [e for e in EVENTS if e["payload"] == {}]
+    assert follows_and_shares
+    assert not any(empty_payload.matches(e) for e in follows_and_shares)

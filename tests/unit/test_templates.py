@@ -10,6 +10,12 @@ from typing import Any, Final
 
 import msgspec
 import pytest
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+    modifies_known_mutable,
+)
 
 from ttlp.contracts.events import TRIGGER_IDS, decode_event
 from ttlp.rules.templates import (
@@ -168,6 +174,43 @@ def test_injection_attempts_are_refused_at_creation(source: str) -> None:
         compile_template(source)
     reasons = ("not allowed", "unknown variable", "cannot extend, include or import")
     assert any(reason in str(caught.value) for reason in reasons)
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        {"mro", "format", "format_map"}
+        | UNSAFE_GENERATOR_ATTRIBUTES
+        | UNSAFE_COROUTINE_ATTRIBUTES
+        | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
+        | {n for m in ({}, [], set()) for n in dir(m) if modifies_known_mutable(m, n)}
+    ),
+)
+def test_every_name_the_sandbox_refuses_is_refused_at_creation(name: str) -> None:
+    with pytest.raises(TemplateError, match=f"attribute '{name}' is not allowed"):
+        compile_template(f"{{% if false %}}{{{{ payload.{name} }}}}{{% endif %}}")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ payload[('up' ~ 'date')]({'coins': 0}) }}", "attribute 'update' of 'dict'"),
+        ("{{ event[('__cla' ~ 'ss__')]() }}", "attribute '__class__' of 'dict'"),
+        ("{{ ('{0:>' ~ '9' * 8 ~ '}')[('for' ~ 'mat')](1) }}", "str.format is not available"),
+        ("{{ '{0.__class__}'[('format_' ~ 'map')](event) }}", "str.format is not available"),
+    ],
+)
+def test_names_computed_at_render_time_are_refused_by_the_sandbox(
+    source: str, message: str
+) -> None:
+    with pytest.raises(TemplateError, match="refused by the sandbox") as caught:
+        compile_template(source)  # the static check cannot see them; the trial render fails
+    assert message in str(caught.value)
+
+
+def test_an_unsafe_attribute_reached_by_a_computed_name_renders_nothing() -> None:
+    template = compile_template("[{{ event[('__cla' ~ 'ss__')] }}]")
+    assert template.render(_first("CHAT")) == "[]"
 
 
 @pytest.mark.parametrize(

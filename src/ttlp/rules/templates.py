@@ -14,25 +14,32 @@ Names a template may use: the placeholders (``PLACEHOLDERS``), ``event`` (the wh
 ``user`` and ``payload`` (its parts), and Jinja's ``range`` (capped), ``dict``, ``namespace``,
 ``cycler`` and ``joiner``.
 
-Everything that can be refused is refused by ``compile_template`` with a ``TemplateError``, never
-at run time: syntax errors; unknown placeholders or variables (StrictUndefined-like, checked
-statically over the whole template, every branch); attributes a sandbox escape needs (names
-starting with ``_``, ``mro``, frame and code attributes, ``format``/``format_map``, methods
-that mutate); ``include``/``import``/``extends``; and a trial render against sample events (one
-of the rule's event type, or one of every type) that must succeed.
+Escapes are the sandbox's job: rendering runs in Jinja's ``ImmutableSandboxedEnvironment``,
+which guards every attribute and item look-up and every call, computed names included (nothing
+starting with ``_``, no ``mro`` of types, no frames or code of generators and coroutines, no
+method that changes a dict, list or set). This module adds what the sandbox does not do:
 
-Rendering uses ``jinja2.sandbox.ImmutableSandboxedEnvironment`` (autoescape off: the text goes to
-chat or JSON, not HTML) and is lenient where the event simply lacks a value: a placeholder or
-field the event does not carry (``{giftName}`` on a CHAT event, ``{{ payload.foo.bar }}``) and
-JSON ``null`` render as the empty string. Output is cut at ``max_length`` characters (150 for
-TikTok chat, ``CHAT_MAX_LENGTH``), and rendering stops as soon as that much is produced.
+- Refusal at creation, so a rule is refused when it is saved rather than failing later:
+  ``compile_template`` raises ``TemplateError`` on syntax errors; unknown placeholders or
+  variables (StrictUndefined-like, checked statically over the whole template, every branch);
+  an attribute named in the source that the sandbox would refuse (by the sandbox's own tables);
+  ``include``/``import``/``extends``; and a trial render against sample events (one of the
+  rule's event type, or one of every type) that must succeed.
+- Lenient values: a placeholder or field the event does not carry (``{giftName}`` on a CHAT
+  event, ``{{ payload.foo.bar }}``) and JSON ``null`` render as the empty string. Autoescape is
+  off: the text goes to chat or JSON, not HTML.
+- Output cut at ``max_length`` characters (150 for TikTok chat, ``CHAT_MAX_LENGTH``); rendering
+  stops as soon as that much is produced.
+- Bounds on hostile templates (the sandbox bounds only ``range``): each render has a budget of
+  ``MAX_STEPS`` (loop items, calls, attribute look-ups, output volume), ``range`` yields at most
+  ``MAX_RANGE`` items, strings and lists built by ``+``, ``*``, ``~``, ``%``, filters and
+  string methods are capped at ``MAX_VALUE_LENGTH``, widths and counts at ``MAX_WIDTH``.
+  ``str.format``/``format_map`` are refused: the sandbox makes them safe from escapes, not from
+  ``{:>999999999}``; the ``format`` filter's widths are checked.
 
-Hostile templates are bounded, not trusted: each render has a budget of ``MAX_STEPS`` (loop
-items, calls, attribute look-ups, output volume), ``range`` yields at most ``MAX_RANGE`` items,
-strings and lists built by ``+``, ``*``, ``~``, ``%``, filters and string methods are capped at
-``MAX_VALUE_LENGTH``, widths and counts at ``MAX_WIDTH``. Past a limit, or on an error only the
-data can trigger (``{{ coins + 1 }}`` where a rule has no event type), ``render`` raises
-``TemplateRenderError`` (a ``TemplateError``), which the rule engine records as a failed action.
+Past a limit, or on an error only the data can trigger (``{{ coins + 1 }}`` where a rule has no
+event type), ``render`` raises ``TemplateRenderError`` (a ``TemplateError``), which the rule
+engine records as a failed action.
 """
 
 from __future__ import annotations
@@ -47,7 +54,13 @@ from jinja2 import ChainableUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateRuntimeError, TemplateSyntaxError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+    ImmutableSandboxedEnvironment,
+    modifies_known_mutable,
+)
 from jinja2.visitor import NodeTransformer
 
 from ttlp.contracts.events import TRIGGER_IDS
@@ -119,52 +132,22 @@ VARIABLES: Final = frozenset(PLACEHOLDERS) | {"event", "user", "payload"} | _GLO
 """Every name a template may read."""
 
 _TOKEN: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Attributes no template needs and a sandbox escape does (Jinja's sandbox refuses them too, at
-# run time; we refuse them when the template is created). Names starting with "_" are added.
-_UNSAFE_ATTRIBUTES: Final = frozenset(
+# Attribute names the sandbox refuses on the objects a template can reach, from its own tables,
+# plus str.format, which _Environment refuses. Naming one in the source is refused at creation;
+# the sandbox still guards every look-up at render time. Names starting with "_" are added.
+_REFUSED_NAMES: Final = frozenset(
     {
         "mro",
         "format",
         "format_map",
-        "gi_frame",
-        "gi_code",
-        "gi_yieldfrom",
-        "cr_frame",
-        "cr_code",
-        "cr_await",
-        "ag_frame",
-        "ag_code",
-        "ag_await",
-        "f_back",
-        "f_builtins",
-        "f_code",
-        "f_globals",
-        "f_locals",
-        "tb_frame",
-        "tb_next",
-        "func_code",
-        "func_globals",
+        *UNSAFE_GENERATOR_ATTRIBUTES,
+        *UNSAFE_COROUTINE_ATTRIBUTES,
+        *UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
     }
 )
+_MUTABLES: Final[tuple[object, ...]] = ({}, [], set())  # the mutable types a template can reach
 _MUTATING_METHODS: Final = frozenset(
-    {
-        "append",
-        "extend",
-        "insert",
-        "pop",
-        "popitem",
-        "remove",
-        "reverse",
-        "sort",
-        "clear",
-        "update",
-        "setdefault",
-        "add",
-        "discard",
-        "difference_update",
-        "intersection_update",
-        "symmetric_difference_update",
-    }
+    name for mutable in _MUTABLES for name in dir(mutable) if modifies_known_mutable(mutable, name)
 )
 _WIDTH_FILTERS: Final = frozenset(
     {"center", "indent", "wordwrap", "truncate", "batch", "slice", "join", "filesizeformat"}
@@ -320,6 +303,13 @@ class _Environment(ImmutableSandboxedEnvironment):
             _check_printf(left)
         return _check_size(super().call_binop(context, operator, left, right))
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """The sandbox's hook for ``str.format``/``format_map``, on every look-up that finds one
+        (``s.format``, ``s['for' ~ 'mat']``): refused, since widths would go unchecked."""
+        if super().wrap_str_format(value) is not None:
+            raise SecurityError("str.format is not available; use the format filter")
+        return None
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         _step()
         return super().getattr(obj, attribute)
@@ -339,8 +329,6 @@ class _Environment(ImmutableSandboxedEnvironment):
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):  # a str method: the ones that can allocate at will
             name = getattr(__obj, "__name__", "")
-            if name in ("format", "format_map"):
-                raise SecurityError("str.format is not available; use the format filter")
             for arg in (*args, *kwargs.values()):
                 if type(arg) is int:
                     _check_count(arg)
@@ -376,8 +364,11 @@ def _refuse(problem: str, node: nodes.Node | None = None) -> TemplateError:
     return TemplateError(f"{problem} (line {line})" if line else problem)
 
 
-def _check_attribute(name: str, node: nodes.Node) -> None:
-    if name.startswith("_") or name in _UNSAFE_ATTRIBUTES or name in _MUTATING_METHODS:
+def _check_attribute(name: str, node: nodes.Node, *, item: bool = False) -> None:
+    """Refuse a name the sandbox would refuse. Item look-ups on dicts are data (a RAW payload
+    may have an "update" key), so methods that mutate are refused as attributes only."""
+    refused = name.startswith("_") or name in _REFUSED_NAMES
+    if refused or (not item and name in _MUTATING_METHODS):
         raise _refuse(f"attribute {name!r} is not allowed in a template (sandbox)", node)
 
 
@@ -421,11 +412,9 @@ def _check_tree(ast: nodes.Template, env: _Environment) -> None:
         if isinstance(node, nodes.Getattr):
             _check_attribute(node.attr, node)
         elif isinstance(node, nodes.Getitem):
-            # Item look-ups on dicts are data (a RAW payload may have an "update" key); only
-            # names no data has are refused.
             key = node.arg.value if isinstance(node.arg, nodes.Const) else None
-            if isinstance(key, str) and (key.startswith("_") or key in _UNSAFE_ATTRIBUTES):
-                _check_attribute(key, node)
+            if isinstance(key, str):
+                _check_attribute(key, node, item=True)
         elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
             attribute = node.args[0]
             if isinstance(attribute, nodes.Const):
