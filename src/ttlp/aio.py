@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 _ZERO: Final = timedelta(0)
 
@@ -52,10 +52,15 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def to_iso(value: datetime) -> str:
-    """A datetime as ISO 8601 UTC with ``Z``: milliseconds, or microseconds when it has them."""
+def to_iso(value: datetime, *, precision: Literal["ms", "auto"] = "ms") -> str:
+    """A datetime as ISO 8601 UTC with ``Z``. ``ms``: milliseconds, or microseconds when it
+    has them (event times, as TikTok gives them); ``auto``: no fraction when it has none (the
+    api's row times)."""
     value = as_utc(value)
-    spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
+    if precision == "auto":
+        spec = "auto"
+    else:
+        spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
     return value.isoformat(timespec=spec).replace("+00:00", "Z")
 
 

@@ -1,17 +1,67 @@
-"""The one error type ttlp raises on purpose, and the classification of failures.
+"""ttlp's one error root, and the classification of every failure.
 
 ``TtlpError`` carries a one-line message that says what to do; the CLI prints it and exits
-non-zero without a traceback. ``PermanentError`` marks an input that will never succeed (it is
-dead-lettered at once); anything else a handler raises is retried until ``MAX_DELIVERIES``.
+non-zero without a traceback, and the api maps it to HTTP in one exception handler
+(``ttlp.api.errors``). Its branches say what the failure means for whoever meets it:
+
+- ``InputError``: what a client or an operator gave is wrong; the same input will always fail.
+  ``status`` is the HTTP status it answers with (400 by default; 404 for something named that
+  does not exist, 422 for a well-formed document that cannot be accepted).
+- ``PermanentError``: an entry of a stream that can never be processed; the consume loop
+  dead-letters it at once with its ``reason``.
+- ``TransientError``: an outage (a server away, a timeout); the same work may succeed later, so
+  it is retried without counting against an entry's delivery budget.
+- ``ConfigError``, ``DatabaseError``, ``BusError``: ttlp cannot run as configured; the process
+  says so and stops.
+
+``is_transient`` also recognises the infrastructure exceptions of the libraries (OS, redis-py,
+SQLAlchemy), which arrive untranslated.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class TtlpError(Exception):
     """An expected failure with a message meant for the operator (one line, actionable)."""
 
-    exit_code = 2
+    exit_code: ClassVar[int] = 2
+
+
+class InputError(TtlpError):
+    """Something a client or an operator gave cannot be accepted (answers ``status``)."""
+
+    status: int = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class NotFoundError(InputError):
+    """Something named in a request or a command does not exist."""
+
+    status = 404
+
+
+class UnprocessableError(InputError):
+    """A well-formed document that cannot be accepted (a rule's condition, a URL...)."""
+
+    status = 422
+
+
+class PermanentError(TtlpError):
+    """An entry that can never be processed: dead-letter it with ``reason`` instead of retrying."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TransientError(TtlpError):
+    """A failure on the way (a server away, a timeout): the same work may succeed later."""
 
 
 class ConfigError(TtlpError):
@@ -26,20 +76,12 @@ class BusError(TtlpError):
     """The bus is unreachable or its streams are in an unusable state (e.g. NOGROUP)."""
 
 
-class PermanentError(Exception):
-    """An entry that can never be processed: dead-letter it with ``reason`` instead of retrying."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 def is_transient(exc: BaseException) -> bool:
     """Infrastructure failures (a server away, a lock held): retry the same work, no strike.
 
     Everything else a handler raises counts against the entry's delivery budget.
     """
-    if isinstance(exc, (OSError, TimeoutError, ConnectionError)):
+    if isinstance(exc, (TransientError, OSError, TimeoutError, ConnectionError)):
         return True
     import redis.exceptions as redis_errors
     import sqlalchemy.exc as sa_errors

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pytest
 
+from ttlp.errors import UnprocessableError
 from ttlp.rules.jsonlogic import (
     MAX_DEPTH,
     MAX_LIST,
@@ -190,7 +191,7 @@ def test_validate_refuses_and_names_the_problem_and_its_path(rule: Any, message:
     with pytest.raises(RuleError) as caught:
         validate(rule)
     assert message in str(caught.value)
-    assert isinstance(caught.value, ValueError)  # the API answers 422 for any ValueError
+    assert isinstance(caught.value, UnprocessableError)  # the API answers 422 (ttlp.api.errors)
 
 
 def test_validate_accepts_a_rule_at_the_limits() -> None:

@@ -13,6 +13,7 @@ from TikTokLiveProto.v3.webcast.model.message import common
 
 from ttlp.contracts import events as ev
 from ttlp.contracts.events import RawFrame, frame_from_fields, frame_to_fields
+from ttlp.contracts.mapping import stream_end_action
 from ttlp.errors import PermanentError
 from ttlp.tiktok import proto
 from ttlp.tiktok.normalize import event_id, normalize_frame
@@ -392,3 +393,24 @@ def test_protobuf_fixture_normalizes_exactly_like_the_json_fixture() -> None:
         not f.type.startswith("ControlEvent.") for f in protobuf_frames
     )
     assert events("raw-frames-protobuf.ndjson") == events("raw-frames.ndjson")
+
+
+# -- the one stream-end decision (contracts.mapping), shared with both providers --------------
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (3, 3),
+        (4, 4),
+        ("3", 3),
+        ("STREAM_ENDED", 3),
+        ("ControlAction.STREAM_SUSPENDED", 4),
+        (1, None),
+        ("STREAM_PAUSED", None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_stream_end_action_reads_every_form_of_the_action(
+    action: object, expected: int | None
+) -> None:
+    assert stream_end_action(action) == expected

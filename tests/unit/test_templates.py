@@ -18,6 +18,7 @@ from jinja2.sandbox import (
 )
 
 from ttlp.contracts.events import TRIGGER_IDS, decode_event
+from ttlp.errors import UnprocessableError
 from ttlp.rules.templates import (
     CHAT_MAX_LENGTH,
     MAX_SOURCE_LENGTH,
@@ -229,7 +230,7 @@ def test_bad_templates_are_refused_with_a_clear_message(source: str, message: st
     with pytest.raises(TemplateError) as caught:
         compile_template(source)
     assert message in str(caught.value)
-    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, UnprocessableError)  # the API answers 422
 
 
 def test_the_trial_render_uses_the_rules_event_type() -> None:

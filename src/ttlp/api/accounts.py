@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp.aio import as_utc
 from ttlp.db.tables import accounts
-from ttlp.errors import TtlpError
+from ttlp.errors import InputError
 
 SCRYPT_N: Final = 2**15
 SCRYPT_R: Final = 8
@@ -56,7 +56,7 @@ class Role(enum.StrEnum):
         return self.rank >= other.rank
 
 
-class AccountError(TtlpError):
+class AccountError(InputError):
     """A bad account request (unknown user, weak password, duplicate name)."""
 
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response
+from litestar import Litestar, Request
 from litestar.config.app import AppConfig
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
@@ -25,7 +25,6 @@ from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
-    SerializationException,
     TooManyRequestsException,
     ValidationException,
 )
@@ -42,7 +41,6 @@ from litestar.openapi.spec import (
 )
 from litestar.response import ServerSentEvent
 from litestar.routes import HTTPRoute
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import Message, Scope
@@ -52,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ttlp import __version__
 from ttlp.api.accounts import Account, Accounts
 from ttlp.api.auth import OPEN_PATHS, AccountCache, make_jwt_auth
+from ttlp.api.errors import http_error, too_many_requests, ttlp_error, unexpected_error
 from ttlp.api.feed import Feed, make_channels
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
 from ttlp.api.routes import actions, analytics, auth, dlq, history, live, ops
@@ -63,6 +62,7 @@ from ttlp.bus.base import Bus
 from ttlp.bus.keys import Keys
 from ttlp.db.handles import HandleDirectory
 from ttlp.db.queries import Queries
+from ttlp.errors import TtlpError
 from ttlp.settings import Settings
 
 SECURITY_HEADERS: Final = {
@@ -105,57 +105,6 @@ def _logged_in(request: Request[Any, Any, Any]) -> bool:
     """The account limit counts accounts only: anonymous requests have the per-IP limit (and
     counting them here too would charge the IP's key twice per request)."""
     return isinstance(request.scope.get("user"), Account)
-
-
-def _too_many(request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
-    headers = dict(exc.headers or {})
-    reset = headers.get("RateLimit-Reset")
-    headers.setdefault("Retry-After", str(max(1, int(reset))) if reset and reset.isdigit() else "1")
-    return Response(
-        {"status_code": 429, "detail": exc.detail or "too many requests: slow down"},
-        status_code=429,
-        headers=headers,
-        media_type=MediaType.JSON,
-    )
-
-
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    detail = exc.detail
-    if isinstance(exc.__cause__, SerializationException):
-        # Litestar passes msgspec's words on ("Input data was truncated"): say what they are about.
-        detail = f"the request body is not valid JSON: {detail}"
-    body: dict[str, Any] = {"status_code": exc.status_code, "detail": detail}
-    if exc.extra:
-        body["extra"] = _explain_extra(exc.extra)
-    return Response(
-        body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON
-    )
-
-
-def _explain_extra(extra: Any) -> Any:
-    """Validation problems as Litestar lists them, except an absent body, which it reports as
-    the bare name of the missing argument (``'data'``)."""
-    if not isinstance(extra, list):
-        return extra
-    return [
-        {**item, "message": "a JSON body is required"}
-        if isinstance(item, dict)
-        and item.get("source") == "body"
-        and item.get("message") == f"'{item.get('key')}'"
-        else item
-        for item in extra
-    ]
-
-
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.opt(exception=exc).error(
-        "request failed", path=request.url.path, error=f"{type(exc).__name__}"
-    )
-    return Response(
-        {"status_code": 500, "detail": "internal error (logged on the server)"},
-        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
-        media_type=MediaType.JSON,
-    )
 
 
 class FallbackStore(Store):
@@ -387,9 +336,10 @@ def create_app(
         lifespan=[feed_tail],
         stores={"rate_limit": rate_limit_store},
         exception_handlers={
-            TooManyRequestsException: _too_many,
-            HTTPException: _http_error,
-            Exception: _unexpected,
+            TooManyRequestsException: too_many_requests,
+            HTTPException: http_error,
+            TtlpError: ttlp_error,
+            Exception: unexpected_error,
         },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

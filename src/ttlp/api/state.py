@@ -112,4 +112,4 @@ def scope_list(account: Account) -> list[str] | None:
 
 def iso(value: Any) -> str | None:
     """A database timestamp as ISO 8601 UTC (SQLite gives naive datetimes, in UTC)."""
-    return None if value is None else to_iso(value)
+    return None if value is None else to_iso(value, precision="auto")

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ttlp.aio import as_utc, to_iso
 from ttlp.db.engine import is_sqlite
 from ttlp.db.tables import events, sessions, streams, user_notes, users
+from ttlp.errors import InputError
 
 MAX_PAGE: Final = 500
 DEFAULT_PAGE: Final = 100
@@ -51,7 +52,7 @@ SYSTEM_USER: Final = "0"
 Order = Literal["asc", "desc"]
 
 
-class CursorError(ValueError):
+class CursorError(InputError):
     """A cursor that this API did not hand out, or one of another listing or sort order."""
 
 
@@ -362,7 +363,7 @@ class Queries:
             "bucketSeconds": bucket_s,
             "buckets": [
                 {
-                    "start": to_iso(datetime.fromtimestamp(start, UTC)),
+                    "start": to_iso(datetime.fromtimestamp(start, UTC), precision="auto"),
                     **buckets[start],
                 }
                 for start in sorted(buckets)

@@ -66,7 +66,7 @@ from ttlp.contracts.events import (
     encode,
 )
 from ttlp.db import tables
-from ttlp.errors import ConfigError, TtlpError
+from ttlp.errors import ConfigError, NotFoundError
 
 NO_USER: Final = "0"
 """``user.userId`` of events without a user (lifecycle, room stats): not a TikTok user."""
@@ -112,7 +112,7 @@ _FRAME_BATCH_COLUMNS: Final = ("received_at",)
 """Columns with one value for the whole batch (bound once on PostgreSQL)."""
 
 
-class SessionNotFoundError(TtlpError):
+class SessionNotFoundError(NotFoundError):
     """A command named a session the database does not hold."""
 
 

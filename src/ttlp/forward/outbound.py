@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ttlp.errors import TransientError, UnprocessableError
 from ttlp.settings import OutboundSettings
 
 __all__ = [
@@ -76,7 +77,7 @@ MAX_CLIENTS = 64
 one name is never reused for another that happens to share the address)."""
 
 
-class OutboundRefused(Exception):
+class OutboundRefused(UnprocessableError):
     """The destination is not allowed (``reason`` says why); retrying will not help."""
 
     def __init__(self, reason: str) -> None:
@@ -84,7 +85,7 @@ class OutboundRefused(Exception):
         self.reason = reason
 
 
-class OutboundError(Exception):
+class OutboundError(TransientError):
     """The request failed on the way (DNS, connect, timeout, protocol); may succeed later."""
 
     def __init__(self, reason: str) -> None:

@@ -41,6 +41,7 @@ from loguru import logger
 
 from ttlp.contracts.events import EVENT_CLASSES
 from ttlp.db.handles import HandleDirectory
+from ttlp.errors import UnprocessableError
 from ttlp.rules import jsonlogic
 from ttlp.rules.store import Execution, RulesStore
 from ttlp.rules.templates import CHAT_MAX_LENGTH, Template, TemplateError, compile_template
@@ -97,7 +98,7 @@ Action = AnnounceAction | ModerateAction | WebhookAction | LogAction
 ACTION_TYPES: Final = ("announce", "moderate", "webhook", "log")
 
 
-class DefinitionError(ValueError):
+class DefinitionError(UnprocessableError):
     """A rule that cannot be accepted: the message names the field and the problem."""
 
 

@@ -61,6 +61,8 @@ from typing import Any, Final
 
 from loguru import logger
 
+from ttlp.errors import UnprocessableError
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_LIST",
@@ -105,7 +107,7 @@ _DIGITS: Final = frozenset("0123456789")
 _RADIX: Final = {"x": 16, "o": 8, "b": 2}
 
 
-class RuleError(ValueError):
+class RuleError(UnprocessableError):
     """A rule that cannot be accepted: the message says what is wrong and where (a JSON path)."""
 
     def __init__(self, problem: str, path: str | None = None) -> None:

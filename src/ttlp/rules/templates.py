@@ -64,6 +64,7 @@ from jinja2.sandbox import (
 from jinja2.visitor import NodeTransformer
 
 from ttlp.contracts.events import TRIGGER_IDS
+from ttlp.errors import UnprocessableError
 
 __all__ = [
     "CHAT_MAX_LENGTH",
@@ -156,7 +157,7 @@ _SEQUENCES: Final = (str, list, tuple)
 _MAX_INT_BITS: Final = 4096  # integers a template may compute; more is a CPU/memory bomb
 
 
-class TemplateError(ValueError):
+class TemplateError(UnprocessableError):
     """A template refused at creation (or, as ``TemplateRenderError``, a render that failed)."""
 
 

@@ -12,14 +12,16 @@ from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import delete, get, post, put
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from ttlp.api.accounts import ALL_STREAMS, Account, Role
 from ttlp.api.auth import current_account, ensure_owned_scope, normalize_scope, require
+from ttlp.api.errors import Unprocessable
 from ttlp.api.state import Api, Req, iso
 from ttlp.contracts.events import EVENT_CLASSES
+from ttlp.errors import UnprocessableError
 from ttlp.forward.outbound import Outbound, OutboundRefused
 from ttlp.forward.signing import new_secret
 from ttlp.forward.store import ForwardStore, TargetCounts
@@ -32,12 +34,6 @@ MIN_SECRET_CHARS: Final = 16
 
 MAX_ID = 2**53  # a row id; larger ones overflow SQLite and JSON numbers alike
 TargetId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="a forward target id")]
-
-
-class Unprocessable(HTTPException):
-    """422: the target is well-formed JSON but cannot be accepted (its URL)."""
-
-    status_code = 422
 
 
 class TargetIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -91,7 +87,7 @@ def _values(api: Api, data: TargetIn) -> dict[str, Any]:
     try:
         Outbound(api.settings.outbound).check_url(data.url)
     except OutboundRefused as exc:
-        raise Unprocessable(f"url: {exc.reason}") from None
+        raise UnprocessableError(f"url: {exc.reason}") from None
     return {
         "name": data.name,
         "url": data.url,

@@ -30,7 +30,7 @@ from ttlp.api.state import (
     scoped_rooms,
 )
 from ttlp.contracts.events import EVENT_CLASSES
-from ttlp.db.queries import DEFAULT_PAGE, MAX_PAGE, CursorError, EventFilter, Page
+from ttlp.db.queries import DEFAULT_PAGE, MAX_PAGE, EventFilter, Page
 
 MAX_NOTE_CHARS = 4000
 MAX_LIST = 500
@@ -177,12 +177,9 @@ def event_filter(
 async def page_of(
     api: Api, where: EventFilter, limit: int, cursor: str | None, order: str
 ) -> EventPage:
-    try:
-        page: Page = await api.queries.events_page(
-            where, limit=limit, cursor=cursor, order="desc" if order == "desc" else "asc"
-        )
-    except CursorError as exc:
-        raise ValidationException(str(exc)) from None
+    page: Page = await api.queries.events_page(
+        where, limit=limit, cursor=cursor, order="desc" if order == "desc" else "asc"
+    )
     return EventPage(page.items, page.next_cursor)
 
 

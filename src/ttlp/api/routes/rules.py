@@ -16,7 +16,6 @@ from typing import Annotated, Any, Final
 import msgspec
 from litestar import delete, get, post, put
 from litestar.exceptions import (
-    HTTPException,
     NotFoundException,
     ValidationException,
 )
@@ -31,8 +30,10 @@ from ttlp.api.auth import (
     normalize_scope,
     require,
 )
+from ttlp.api.errors import Unprocessable
 from ttlp.api.state import Api, Req, iso
-from ttlp.db.queries import CursorError, decode_cursor, encode_cursor
+from ttlp.db.queries import decode_cursor, encode_cursor
+from ttlp.errors import UnprocessableError
 from ttlp.forward.outbound import Outbound, OutboundRefused
 from ttlp.rules.engine import (
     EVENT_TYPE_PATTERN,
@@ -53,12 +54,6 @@ SCOPE_PATTERN: Final = r"^(\*|@?[A-Za-z0-9_.]{1,64})$"
 EVENT_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
 MAX_COOLDOWN_S: Final = 7 * 24 * 3600
 MAX_ID: Final = 2**53  # a row id; larger ones overflow SQLite and JSON numbers alike
-
-
-class Unprocessable(HTTPException):
-    """422: the rule is well-formed JSON but cannot be accepted (condition, template, URL)."""
-
-    status_code = 422
 
 
 EventType = Annotated[str, msgspec.Meta(pattern=EVENT_TYPE_PATTERN)]
@@ -163,15 +158,12 @@ def ensure_rule_scope(account: Account, scope: str) -> None:
 
 def _checked(data: RuleIn, api: Api) -> tuple[dict[str, Any], CompiledRule]:
     """The row values of a valid rule, and the rule compiled; 422 naming what is wrong."""
-    try:
-        condition, template = compile_definition(data.event_type, data.condition, data.action)
-    except DefinitionError as exc:
-        raise Unprocessable(str(exc)) from None
+    condition, template = compile_definition(data.event_type, data.condition, data.action)
     if isinstance(data.action, WebhookAction):
         try:
             Outbound(api.settings.outbound).check_url(data.action.url)
         except OutboundRefused as exc:
-            raise Unprocessable(f"action.url: {exc.reason}") from None
+            raise UnprocessableError(f"action.url: {exc.reason}") from None
     streak_end_only = (
         default_streak_end_only(data.event_type)
         if data.streak_end_only is None
@@ -346,7 +338,7 @@ async def dry_run_rule(api: Api, request: Req, data: JSONBody[RuleTestIn]) -> Ru
         try:
             rule = CompiledRule.from_row(row)
         except DefinitionError as exc:
-            raise Unprocessable(f"the stored rule does not compile: {exc}") from None
+            raise UnprocessableError(f"the stored rule does not compile: {exc}") from None
     if data.event_id is not None:
         event = await _store(api).event(data.event_id)
         if event is None:
@@ -375,10 +367,7 @@ async def rule_executions(
     fingerprint = f"rule-{rule_id}"
     before = None
     if cursor is not None:
-        try:
-            before = decode_cursor(cursor, "desc", fingerprint)
-        except CursorError as exc:
-            raise ValidationException(str(exc)) from None
+        before = decode_cursor(cursor, "desc", fingerprint)
     rows = await _store(api).executions(rule_id, limit=limit, before=before)
     items = [
         ExecutionOut(
