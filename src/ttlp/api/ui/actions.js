@@ -11,9 +11,18 @@ export const QUICK_ACTIONS = [
   { op: "kick", label: "Kick", cls: "kick" },
 ];
 
+const watchers = new Set();
+
+/** Call ``fn(userId, {ok, text})`` after every quick action (the user panel shows the outcome,
+ * wherever the action was started from). Returns the function that stops it. */
+export function onModerated(fn) {
+  watchers.add(fn);
+  return () => watchers.delete(fn);
+}
+
 /** Run ``op`` (mute | kick) on ``user`` ({userId, uniqueId}) in the current stream's live room.
- * The outcome (or the server's reason for refusing, e.g. Euler not configured) is shown in the
- * user panel's result line when it is open, and as a toast. Never throws. */
+ * The outcome (or the server's reason for refusing, e.g. Euler not configured) goes to the
+ * ``onModerated`` watchers and a toast. Never throws. */
 export async function moderateUser(app, user, op) {
   const who = `@${user.uniqueId ?? user.userId}`;
   const body = { streamId: `@${app.stream}`, userId: user.userId };
@@ -27,12 +36,7 @@ export async function moderateUser(app, user, op) {
   } catch (err) {
     text = `${op === "mute" ? "Mute" : "Kick"} failed: ${err.message}`;
   }
-  const line = document.querySelector(`#user-panel .action-result[data-user="${CSS.escape(user.userId)}"]`);
-  if (line) {
-    line.textContent = text;
-    line.classList.toggle("error", !ok);
-    line.classList.toggle("ok", ok);
-  }
+  for (const fn of watchers) fn(user.userId, { ok, text });
   toast(text);
   return { ok, text };
 }

@@ -1,13 +1,16 @@
 // ttlp web UI: login, role-gated navigation, stream picker, hash router, command palette.
+// The shell's own state is ``app`` (account, stream, feed) and the palette's; its plain logic
+// (roles, routes, palette filtering) is in nav.js.
 
 import { moderateUser, QUICK_ACTIONS } from "./actions.js";
 import { api, HttpError, setUnauthorizedHandler } from "./api.js";
 import { mountDeadLetters } from "./dlq.js";
-import { h } from "./dom.js";
+import { bind, h, patch } from "./dom.js";
 import { LiveFeed } from "./feed.js";
+import { feedStatusText } from "./format.js";
+import { mayUse, moveActive, paletteMatches, parseHash, pickStream, selectedUserId, streamHandles } from "./nav.js";
 import { mountAnalytics, mountLive, mountModerate, mountRules, mountSession, mountSessions } from "./views.js";
 
-const RANK = { VIEWER: 0, MODERATOR: 1, STREAMER: 2 };
 const STREAMS_POLL_MS = 5000;
 
 // Views in the navigation, with the lowest role that may use them (DESIGN §7.1): a view the
@@ -27,7 +30,7 @@ const app = {
   stream: null, // streamer handle, without "@"
   feed: null,
   may(role) {
-    return Boolean(this.account) && RANK[this.account.role] >= RANK[role];
+    return mayUse(this.account, role);
   },
 };
 let current = null; // {id, view}
@@ -36,32 +39,42 @@ let streamsTimer = 0;
 const $ = (id) => document.getElementById(id);
 
 // -- login ---------------------------------------------------------------------------------------
+function renderLogin(s, act) {
+  return h(
+    "form",
+    { class: "login", id: "login", onsubmit: act.submit },
+    h("h1", { text: "ttlp" }),
+    h("label", {}, "Username", h("input", { name: "username", autocomplete: "username", required: true, "aria-label": "Username", value: s.username, oninput: (e) => (s.username = e.target.value) })),
+    h(
+      "label",
+      {},
+      "Password",
+      h("input", { name: "password", type: "password", autocomplete: "current-password", required: true, "aria-label": "Password", value: s.password, oninput: (e) => (s.password = e.target.value) }),
+    ),
+    h("button", { type: "submit", text: "Log in" }),
+    h("p", { class: "error", role: "alert", text: s.error }),
+  );
+}
+
 function showLogin(message = "") {
   teardown();
   $("top").hidden = true;
-  const user = h("input", { name: "username", autocomplete: "username", required: true, "aria-label": "Username" });
-  const pass = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true, "aria-label": "Password" });
-  const error = h("p", { class: "error", role: "alert", text: message });
-  const form = h(
-    "form",
-    { class: "login", id: "login" },
-    h("h1", { text: "ttlp" }),
-    h("label", {}, "Username", user),
-    h("label", {}, "Password", pass),
-    h("button", { type: "submit", text: "Log in" }),
-    error,
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try {
-      const res = await api("/auth/login", { method: "POST", body: { username: user.value, password: pass.value }, quiet401: true });
-      start(res.account);
-    } catch (err) {
-      error.textContent = err instanceof HttpError && err.status === 401 ? "Wrong username or password." : err.message;
-    }
-  });
-  $("main").replaceChildren(form);
-  user.focus();
+  const state = { username: "", password: "", error: message };
+  const act = {
+    submit: async (e) => {
+      e.preventDefault();
+      try {
+        const res = await api("/auth/login", { method: "POST", body: { username: state.username, password: state.password }, quiet401: true });
+        start(res.account);
+      } catch (err) {
+        update((s) => (s.error = err instanceof HttpError && err.status === 401 ? "Wrong username or password." : err.message));
+      }
+    },
+  };
+  const main = $("main");
+  const update = bind(main, state, (s) => renderLogin(s, act)); // in place of whatever view was there
+  update();
+  main.querySelector("input[name=username]").focus();
 }
 
 function teardown() {
@@ -87,25 +100,22 @@ async function start(account) {
   app.account = account;
   $("top").hidden = false;
   $("who").textContent = `${account.username} · ${account.role.toLowerCase()}`;
-  $("nav").replaceChildren(
-    ...VIEWS.filter((v) => app.may(v.min)).map((v) => h("a", { href: `#/${v.id}`, dataset: { view: v.id }, text: v.label })),
-  );
+  renderNav(null);
   await loadStreams();
   route();
 }
 
 /** Handles the account may see: its scopes and the streams stored so far. */
 async function loadStreams() {
-  const handles = app.account.scopes.filter((s) => s !== "*");
+  let streams = [];
   try {
-    for (const s of await api("/streams?limit=100")) if (s.uniqueId && !handles.includes(s.uniqueId)) handles.push(s.uniqueId);
+    streams = await api("/streams?limit=100");
   } catch {
     // keep the scopes
   }
-  const select = $("stream");
-  select.replaceChildren(...handles.map((x) => h("option", { value: x, text: `@${x}` })));
-  const saved = localStorage.getItem("ttlp.stream");
-  const pick = handles.includes(saved) ? saved : handles[0] ?? null;
+  const handles = streamHandles(app.account.scopes, streams);
+  patch($("stream"), handles.map((x) => h("option", { value: x, text: `@${x}` })));
+  const pick = pickStream(handles, localStorage.getItem("ttlp.stream"));
   if (!handles.length) streamsTimer = setTimeout(async () => {
     await loadStreams();
     if (app.stream) route(true);
@@ -131,24 +141,34 @@ function setStream(handle) {
 
 function feedStatus(feed) {
   const el = $("feed-status");
-  el.textContent = `● ${feed.status}${feed.note ? ` (${feed.note})` : ""}`;
+  el.textContent = feedStatusText(feed.status, feed.note);
   el.dataset.status = feed.status;
 }
 
 // -- router --------------------------------------------------------------------------------------
+/** The links of the views the role may use, ``active`` highlighted. */
+function renderNav(active) {
+  patch(
+    $("nav"),
+    VIEWS.filter((v) => app.may(v.min)).map((v) =>
+      h("a", { href: `#/${v.id}`, class: v.id === active ? "active" : undefined, dataset: { view: v.id }, text: v.label }),
+    ),
+  );
+}
+
 function navigate(path) {
   location.hash = `#/${path}`;
 }
 
 function route(force = false) {
   if (!app.account) return;
-  const [id, ...params] = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const { id, params } = parseHash(location.hash);
   const view = [...VIEWS, ...HIDDEN_VIEWS].find((v) => v.id === id && app.may(v.min));
   if (!view) {
     navigate(app.may("MODERATOR") ? "live" : "analytics");
     return;
   }
-  for (const a of $("nav").children) a.classList.toggle("active", a.dataset.view === id);
+  renderNav(id);
   if (!force && current?.id === id && current.view.update) {
     current.view.update(params);
     return;
@@ -162,8 +182,8 @@ function route(force = false) {
 // -- command palette (Ctrl+K) --------------------------------------------------------------------
 /** The user open in the moderator view, or null. */
 function selectedUser() {
-  const [id, userId] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  if (id !== "moderate" || !userId) return null;
+  const userId = selectedUserId(location.hash);
+  if (!userId) return null;
   const known = app.feed?.users.get(userId);
   const shown = document.querySelector("#user-panel .handle")?.textContent.replace(/^@/, "");
   return { userId, uniqueId: known?.uniqueId ?? shown ?? userId };
@@ -184,52 +204,53 @@ function paletteItems() {
   return items;
 }
 
+const palette = { query: "", active: 0, shown: [] };
+let updatePalette = () => {}; // bound to #palette-list in boot()
+
+function renderPalette(s) {
+  return s.shown.map((x, i) => h("li", { role: "option", "aria-selected": String(i === s.active), onclick: () => choose(x), text: x.label }));
+}
+
+/** Apply ``change``, re-filter the items (users keep arriving while the palette is open) and
+ * paint the list. */
+function paintPalette(change) {
+  updatePalette((s) => {
+    change?.(s);
+    s.shown = paletteMatches(paletteItems(), s.query);
+    s.active = moveActive(s.active, "", s.shown.length);
+  });
+}
+
+function choose(x) {
+  $("palette").close();
+  if (x?.run) x.run();
+  else if (x) navigate(x.go);
+}
+
 function openPalette() {
   if (!app.account) return;
-  const dialog = $("palette");
   const input = $("palette-input");
-  const list = $("palette-list");
-  let shown = [];
-  let active = 0;
-  const paint = () => {
-    const q = input.value.trim().replace(/^@/, "").toLowerCase();
-    // Built on every keystroke: users keep arriving while the palette is open.
-    shown = paletteItems().filter((x) => x.label.toLowerCase().includes(q)).slice(0, 30);
-    active = Math.min(active, Math.max(0, shown.length - 1));
-    list.replaceChildren(
-      ...shown.map((x, i) =>
-        h("li", { role: "option", "aria-selected": String(i === active), onclick: () => choose(x), text: x.label }),
-      ),
-    );
-  };
-  const choose = (x) => {
-    dialog.close();
-    if (x?.run) x.run();
-    else if (x) navigate(x.go);
-  };
   input.value = "";
-  input.oninput = () => {
-    active = 0;
-    paint();
-  };
-  input.onkeydown = (e) => {
-    if (e.key === "ArrowDown") active = Math.min(active + 1, shown.length - 1);
-    else if (e.key === "ArrowUp") active = Math.max(active - 1, 0);
-    else if (e.key === "Enter") return choose(shown[active]);
-    else return;
-    e.preventDefault();
-    paint();
-  };
-  paint();
-  dialog.showModal();
+  paintPalette((s) => Object.assign(s, { query: "", active: 0 }));
+  $("palette").showModal();
   input.focus();
+}
+
+function paletteKey(e) {
+  if (e.key === "Enter") return choose(palette.shown[palette.active]);
+  if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+  e.preventDefault();
+  paintPalette((s) => (s.active = moveActive(s.active, e.key, s.shown.length)));
 }
 
 // -- boot ----------------------------------------------------------------------------------------
 function boot() {
   setUnauthorizedHandler(() => showLogin("Your session ended: log in again."));
   $("logout").addEventListener("click", logout);
+  updatePalette = bind($("palette-list"), palette, renderPalette);
   $("palette-open").addEventListener("click", openPalette);
+  $("palette-input").addEventListener("input", (e) => paintPalette((s) => Object.assign(s, { query: e.target.value, active: 0 })));
+  $("palette-input").addEventListener("keydown", paletteKey);
   $("stream").addEventListener("change", (e) => {
     setStream(e.target.value);
     route(true);

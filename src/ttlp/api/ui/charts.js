@@ -1,4 +1,5 @@
-// Small SVG charts drawn here (no library): a bar chart over time buckets.
+// Small SVG charts drawn here (no library): a bar chart over time buckets (the series come
+// from stats.js).
 
 import { h, svg } from "./dom.js";
 
@@ -40,22 +41,4 @@ export function barChart(title, points, unit) {
     );
   }
   return h("figure", { class: "chart-box" }, h("figcaption", { text: title }), chart);
-}
-
-/** The analytics buckets as two series, empty buckets filled in (at most ``limit`` points). */
-export function series(result, limit = 720) {
-  const step = (result.bucketSeconds || 60) * 1000;
-  const byStart = new Map(result.buckets.map((b) => [Date.parse(b.start), b]));
-  const starts = [...byStart.keys()].sort((a, b) => a - b);
-  const events = [];
-  const coins = [];
-  if (!starts.length) return { events, coins };
-  const from = Math.max(starts[0], starts[starts.length - 1] - step * (limit - 1));
-  for (let t = from; t <= starts[starts.length - 1]; t += step) {
-    const b = byStart.get(t);
-    const n = b ? Object.values(b.counts).reduce((a, x) => a + x, 0) : 0;
-    events.push({ t: new Date(t), v: n });
-    coins.push({ t: new Date(t), v: b ? b.coins : 0 });
-  }
-  return { events, coins };
 }

@@ -1,35 +1,23 @@
-// The live feed: an EventSource on /streams/{stream}/events, events kept in memory (capped),
-// gift streaks folded into one growing entry, and a virtualized list that paints only the
-// rows in view, at most once per animation frame.
+// The live feed: an EventSource on /streams/{stream}/events folded into a feed log (feedlog.js:
+// capped, gift streaks as one growing entry), and a virtualized list that paints only the rows
+// in view, at most once per animation frame.
 
-import { cdnImg, h, time } from "./dom.js";
+import { bind, cdnImg, h } from "./dom.js";
+import { CHIP_TYPES, FEED_CAP, feedFilter, foldEvent, isOpenStreak, newFeedLog, trimLog, visibleEntries } from "./feedlog.js";
+import { badge, bodyText, chipLabel, countText, giftParts, hasUser, time, userTitle } from "./format.js";
 
-export const FEED_CAP = 5000;
 export const ROW_HEIGHT = 40;
-const RECENT_USERS = 500;
 const RETRY_CLOSED_MS = 5000;
 
-/** Event types with a chip of their own; the rest (lifecycle, RAW) share "SYSTEM". */
-export const CHIP_TYPES = [
-  "CHAT", "GIFT", "LIKE", "JOIN", "FOLLOW", "SHARE", "SUBSCRIBE", "EMOTE", "BATTLE", "ROOM_USER", "SYSTEM",
-];
-const SYSTEM_TYPES = new Set(["CONNECTED", "DISCONNECTED", "ERROR", "STREAM_END", "RAW"]);
-
-export function chipOf(eventType) {
-  return SYSTEM_TYPES.has(eventType) ? "SYSTEM" : eventType;
-}
-
+/** The feed of one stream: a feed log (``entries``, ``users``, ``received``, ``seq``) kept up
+ * to date from the server, with a connection ``status`` and ``note``. */
 export class LiveFeed {
   constructor(stream, { cap = FEED_CAP } = {}) {
+    Object.assign(this, newFeedLog());
     this.stream = stream;
     this.cap = cap;
-    this.entries = []; // oldest first; entry = {seq, ev, ver, streakKey?}
-    this.streaks = new Map(); // open streak key → its entry
-    this.users = new Map(); // userId → user, most recent last
     this.pending = [];
     this.listeners = new Set();
-    this.received = 0;
-    this.seq = 0;
     this.status = "connecting";
     this.note = "";
     this.frame = 0;
@@ -80,7 +68,7 @@ export class LiveFeed {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
   }
 
-  /** Fold what arrived since the last frame into the entries; tell the views once. */
+  /** Fold what arrived since the last frame into the log; tell the views once. */
   flush() {
     this.frame = 0;
     const batch = this.pending;
@@ -92,50 +80,19 @@ export class LiveFeed {
       } catch {
         continue;
       }
-      this.add(ev);
+      foldEvent(this, ev);
     }
-    const excess = this.entries.length - this.cap;
-    if (excess > 0) {
-      for (const old of this.entries.splice(0, excess)) {
-        if (old.streakKey && this.streaks.get(old.streakKey) === old) this.streaks.delete(old.streakKey);
-      }
-    }
+    trimLog(this, this.cap);
     this.notify();
   }
 
   notify() {
     for (const fn of this.listeners) fn(this);
   }
-
-  add(ev) {
-    this.received += 1;
-    const user = ev.user || {};
-    if (user.userId && user.userId !== "0") {
-      this.users.delete(user.userId);
-      this.users.set(user.userId, user);
-      if (this.users.size > RECENT_USERS) this.users.delete(this.users.keys().next().value);
-    }
-    const p = ev.payload || {};
-    if (ev.eventType === "GIFT" && p.isGiftStreak) {
-      // One entry per streak (user + gift in a session), updated until its end frame.
-      const key = `${ev.sessionId}:${user.userId}:${p.giftId}`;
-      const open = this.streaks.get(key);
-      if (open) {
-        open.ev = ev;
-        open.ver += 1;
-        if (p.streakEnd) this.streaks.delete(key);
-        return;
-      }
-      const entry = { seq: ++this.seq, ev, ver: 0, streakKey: key };
-      this.entries.push(entry);
-      if (!p.streakEnd) this.streaks.set(key, entry);
-      return;
-    }
-    this.entries.push({ seq: ++this.seq, ev, ver: 0 });
-  }
 }
 
-/** A list that renders only the rows in view (fixed row height), newest first. */
+/** A list that renders only the rows in view (fixed row height), newest first. Its rows are
+ * cached per entry and version: a new event paints a few rows, never the whole list. */
 export class VirtualList {
   constructor(render, { rowHeight = ROW_HEIGHT, label = "Events" } = {}) {
     this.render = render;
@@ -144,8 +101,12 @@ export class VirtualList {
     this.cache = new Map();
     this.spacer = h("div", { class: "vspacer" });
     this.rows = h("div", { class: "vrows" });
-    this.el = h("div", { class: "vlist", tabindex: "0", role: "list", "aria-label": label }, this.spacer, this.rows);
-    this.el.addEventListener("scroll", () => this.schedule(), { passive: true });
+    this.el = h(
+      "div",
+      { class: "vlist", tabindex: "0", role: "list", "aria-label": label, key: "vlist", onscroll: () => this.schedule() },
+      this.spacer,
+      this.rows,
+    );
     this.resize = new ResizeObserver(() => this.schedule());
     this.resize.observe(this.el);
     this.frame = 0;
@@ -190,59 +151,27 @@ export class VirtualList {
   }
 }
 
-const LABELS = {
-  CHAT: "chat", GIFT: "gift", LIKE: "like", JOIN: "join", FOLLOW: "follow", SHARE: "share",
-  SUBSCRIBE: "sub", EMOTE: "emote", BATTLE: "battle", ROOM_USER: "viewers", CONNECTED: "connected",
-  DISCONNECTED: "disconnected", ERROR: "error", STREAM_END: "end", RAW: "raw",
-};
-
 function body(ev, entry) {
   const p = ev.payload || {};
   switch (ev.eventType) {
     case "CHAT":
-      return h("span", { class: "body msg", text: p.message ?? "" });
+      return h("span", { class: "body msg", text: bodyText(ev) });
     case "GIFT": {
-      const open = Boolean(entry?.streakKey) && !p.streakEnd;
+      const gift = giftParts(p);
       return h(
         "span",
         { class: "body gift" },
         cdnImg(p.giftImageUrl, "gift-pic"),
-        h("span", { class: "gift-name", text: p.giftName || `gift ${p.giftId}` }),
-        h("span", { class: "gift-count", text: `×${p.giftCount ?? 1}` }),
-        h("span", { class: "coins", text: `${p.coins ?? 0} coins` }),
-        open ? h("span", { class: "streak", text: "streak…" }) : null,
+        h("span", { class: "gift-name", text: gift.name }),
+        h("span", { class: "gift-count", text: gift.count }),
+        h("span", { class: "coins", text: gift.coins }),
+        isOpenStreak(entry) ? h("span", { class: "streak", text: "streak…" }) : null,
       );
     }
-    case "LIKE":
-      return h("span", { class: "body", text: `+${p.likeCount ?? 0} likes (total ${p.totalLikeCount ?? "?"})` });
-    case "JOIN":
-      return h("span", { class: "body", text: "joined" });
-    case "FOLLOW":
-      return h("span", { class: "body", text: "followed" });
-    case "SHARE":
-      return h("span", { class: "body", text: "shared the stream" });
-    case "SUBSCRIBE":
-      return h("span", { class: "body", text: p.subMonth ? `subscribed (month ${p.subMonth})` : "subscribed" });
     case "EMOTE":
-      return h("span", { class: "body" }, cdnImg(p.emoteImageUrl, "emote-pic"), "sent an emote");
-    case "BATTLE": {
-      const who = (p.participants || []).map((x) => `@${x.uniqueId ?? x.userId}${x.score != null ? ` ${x.score}` : ""}`);
-      return h("span", { class: "body", text: `${p.battleStatus ?? ""} ${who.join(" vs ")}` });
-    }
-    case "ROOM_USER":
-      return h("span", { class: "body", text: `${p.viewerCount ?? "?"} watching (${p.totalViewers ?? "?"} total)` });
-    case "CONNECTED":
-      return h("span", { class: "body", text: `connected via ${p.provider ?? "?"}` });
-    case "DISCONNECTED":
-      return h("span", { class: "body", text: `disconnected: ${p.reason ?? p.code ?? ""}` });
-    case "ERROR":
-      return h("span", { class: "body", text: `${p.code ?? "error"}: ${p.message ?? ""}` });
-    case "STREAM_END":
-      return h("span", { class: "body", text: `stream ended ${p.reason ?? ""}` });
-    case "RAW":
-      return h("span", { class: "body", text: p.rawType ?? "raw" });
+      return h("span", { class: "body" }, cdnImg(p.emoteImageUrl, "emote-pic"), bodyText(ev));
     default:
-      return h("span", { class: "body", text: ev.eventType });
+      return h("span", { class: "body", text: bodyText(ev) });
   }
 }
 
@@ -252,105 +181,88 @@ export function renderEvent(entry, onUser) {
   const user = ev.user || {};
   const classes = ["row", `t-${ev.eventType}`];
   if (ev.source === "replay") classes.push("replay");
-  const who =
-    user.userId && user.userId !== "0"
-      ? h(
-          onUser ? "button" : "span",
-          {
-            class: "user",
-            type: onUser ? "button" : null,
-            title: user.displayName ? `${user.displayName} (${user.userId})` : user.userId,
-            onclick: onUser ? () => onUser(user) : null,
-          },
-          cdnImg(user.avatarUrl, "avatar"),
-          `@${user.uniqueId}`,
-        )
-      : null;
+  const who = hasUser(user)
+    ? h(
+        onUser ? "button" : "span",
+        { class: "user", type: onUser ? "button" : null, title: userTitle(user), onclick: onUser ? () => onUser(user) : null },
+        cdnImg(user.avatarUrl, "avatar"),
+        `@${user.uniqueId}`,
+      )
+    : null;
   return h(
     "div",
     { class: classes.join(" "), role: "listitem", dataset: { type: ev.eventType } },
     h("span", { class: "time", text: time(ev.timestamp) }),
-    h("span", { class: "badge", text: LABELS[ev.eventType] ?? ev.eventType }),
+    h("span", { class: "badge", text: badge(ev.eventType) }),
     who,
     body(ev, entry),
   );
 }
 
-function matches(ev, filter) {
-  if (!filter.types.has(chipOf(ev.eventType))) return false;
-  const user = ev.user || {};
-  if (filter.user) {
-    const u = filter.user;
-    if ((user.uniqueId || "").toLowerCase() !== u && user.userId !== u) return false;
-  }
-  if (filter.q) {
-    const p = ev.payload || {};
-    const text = `${p.message ?? ""} ${p.giftName ?? ""} ${user.uniqueId ?? ""} ${user.displayName ?? ""}`;
-    if (!text.toLowerCase().includes(filter.q)) return false;
-  }
-  return true;
+/** The panel's controls and counts from its state; the list is its own (kept) element. */
+function renderPanel(s, list, act) {
+  return [
+    h(
+      "div",
+      { class: "chips" },
+      CHIP_TYPES.map((type) =>
+        h("button", {
+          type: "button",
+          class: "chip",
+          "aria-pressed": String(s.types.has(type)),
+          dataset: { chip: type },
+          text: chipLabel(type),
+          onclick: () => act.toggle(type),
+        }),
+      ),
+    ),
+    h(
+      "div",
+      { class: "feed-tools" },
+      h("input", { type: "search", class: "feed-search", placeholder: "Search text…", "aria-label": "Search", value: s.search, oninput: (e) => act.filter({ search: e.target.value }) }),
+      h("input", { type: "search", class: "feed-user", placeholder: "@user or id", "aria-label": "User filter", value: s.user, oninput: (e) => act.filter({ user: e.target.value }) }),
+      h("span", { class: "feed-count", id: "feed-count", text: countText(s.shown, s.received) }),
+    ),
+    list.el,
+  ];
 }
 
 /** The feed with its filters (type chips, text search, user): used by the live and the
  * moderator views. ``hidden``: chips off at first. */
 export function feedPanel(feed, { hidden = [], onUser = null } = {}) {
-  const filter = { types: new Set(CHIP_TYPES.filter((t) => !hidden.includes(t))), q: "", user: "" };
   const list = new VirtualList((entry) => renderEvent(entry, onUser), { label: "Live feed" });
-  const count = h("span", { class: "feed-count", id: "feed-count" });
-  let shown = [];
-  let lastSeq = 0;
-
-  const refresh = (newOnly = false) => {
-    const items = [];
-    let added = 0;
-    for (let i = feed.entries.length - 1; i >= 0; i -= 1) {
-      const entry = feed.entries[i];
-      if (!matches(entry.ev, filter)) continue;
-      items.push(entry);
-      if (newOnly && entry.seq > lastSeq) added += 1;
-    }
-    lastSeq = feed.seq;
-    shown = items;
-    list.setItems(items, added);
-    count.textContent = `${shown.length} shown · ${feed.received} received`;
+  const el = h("section", { class: "feed", id: "feed", key: "feed" });
+  const state = {
+    types: new Set(CHIP_TYPES.filter((t) => !hidden.includes(t))), // chips on
+    search: "",
+    user: "",
+    shown: 0,
+    received: 0,
+    lastSeq: 0, // the newest entry the list has had
   };
-
-  const chips = CHIP_TYPES.map((type) => {
-    const chip = h("button", {
-      type: "button",
-      class: "chip",
-      "aria-pressed": String(filter.types.has(type)),
-      dataset: { chip: type },
-      text: type.toLowerCase().replace("_", " "),
-    });
-    chip.addEventListener("click", () => {
-      if (filter.types.has(type)) filter.types.delete(type);
-      else filter.types.add(type);
-      chip.setAttribute("aria-pressed", String(filter.types.has(type)));
-      refresh();
-    });
-    return chip;
-  });
-  const search = h("input", { type: "search", class: "feed-search", placeholder: "Search text…", "aria-label": "Search" });
-  search.addEventListener("input", () => {
-    filter.q = search.value.trim().toLowerCase();
-    refresh();
-  });
-  const userBox = h("input", { type: "search", class: "feed-user", placeholder: "@user or id", "aria-label": "User filter" });
-  userBox.addEventListener("input", () => {
-    filter.user = userBox.value.trim().replace(/^@/, "").toLowerCase();
-    refresh();
-  });
-
-  const el = h(
-    "section",
-    { class: "feed", id: "feed" },
-    h("div", { class: "chips" }, chips),
-    h("div", { class: "feed-tools" }, search, userBox, count),
-    list.el,
-  );
-  const unsubscribe = feed.subscribe(() => refresh(true));
-  refresh();
+  // Re-filter the retained entries (not the DOM: the list paints only the rows in view).
+  const refresh = (newOnly = false) => (s) => {
+    const { items, added } = visibleEntries(feed.entries, feedFilter(s), newOnly ? s.lastSeq : Infinity);
+    s.lastSeq = feed.seq;
+    s.shown = items.length;
+    s.received = feed.received;
+    list.setItems(items, added);
+  };
+  const act = {
+    toggle: (type) =>
+      update((s) => {
+        if (!s.types.delete(type)) s.types.add(type);
+        refresh()(s);
+      }),
+    filter: (change) =>
+      update((s) => {
+        Object.assign(s, change);
+        refresh()(s);
+      }),
+  };
+  const update = bind(el, state, (s) => renderPanel(s, list, act));
+  const unsubscribe = feed.subscribe(() => update(refresh(true)));
+  update(refresh());
   return {
     el,
     destroy() {

@@ -1,85 +1,41 @@
-// The views. Each ``mount(root, ctx)`` fills ``root`` and returns an object with ``destroy()``
-// and, optionally, ``update(params)`` (same view, other parameters: no remount).
+// The views. Each ``mount(root, ctx)`` keeps its state in one plain object, renders ``root``
+// from it with ``render(state)`` (handlers change the state and re-render) and returns an object
+// with ``destroy()`` and, optionally, ``update(params)`` (same view, other parameters: no
+// remount). The feed panel is a component of its own, kept across re-renders.
 
-import { moderateUser, QUICK_ACTIONS } from "./actions.js";
+import { moderateUser, onModerated, QUICK_ACTIONS } from "./actions.js";
 import { api, qs } from "./api.js";
-import { barChart, series } from "./charts.js";
-import { cdnImg, dateTime, h, toast } from "./dom.js";
+import { barChart } from "./charts.js";
+import { bind, cdnImg, h, patch, toast } from "./dom.js";
 import { feedPanel, renderEvent } from "./feed.js";
+import { dateTime, replayProgress, sessionLines } from "./format.js";
+import { lifetime } from "./lifetime.js";
+import { analyticsQuery, analyticsView, BUCKETS } from "./stats.js";
 
 const ANALYTICS_REFRESH_MS = 15000;
 const PROGRESS_POLL_MS = 1000;
 const PROGRESS_MAX_POLLS = 180;
+const USER_RETRIES = 5;
+const USER_RETRY_MS = 700;
 
 function waitingForStream(root) {
-  root.replaceChildren(h("p", { class: "muted", text: "No stream yet: waiting for the first broadcast…" }));
+  patch(root, h("p", { class: "muted", text: "No stream yet: waiting for the first broadcast…" }));
   return { destroy() {} };
 }
 
-function errorLine(err) {
-  return h("p", { class: "error", text: `Could not load: ${err.message}` });
+function errorLine(message) {
+  return h("p", { class: "error", text: `Could not load: ${message}` });
 }
 
-// -- live dashboard ------------------------------------------------------------------------------
-export function mountLive(root, ctx) {
-  const { app } = ctx;
-  if (!app.feed) return waitingForStream(root);
-  const panel = feedPanel(app.feed, { onUser: (u) => ctx.navigate(`moderate/${u.userId}`) });
-  const overview = h("aside", { class: "overview", id: "overview" });
-  root.replaceChildren(h("div", { class: "dashboard" }, panel.el, overview));
-  const load = () => analyticsInto(overview, app, { compact: true });
-  load();
-  const timer = setInterval(load, ANALYTICS_REFRESH_MS);
-  return {
-    destroy() {
-      clearInterval(timer);
-      panel.destroy();
-    },
-  };
-}
-
-// -- analytics -----------------------------------------------------------------------------------
-async function analyticsInto(box, app, { compact = false, sessionId = "", bucket = 60, since = "", until = "" } = {}) {
-  const params = sessionId ? { sessionId, bucket } : { streamId: `@${app.stream}`, bucket };
-  // datetime-local values are local times: send them as UTC instants.
-  if (since) params.since = new Date(since).toISOString();
-  if (until) params.until = new Date(until).toISOString();
-  let result;
+// -- analytics (the dashboard's overview and the analytics page) ---------------------------------
+/** GET /analytics shaped for ``renderAnalytics``: {view} or {error}. */
+async function fetchAnalytics(stream, opts) {
   try {
-    result = await api(`/analytics${qs(params)}`);
+    const result = await api(`/analytics${qs(analyticsQuery(stream, opts))}`);
+    return { view: analyticsView(result, opts) };
   } catch (err) {
-    box.replaceChildren(errorLine(err));
-    return;
+    return { error: err.message };
   }
-  const { events, coins } = series(result, compact ? 60 : 720);
-  const unit = bucket === 60 ? "min" : `${bucket}s`;
-  const totalEvents = Object.values(result.totals).reduce((a, x) => a + x, 0);
-  const person = (row) => (row.uniqueId ? `@${row.uniqueId}` : "(hidden)");
-  box.replaceChildren(
-    h(
-      "div",
-      { class: "stats" },
-      stat("events", totalEvents),
-      stat("coins", result.coins),
-      stat("unique users", result.uniqueUsers),
-      stat("peak viewers", result.peakViewers ?? "—"),
-    ),
-    barChart(`Events / ${unit}`, events, "events"),
-    barChart(`Coins / ${unit}`, coins, "coins"),
-    h(
-      "div",
-      { class: "tops" },
-      table("Top gifters", ["who", "coins", "gifts"], result.topGifters.map((r) => [person(r), r.coins, r.gifts])),
-      table("Top chatters", ["who", "messages"], result.topChatters.map((r) => [person(r), r.messages])),
-    ),
-  );
-  if (!compact) {
-    box.append(table("Events by type", ["type", "count"], Object.entries(result.totals).sort((a, b) => b[1] - a[1])));
-  }
-}
-
-function stat(label, value) {
-  return h("div", { class: "stat" }, h("strong", { text: String(value) }), h("span", { text: label }));
 }
 
 function table(title, heads, rows) {
@@ -88,85 +44,157 @@ function table(title, heads, rows) {
     { class: "grid" },
     h("caption", { text: title }),
     h("thead", {}, h("tr", {}, heads.map((x) => h("th", { text: x })))),
-    h("tbody", {}, rows.length ? rows.map((r) => h("tr", {}, r.map((c) => h("td", { text: String(c) })))) : h("tr", {}, h("td", { colspan: heads.length, class: "muted", text: "none yet" }))),
+    h(
+      "tbody",
+      {},
+      rows.length
+        ? rows.map((r) => h("tr", {}, r.map((c) => h("td", { text: String(c) }))))
+        : h("tr", {}, h("td", { colspan: heads.length, class: "muted", text: "none yet" })),
+    ),
   );
+}
+
+function renderAnalytics(analytics) {
+  if (!analytics) return null;
+  if (analytics.error) return errorLine(analytics.error);
+  const v = analytics.view;
+  return [
+    h("div", { class: "stats" }, v.stats.map(([label, value]) => h("div", { class: "stat" }, h("strong", { text: String(value) }), h("span", { text: label })))),
+    v.charts.map((c) => barChart(c.title, c.points, c.unit)),
+    h(
+      "div",
+      { class: "tops" },
+      table("Top gifters", ["who", "coins", "gifts"], v.gifters),
+      table("Top chatters", ["who", "messages"], v.chatters),
+    ),
+    v.byType ? table("Events by type", ["type", "count"], v.byType) : null,
+  ];
+}
+
+// -- live dashboard ------------------------------------------------------------------------------
+export function mountLive(root, ctx) {
+  const { app } = ctx;
+  if (!app.feed) return waitingForStream(root);
+  const life = lifetime();
+  const panel = feedPanel(app.feed, { onUser: (u) => ctx.navigate(`moderate/${u.userId}`) });
+  const state = { analytics: null };
+  const board = h("div", { class: "dashboard" });
+  patch(root, board);
+  const update = bind(board, state, (s) => [panel.el, h("aside", { class: "overview", id: "overview" }, renderAnalytics(s.analytics))]);
+  const load = async () => {
+    const analytics = await fetchAnalytics(app.stream, { compact: true });
+    if (life.alive) update((s) => (s.analytics = analytics));
+  };
+  update();
+  load();
+  life.every(load, ANALYTICS_REFRESH_MS);
+  return {
+    destroy() {
+      life.end();
+      panel.destroy();
+    },
+  };
 }
 
 export function mountAnalytics(root, ctx) {
   const { app } = ctx;
   if (!app.stream) return waitingForStream(root);
-  const box = h("div", { class: "analytics" });
-  const bucket = h(
-    "select",
-    { "aria-label": "Bucket" },
-    h("option", { value: "60", text: "per minute" }),
-    h("option", { value: "300", text: "per 5 minutes" }),
-    h("option", { value: "3600", text: "per hour" }),
-  );
-  const session = h("select", { "aria-label": "Session" }, h("option", { value: "", text: `all of @${app.stream}` }));
-  const since = h("input", { type: "datetime-local", "aria-label": "From" });
-  const until = h("input", { type: "datetime-local", "aria-label": "To" });
-  const load = () =>
-    analyticsInto(box, app, {
-      sessionId: session.value,
-      bucket: Number(bucket.value),
-      since: since.value,
-      until: until.value,
-    });
-  for (const control of [bucket, session, since, until]) control.addEventListener("change", load);
-  api(`/streams/@${app.stream}/sessions?limit=50`)
-    .then((rows) => session.append(...rows.map((s) => h("option", { value: s.id, text: `${dateTime(s.createdAt)} · ${s.type}` }))))
-    .catch(() => {});
-  root.replaceChildren(
+  const life = lifetime();
+  const state = { sessionId: "", bucket: "60", since: "", until: "", sessions: [], analytics: null };
+  let asked = 0; // the latest request wins
+  const load = async () => {
+    const n = ++asked;
+    const { sessionId, since, until } = state;
+    const analytics = await fetchAnalytics(app.stream, { sessionId, bucket: Number(state.bucket), since, until });
+    if (life.alive && n === asked) update((s) => (s.analytics = analytics));
+  };
+  const change = (key) => (e) => {
+    update((s) => (s[key] = e.target.value));
+    load();
+  };
+  const keep = (key) => (e) => update((s) => (s[key] = e.target.value)); // typed, not yet chosen
+  const render = (s) => [
     h("h1", { text: "Analytics" }),
-    h("div", { class: "toolbar" }, session, bucket, h("label", { text: "from" }), since, h("label", { text: "to" }), until),
-    box,
-  );
+    h(
+      "div",
+      { class: "toolbar" },
+      h(
+        "select",
+        { "aria-label": "Session", value: s.sessionId, onchange: change("sessionId") },
+        h("option", { value: "", text: `all of @${app.stream}` }),
+        s.sessions.map((x) => h("option", { value: x.id, text: `${dateTime(x.createdAt)} · ${x.type}` })),
+      ),
+      h("select", { "aria-label": "Bucket", value: s.bucket, onchange: change("bucket") }, BUCKETS.map((b) => h("option", { value: b.value, text: b.label }))),
+      h("label", { text: "from" }),
+      h("input", { type: "datetime-local", "aria-label": "From", value: s.since, oninput: keep("since"), onchange: change("since") }),
+      h("label", { text: "to" }),
+      h("input", { type: "datetime-local", "aria-label": "To", value: s.until, oninput: keep("until"), onchange: change("until") }),
+    ),
+    h("div", { class: "analytics" }, renderAnalytics(s.analytics)),
+  ];
+  const update = bind(root, state, render);
+  update();
+  api(`/streams/@${app.stream}/sessions?limit=50`)
+    .then((rows) => life.alive && update((s) => (s.sessions = rows)))
+    .catch(() => {});
   load();
-  return { destroy() {} };
+  return { destroy: () => life.end() };
 }
 
 // -- sessions ------------------------------------------------------------------------------------
+function renderSessionRow(x, s, act) {
+  const progress = s.progress.get(x.id);
+  return h(
+    "tr",
+    { key: x.id, dataset: { session: x.id } },
+    h("td", {}, h("a", { href: `#/session/${x.id}`, text: x.id.slice(0, 8) })),
+    h("td", { text: x.type }),
+    h("td", { text: dateTime(x.createdAt) }),
+    h("td", { text: dateTime(x.endedAt) }),
+    h("td", {}, x.replayedFrom ? h("a", { href: `#/session/${x.replayedFrom}`, class: "replayed-from", text: x.replayedFrom.slice(0, 8) }) : "—"),
+    h(
+      "td",
+      {},
+      s.canReplay ? h("button", { type: "button", class: "replay", text: "Replay", onclick: () => act.replay(x.id) }) : null,
+      progress ? h("span", { class: progress.done ? "progress done" : "progress", text: progress.text }) : null,
+    ),
+  );
+}
+
 export function mountSessions(root, ctx) {
   const { app } = ctx;
   if (!app.stream) return waitingForStream(root);
-  const body = h("tbody");
-  const progress = new Map(); // source id → progress element, kept across reloads
-  const timers = new Set();
-  const canReplay = app.may("STREAMER");
+  const life = lifetime();
+  const state = {
+    canReplay: app.may("STREAMER"),
+    rows: [],
+    error: "",
+    progress: new Map(), // source session id → {text, done}, kept across reloads
+  };
+  const act = { replay: (id) => replay(id) };
+  const render = (s) => [
+    h("h1", { text: `Sessions of @${app.stream}` }),
+    h(
+      "table",
+      { class: "grid sessions" },
+      h("thead", {}, h("tr", {}, ["session", "type", "started", "ended", "replay of", ""].map((x) => h("th", { text: x })))),
+      h("tbody", {}, s.error ? h("tr", {}, h("td", { colspan: 6 }, errorLine(s.error))) : s.rows.map((x) => renderSessionRow(x, s, act))),
+    ),
+  ];
+  const update = bind(root, state, render);
 
   const load = async () => {
-    let rows;
     try {
-      rows = await api(`/streams/@${app.stream}/sessions?limit=100`);
+      const rows = await api(`/streams/@${app.stream}/sessions?limit=100`);
+      if (life.alive) update((s) => Object.assign(s, { rows, error: "" }));
     } catch (err) {
-      body.replaceChildren(h("tr", {}, h("td", { colspan: 6 }, errorLine(err))));
-      return;
+      if (life.alive) update((s) => (s.error = err.message));
     }
-    body.replaceChildren(
-      ...rows.map((s) =>
-        h(
-          "tr",
-          { dataset: { session: s.id } },
-          h("td", {}, h("a", { href: `#/session/${s.id}`, text: s.id.slice(0, 8) })),
-          h("td", { text: s.type }),
-          h("td", { text: dateTime(s.createdAt) }),
-          h("td", { text: dateTime(s.endedAt) }),
-          h("td", {}, s.replayedFrom ? h("a", { href: `#/session/${s.replayedFrom}`, class: "replayed-from", text: s.replayedFrom.slice(0, 8) }) : "—"),
-          h(
-            "td",
-            {},
-            canReplay ? h("button", { type: "button", class: "replay", onclick: () => replay(s.id) , text: "Replay" }) : null,
-            progress.get(s.id) ?? null,
-          ),
-        ),
-      ),
-    );
   };
 
   const replay = async (sourceId) => {
-    const line = h("span", { class: "progress", text: "requested…" });
-    progress.set(sourceId, line);
+    const show = (text, done = false) => update((s) => s.progress.set(sourceId, { text, done }));
+    show("requested…");
     load();
     let accepted;
     let total = null;
@@ -174,7 +202,7 @@ export function mountSessions(root, ctx) {
       accepted = await api(`/sessions/${sourceId}/replay`, { method: "POST" });
       total = (await api(`/sessions/${sourceId}`)).eventCount;
     } catch (err) {
-      line.textContent = `failed: ${err.message}`;
+      show(`failed: ${err.message}`);
       return;
     }
     let polls = 0;
@@ -183,202 +211,113 @@ export function mountSessions(root, ctx) {
       polls += 1;
       try {
         const s = await api(`/sessions/${accepted.sessionId}`);
-        line.textContent = `replaying: ${s.eventCount} / ${total ?? "?"} events`;
-        if (!seen) {
-          seen = true;
-          load(); // the new session is a row now
-        }
-        if (total !== null && s.eventCount >= total) {
-          line.textContent = `replayed: ${s.eventCount} events`;
-          line.classList.add("done");
-          load();
-          return;
-        }
+        const progress = replayProgress(s.eventCount, total);
+        show(progress.text, progress.done);
+        if (!seen || progress.done) load(); // the new session is a row now / its end
+        seen = true;
+        if (progress.done) return;
       } catch {
-        line.textContent = "queued…"; // not stored yet
+        show("queued…"); // not stored yet
       }
-      if (polls < PROGRESS_MAX_POLLS) {
-        const t = setTimeout(poll, PROGRESS_POLL_MS);
-        timers.add(t);
-      }
+      if (polls < PROGRESS_MAX_POLLS) life.later(poll, PROGRESS_POLL_MS);
     };
     poll();
   };
 
-  root.replaceChildren(
-    h("h1", { text: `Sessions of @${app.stream}` }),
-    h(
-      "table",
-      { class: "grid sessions" },
-      h("thead", {}, h("tr", {}, ["session", "type", "started", "ended", "replay of", ""].map((x) => h("th", { text: x })))),
-      body,
-    ),
-  );
+  update();
   load();
-  return {
-    destroy() {
-      for (const t of timers) clearTimeout(t);
-    },
-  };
+  return { destroy: () => life.end() };
 }
 
 export function mountSession(root, ctx) {
   const id = ctx.params[0];
-  const list = h("div", { class: "plain-list", id: "session-events" });
-  const more = h("button", { type: "button", class: "more", text: "Load more" });
-  const head = h("div", { class: "session-head" });
-  let cursor = null;
-  const page = async () => {
-    more.disabled = true;
+  const life = lifetime();
+  const state = { session: null, headError: "", events: [], pageError: "", cursor: null, loading: false };
+  const render = (s) => [
+    h("h1", { text: `Session ${id}` }),
+    h(
+      "div",
+      { class: "session-head" },
+      s.headError ? errorLine(s.headError) : null,
+      s.session ? sessionLines(s.session).map((line) => h("p", { text: line })) : null,
+      s.session?.replayedFrom ? h("p", {}, "replay of ", h("a", { href: `#/session/${s.session.replayedFrom}`, text: s.session.replayedFrom })) : null,
+    ),
+    h(
+      "div",
+      { class: "plain-list", id: "session-events" },
+      s.events.map((ev) => renderEvent({ ev, ver: 0 }, null)),
+      s.pageError ? errorLine(s.pageError) : null,
+    ),
+    h("button", { type: "button", class: "more", text: "Load more", hidden: !s.cursor, disabled: s.loading, onclick: page }),
+  ];
+  const update = bind(root, state, render);
+  async function page() {
+    update((s) => (s.loading = true));
     try {
-      const res = await api(`/sessions/${id}/events${qs({ limit: 100, cursor })}`);
-      list.append(...res.items.map((ev) => renderEvent({ ev, ver: 0 }, null)));
-      cursor = res.nextCursor;
-      more.hidden = !cursor;
+      const res = await api(`/sessions/${id}/events${qs({ limit: 100, cursor: state.cursor })}`);
+      if (life.alive) update((s) => Object.assign(s, { events: [...s.events, ...res.items], cursor: res.nextCursor, loading: false }));
     } catch (err) {
-      list.append(errorLine(err));
+      if (life.alive) update((s) => Object.assign(s, { pageError: err.message, loading: false }));
     }
-    more.disabled = false;
-  };
-  more.addEventListener("click", page);
+  }
+  update();
   api(`/sessions/${id}`)
-    .then((s) =>
-      head.replaceChildren(
-        h("p", { text: `@${s.uniqueId ?? "?"} · ${s.type} · ${s.provider ?? ""} · ${s.eventCount} events` }),
-        h("p", { text: `started ${dateTime(s.createdAt)} · ended ${dateTime(s.endedAt)}` }),
-        s.replayedFrom ? h("p", {}, "replay of ", h("a", { href: `#/session/${s.replayedFrom}`, text: s.replayedFrom })) : null,
-      ),
-    )
-    .catch((err) => head.replaceChildren(errorLine(err)));
-  root.replaceChildren(h("h1", { text: `Session ${id}` }), head, list, more);
+    .then((session) => life.alive && update((s) => (s.session = session)))
+    .catch((err) => life.alive && update((s) => (s.headError = err.message)));
   page();
-  return { destroy() {} };
+  return { destroy: () => life.end() };
 }
 
 // -- moderator -----------------------------------------------------------------------------------
-export function mountModerate(root, ctx) {
-  const { app } = ctx;
-  if (!app.feed) return waitingForStream(root);
-  const panel = feedPanel(app.feed, { hidden: ["LIKE"], onUser: (u) => ctx.navigate(`moderate/${u.userId}`) });
-  const side = h("aside", { class: "user-panel", id: "user-panel" });
-  root.replaceChildren(h("div", { class: "columns" }, panel.el, side));
-  let shown = null;
-  const update = (params) => {
-    const userId = params[0];
-    if (userId === shown) return;
-    shown = userId;
-    if (!userId) side.replaceChildren(h("p", { class: "muted", text: "Click a user in the feed (or Ctrl+K) to see their details." }));
-    else userDetails(side, userId, app.feed.users.get(userId), () => shown === userId, app);
-  };
-  update(ctx.params);
-  return { update, destroy: () => panel.destroy() };
-}
-
 /** Mute 5 min / kick buttons with a result line (MODERATOR+; not rendered otherwise). A kick
  * asks for a second click. */
-function quickActions(app, user) {
-  if (!app.may("MODERATOR")) return null;
-  const result = h("p", { class: "action-result", role: "status", dataset: { user: user.userId } });
-  const buttons = QUICK_ACTIONS.map((a) => {
-    const button = h("button", { type: "button", class: `quick ${a.cls}`, text: a.label });
-    button.addEventListener("click", async () => {
-      if (a.op === "kick" && button.dataset.armed !== "1") {
-        button.dataset.armed = "1";
-        button.textContent = "Confirm kick";
-        return;
-      }
-      button.dataset.armed = "";
-      button.textContent = a.label;
-      button.disabled = true;
-      result.textContent = "…";
-      result.classList.remove("error", "ok");
-      await moderateUser(app, user, a.op);
-      button.disabled = false;
-    });
-    return button;
-  });
-  return h("section", { class: "quick-actions" }, h("h3", { text: "Quick actions" }), h("div", { class: "buttons" }, buttons), result);
+function renderQuickActions(s, act) {
+  if (!s.mayModerate) return null;
+  return h(
+    "section",
+    { class: "quick-actions" },
+    h("h3", { text: "Quick actions" }),
+    h(
+      "div",
+      { class: "buttons" },
+      QUICK_ACTIONS.map((a) => {
+        const armed = a.op === "kick" && s.kickArmed;
+        return h("button", {
+          type: "button",
+          class: `quick ${a.cls}`,
+          text: armed ? "Confirm kick" : a.label,
+          dataset: armed ? { armed: "1" } : undefined,
+          disabled: s.busy.has(a.op),
+          onclick: () => act.quick(a.op),
+        });
+      }),
+    ),
+    h("p", {
+      class: ["action-result", s.result?.ok === true ? "ok" : "", s.result?.ok === false ? "error" : ""].filter(Boolean).join(" "),
+      role: "status",
+      dataset: { user: s.user.userId },
+      text: s.result?.text ?? "",
+    }),
+  );
 }
 
-async function userDetails(side, userId, fromFeed, current, app) {
-  side.replaceChildren(h("p", { class: "muted", text: "Loading…" }));
-  let user = null;
-  // The store may be a moment behind the feed: a user just seen live can still be on the way.
-  for (let attempt = 0; attempt < 5 && current(); attempt += 1) {
-    try {
-      user = await api(`/users/${userId}`);
-      break;
-    } catch (err) {
-      if (err.status !== 404) {
-        side.replaceChildren(errorLine(err));
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 700));
-    }
-  }
-  if (!current()) return;
-  user = user ?? { userId, uniqueId: fromFeed?.uniqueId ?? "?", displayName: fromFeed?.displayName, eventCount: 0 };
-  const copy = h("button", { type: "button", class: "copy-id", text: "Copy id" });
-  copy.addEventListener("click", async () => {
-    try {
-      await navigator.clipboard.writeText(user.userId);
-      toast(`Copied ${user.userId}`);
-    } catch {
-      toast("Copy failed: select the id and copy it");
-    }
-  });
-  const history = h("div", { class: "plain-list", id: "user-history" });
-  const more = h("button", { type: "button", class: "more", text: "Older" });
-  let cursor = null;
-  const page = async () => {
-    try {
-      const res = await api(`/users/${userId}/events${qs({ limit: 50, cursor })}`);
-      history.append(...res.items.map((ev) => renderEvent({ ev, ver: 0 }, null)));
-      cursor = res.nextCursor;
-      more.hidden = !cursor;
-    } catch (err) {
-      history.replaceChildren(errorLine(err));
-      more.hidden = true;
-    }
-  };
-  more.addEventListener("click", page);
-  const notes = h("ul", { class: "notes", id: "notes" });
-  const loadNotes = async () => {
-    try {
-      const rows = await api(`/users/${userId}/notes`);
-      notes.replaceChildren(
-        ...rows.map((n) => h("li", {}, h("p", { text: n.body }), h("small", { text: `${n.author} · ${dateTime(n.createdAt)}` }))),
-      );
-    } catch (err) {
-      notes.replaceChildren(h("li", {}, errorLine(err)));
-    }
-  };
-  const text = h("textarea", { name: "note", rows: 3, maxlength: 4000, placeholder: "Private note…", "aria-label": "Note" });
-  const form = h("form", { class: "note-form" }, text, h("button", { type: "submit", text: "Save note" }));
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    if (!text.value.trim()) return;
-    try {
-      await api(`/users/${userId}/notes`, { method: "POST", body: { body: text.value } });
-      text.value = "";
-      toast("Note saved");
-      loadNotes();
-    } catch (err) {
-      toast(`Note not saved: ${err.message}`);
-    }
-  });
-  side.replaceChildren(
+function renderUser(s, act) {
+  if (!s.userId) return h("p", { class: "muted", text: "Click a user in the feed (or Ctrl+K) to see their details." });
+  if (s.error) return errorLine(s.error);
+  if (!s.user) return h("p", { class: "muted", text: "Loading…" });
+  const user = s.user;
+  return [
     h(
       "header",
       { class: "user-head" },
-      cdnImg(user.avatarUrl ?? fromFeed?.avatarUrl, "avatar big"),
+      cdnImg(user.avatarUrl ?? s.fromFeed?.avatarUrl, "avatar big"),
       h("div", {}, h("h2", { class: "handle", text: `@${user.uniqueId}` }), h("p", { class: "display-name", text: user.displayName ?? "" })),
     ),
     h(
       "dl",
       { class: "facts" },
       h("dt", { text: "id" }),
-      h("dd", {}, h("code", { class: "user-id", text: user.userId }), " ", copy),
+      h("dd", {}, h("code", { class: "user-id", text: user.userId }), " ", h("button", { type: "button", class: "copy-id", text: "Copy id", onclick: act.copyId })),
       h("dt", { text: "first seen" }),
       h("dd", { text: dateTime(user.firstSeen) }),
       h("dt", { text: "last seen" }),
@@ -386,16 +325,159 @@ async function userDetails(side, userId, fromFeed, current, app) {
       h("dt", { text: "events" }),
       h("dd", { text: String(user.eventCount) }),
     ),
-    quickActions(app, user),
+    renderQuickActions(s, act),
     h("h3", { text: "Notes" }),
-    form,
-    notes,
+    h(
+      "form",
+      { class: "note-form", onsubmit: act.saveNote },
+      h("textarea", { name: "note", rows: 3, maxlength: 4000, placeholder: "Private note…", "aria-label": "Note", value: s.note, oninput: (e) => act.typeNote(e.target.value) }),
+      h("button", { type: "submit", text: "Save note" }),
+    ),
+    h(
+      "ul",
+      { class: "notes", id: "notes" },
+      s.notesError
+        ? h("li", {}, errorLine(s.notesError))
+        : s.notes.map((n) => h("li", {}, h("p", { text: n.body }), h("small", { text: `${n.author} · ${dateTime(n.createdAt)}` }))),
+    ),
     h("h3", { text: "History" }),
-    history,
-    more,
-  );
-  loadNotes();
-  page();
+    h(
+      "div",
+      { class: "plain-list", id: "user-history" },
+      s.historyError ? errorLine(s.historyError) : s.history.map((ev) => renderEvent({ ev, ver: 0 }, null)),
+    ),
+    h("button", { type: "button", class: "more", text: "Older", hidden: !s.cursor || Boolean(s.historyError), onclick: act.older }),
+  ];
+}
+
+/** The state of the user panel for ``userId`` (null: none chosen). */
+function userState(userId, fromFeed) {
+  return {
+    userId,
+    fromFeed, // what the feed knew of the user, while the store may still be behind
+    user: null,
+    error: "",
+    notes: [],
+    notesError: "",
+    note: "",
+    history: [],
+    historyError: "",
+    cursor: null,
+    kickArmed: false,
+    busy: new Set(), // quick actions in flight
+    result: null, // {ok, text} of the last quick action
+  };
+}
+
+export function mountModerate(root, ctx) {
+  const { app } = ctx;
+  if (!app.feed) return waitingForStream(root);
+  const life = lifetime();
+  const panel = feedPanel(app.feed, { hidden: ["LIKE"], onUser: (u) => ctx.navigate(`moderate/${u.userId}`) });
+  const state = { mayModerate: app.may("MODERATOR"), ...userState(null, null) };
+  const columns = h("div", { class: "columns" });
+  patch(root, columns);
+  const current = (userId) => life.alive && state.userId === userId;
+
+  const loadNotes = async (userId) => {
+    try {
+      const notes = await api(`/users/${userId}/notes`);
+      if (current(userId)) update((s) => Object.assign(s, { notes, notesError: "" }));
+    } catch (err) {
+      if (current(userId)) update((s) => (s.notesError = err.message));
+    }
+  };
+
+  const loadHistory = async (userId) => {
+    try {
+      const res = await api(`/users/${userId}/events${qs({ limit: 50, cursor: state.cursor })}`);
+      if (current(userId)) update((s) => Object.assign(s, { history: [...s.history, ...res.items], cursor: res.nextCursor }));
+    } catch (err) {
+      if (current(userId)) update((s) => (s.historyError = err.message));
+    }
+  };
+
+  const loadUser = async (userId) => {
+    let user = null;
+    // The store may be a moment behind the feed: a user just seen live can still be on the way.
+    for (let attempt = 0; attempt < USER_RETRIES && current(userId); attempt += 1) {
+      try {
+        user = await api(`/users/${userId}`);
+        break;
+      } catch (err) {
+        if (err.status !== 404) {
+          if (current(userId)) update((s) => (s.error = err.message));
+          return;
+        }
+        await new Promise((r) => setTimeout(r, USER_RETRY_MS));
+      }
+    }
+    if (!current(userId)) return;
+    const f = state.fromFeed;
+    update((s) => (s.user = user ?? { userId, uniqueId: f?.uniqueId ?? "?", displayName: f?.displayName, eventCount: 0 }));
+    loadNotes(userId);
+    loadHistory(userId);
+  };
+
+  const act = {
+    copyId: async () => {
+      try {
+        await navigator.clipboard.writeText(state.user.userId);
+        toast(`Copied ${state.user.userId}`);
+      } catch {
+        toast("Copy failed: select the id and copy it");
+      }
+    },
+    typeNote: (text) => update((s) => (s.note = text)),
+    saveNote: async (e) => {
+      e.preventDefault();
+      const { userId, note } = state;
+      if (!note.trim()) return;
+      try {
+        await api(`/users/${userId}/notes`, { method: "POST", body: { body: note } });
+        if (current(userId)) update((s) => (s.note = ""));
+        toast("Note saved");
+        loadNotes(userId);
+      } catch (err) {
+        toast(`Note not saved: ${err.message}`);
+      }
+    },
+    older: () => loadHistory(state.userId),
+    quick: async (op) => {
+      if (op === "kick" && !state.kickArmed) {
+        update((s) => (s.kickArmed = true));
+        return;
+      }
+      update((s) => {
+        if (op === "kick") s.kickArmed = false;
+        s.busy.add(op);
+        s.result = { ok: null, text: "…" };
+      });
+      await moderateUser(app, state.user, op); // the outcome comes back through onModerated
+      if (life.alive) update((s) => s.busy.delete(op));
+    },
+  };
+
+  const update = bind(columns, state, (s) => [panel.el, h("aside", { class: "user-panel", id: "user-panel" }, renderUser(s, act))]);
+  const unwatch = onModerated((userId, result) => {
+    if (life.alive && userId === state.userId) update((s) => (s.result = result));
+  });
+  const show = (params) => {
+    const userId = params[0] ?? null;
+    if (userId === state.userId) return;
+    update((s) => Object.assign(s, userState(userId, userId ? app.feed.users.get(userId) : null)));
+    if (userId) loadUser(userId);
+  };
+  update();
+  show(ctx.params);
+  return {
+    update: show,
+    destroy() {
+      life.end();
+      unwatch();
+      panel.destroy();
+    },
+  };
 }
 
 // -- rules: list and editor (rules.js) ------------------------------------------------------------

@@ -1,0 +1,166 @@
+// Text the views show, from plain data: times, an event's line in the feed, labels, summaries.
+// No DOM here (unit-tested with node --test, tests/js/format.test.mjs).
+
+const CDN_HOSTS = [".tiktokcdn.com", ".tiktokcdn-us.com", ".ttwstatic.com"];
+
+/** Whether ``url`` is an https URL on TikTok's CDN (the only images the CSP lets in). */
+export function isCdnUrl(url) {
+  if (typeof url !== "string") return false;
+  try {
+    const u = new URL(url);
+    return u.protocol === "https:" && CDN_HOSTS.some((host) => u.hostname.endsWith(host));
+  } catch {
+    return false;
+  }
+}
+
+// ``locale`` / ``timeZone``: the browser's own unless given (tests pin them).
+function valid(iso) {
+  if (!iso) return null;
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** The time of day of an ISO instant (24 h), "" when there is none. */
+export function time(iso, { locale = [], timeZone } = {}) {
+  const d = valid(iso);
+  return d ? d.toLocaleTimeString(locale, { hour12: false, timeZone }) : "";
+}
+
+/** Date and time of an ISO instant (24 h), "—" when there is none. */
+export function dateTime(iso, { locale = [], timeZone } = {}) {
+  const d = valid(iso);
+  return d ? d.toLocaleString(locale, { hour12: false, timeZone }) : "—";
+}
+
+export const BADGES = {
+  CHAT: "chat", GIFT: "gift", LIKE: "like", JOIN: "join", FOLLOW: "follow", SHARE: "share",
+  SUBSCRIBE: "sub", EMOTE: "emote", BATTLE: "battle", ROOM_USER: "viewers", CONNECTED: "connected",
+  DISCONNECTED: "disconnected", ERROR: "error", STREAM_END: "end", RAW: "raw",
+};
+
+/** The badge of an event type (its own name for a type the UI does not know). */
+export function badge(eventType) {
+  return BADGES[eventType] ?? eventType;
+}
+
+/** Whether an event has a real TikTok user (system events carry "0" or none). */
+export function hasUser(user) {
+  return Boolean(user?.userId) && user.userId !== "0";
+}
+
+/** The tooltip of a user: "Display (id)", or the id. */
+export function userTitle(user) {
+  return user.displayName ? `${user.displayName} (${user.userId})` : user.userId;
+}
+
+/** A gift's name, count and coins as shown in its row. */
+export function giftParts(payload) {
+  const p = payload || {};
+  return { name: p.giftName || `gift ${p.giftId}`, count: `×${p.giftCount ?? 1}`, coins: `${p.coins ?? 0} coins` };
+}
+
+/** The text of an event's row (a GIFT's is in ``giftParts``). */
+export function bodyText(ev) {
+  const p = ev.payload || {};
+  switch (ev.eventType) {
+    case "CHAT":
+      return p.message ?? "";
+    case "LIKE":
+      return `+${p.likeCount ?? 0} likes (total ${p.totalLikeCount ?? "?"})`;
+    case "JOIN":
+      return "joined";
+    case "FOLLOW":
+      return "followed";
+    case "SHARE":
+      return "shared the stream";
+    case "SUBSCRIBE":
+      return p.subMonth ? `subscribed (month ${p.subMonth})` : "subscribed";
+    case "EMOTE":
+      return "sent an emote";
+    case "BATTLE": {
+      const who = (p.participants || []).map((x) => `@${x.uniqueId ?? x.userId}${x.score != null ? ` ${x.score}` : ""}`);
+      return `${p.battleStatus ?? ""} ${who.join(" vs ")}`;
+    }
+    case "ROOM_USER":
+      return `${p.viewerCount ?? "?"} watching (${p.totalViewers ?? "?"} total)`;
+    case "CONNECTED":
+      return `connected via ${p.provider ?? "?"}`;
+    case "DISCONNECTED":
+      return `disconnected: ${p.reason ?? p.code ?? ""}`;
+    case "ERROR":
+      return `${p.code ?? "error"}: ${p.message ?? ""}`;
+    case "STREAM_END":
+      return `stream ended ${p.reason ?? ""}`;
+    case "RAW":
+      return p.rawType ?? "raw";
+    default:
+      return ev.eventType;
+  }
+}
+
+/** An event as one line of a picker: "when · @who what". */
+export function eventLabel(ev, opts) {
+  const who = ev.user?.uniqueId ? `@${ev.user.uniqueId}` : "";
+  const p = ev.payload ?? {};
+  let what = "";
+  if (ev.eventType === "GIFT") what = `${p.giftName ?? "gift"} ×${p.giftCount ?? 1} (${p.coins ?? 0} coins)`;
+  else if (p.message) what = String(p.message).slice(0, 40);
+  return `${dateTime(ev.timestamp, opts)} · ${who} ${what}`.trim();
+}
+
+/** A chip's text: its type in lower case, words apart. */
+export function chipLabel(type) {
+  return type.toLowerCase().replace("_", " ");
+}
+
+export function countText(shown, received) {
+  return `${shown} shown · ${received} received`;
+}
+
+export function feedStatusText(status, note = "") {
+  return `● ${status}${note ? ` (${note})` : ""}`;
+}
+
+/** A leaderboard's person: "@handle", or "(hidden)" when the viewer may not see who. */
+export function person(row) {
+  return row.uniqueId ? `@${row.uniqueId}` : "(hidden)";
+}
+
+export function ruleCooldown(rule) {
+  return `${rule.cooldownS}s / ${rule.userCooldownS}s per user`;
+}
+
+/** The cells of one rule execution: when, status, reason, rendered, error, ms. */
+export function executionCells(x, opts) {
+  return [dateTime(x.createdAt, opts), x.status, x.reason ?? "", x.rendered ?? "", x.error ?? "", x.durationMs ?? ""].map(String);
+}
+
+/** A 400's problems as lines: the message, then one line per listed problem. */
+export function errorLines(err) {
+  const extra = Array.isArray(err.extra) ? err.extra : [];
+  return [err.message, ...extra.map((x) => `${x.key ?? ""}${x.key ? ": " : ""}${x.message ?? JSON.stringify(x)}`)];
+}
+
+/** A dead letter's payload as text: a string as it is, anything else as indented JSON. */
+export function payloadText(payload) {
+  return typeof payload === "string" ? payload : JSON.stringify(payload, null, 2);
+}
+
+export function dlqSummary(total) {
+  return `${total} in ttlc:dlq across every stage and streamer. \`ttlp dlq retry <id>\` sends one back where it failed.`;
+}
+
+/** A session's head lines: who/type/provider/count, then start and end. */
+export function sessionLines(s, opts) {
+  return [
+    `@${s.uniqueId ?? "?"} · ${s.type} · ${s.provider ?? ""} · ${s.eventCount} events`,
+    `started ${dateTime(s.createdAt, opts)} · ended ${dateTime(s.endedAt, opts)}`,
+  ];
+}
+
+/** The progress line of a replay: what the poll saw of the new session so far. */
+export function replayProgress(count, total) {
+  if (total !== null && count >= total) return { text: `replayed: ${count} events`, done: true };
+  return { text: `replaying: ${count} / ${total ?? "?"} events`, done: false };
+}
