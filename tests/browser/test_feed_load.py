@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Server, screenshot, start_server, stop_server
+from tests.support.browser import Server, screenshot, start_server, stop_server
 
 pytestmark = pytest.mark.browser
 

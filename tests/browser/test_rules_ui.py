@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Server, screenshot
-from tests.browser.test_ui import WAIT_MS, wait_until
+from tests.support.browser import WAIT_MS, Server, screenshot, wait_until
 
 pytestmark = pytest.mark.browser
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import XSS, Server, screenshot
+from tests.support.browser import WAIT_MS, XSS, Server, screenshot, wait_until
 
 FIXTURE_ROOM = "7441234567890123456"
 
@@ -21,38 +20,9 @@ NAV = {
     "moderator": ["live", "moderate", "analytics", "sessions", "rules"],
     "viewer": ["analytics", "sessions"],
 }
-WAIT_MS = 20_000
 STREAK_WAIT_S = 45.0
 """A whole Galaxy streak (five frames) must arrive after the filters are set: one pass of the
 looping fixture takes 2.5 s, so this is slack for a loaded machine, not the expected wait."""
-
-
-def wait_until(page: Any, expression: str, timeout_s: float = WAIT_MS / 1000) -> Any:
-    """Poll ``expression`` until truthy. Not ``page.wait_for_function``: it evaluates a string,
-    which the UI's CSP (no 'unsafe-eval') refuses, as it should."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"still false after {timeout_s}s: {expression}\n{page.evaluate(DIAGNOSIS)}"
-            )
-        page.wait_for_timeout(200)
-
-
-DIAGNOSIS = (
-    "(() => { const text = (s) => document.querySelector(s)?.textContent ?? '(none)';"
-    " const rows = [...document.querySelectorAll('#feed .row')].slice(0, 12)"
-    ".map((r) => r.innerText.replace(/\\s+/g, ' ').trim());"
-    " const chips = [...document.querySelectorAll('.chip[aria-pressed=true]')]"
-    ".map((c) => c.dataset.chip);"
-    " return [`url ${location.href}`, `feed ${text('#feed-status')}; ${text('#feed-count')}`,"
-    " `chips on: ${chips.join(' ')}; search: ${document.querySelector('.feed-search')?.value}`,"
-    " ...rows].join('\\n'); })()"
-)
-"""What the page shows when a wait fails: the feed's status and counts, filters, first rows."""
 
 
 def nav_views(page: Any) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import TTLP
+from tests.support.processes import TTLP
 from ttlp.api.accounts import Accounts
 from ttlp.db.engine import create_engine
 

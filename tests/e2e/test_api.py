@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import TTLP, Ttlp, free_port, wait_for
+from tests.support.processes import Ttlp
+from tests.support.wait import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -22,16 +22,7 @@ PASSWORD = "moderator password 1"
 
 def add_account(ttlp: Ttlp, name: str, role: str) -> None:
     args = ["accounts", "add", name, "--role", role, "--scope", HANDLE, "--password-stdin"]
-    made = subprocess.run(
-        [*TTLP, *args],
-        env=ttlp.env,
-        cwd=ttlp.cwd,
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    made = ttlp.run(*args, timeout=60, stdin=PASSWORD + "\n")
     assert made.returncode == 0, made.stderr
 
 
@@ -93,11 +84,28 @@ async def test_login_feed_history_replay_and_clean_stop(services: Ttlp) -> None:
         ids = [tuple(map(int, e["id"].split("-"))) for e in live]
         assert ids == sorted(ids)
 
+        # The feed tails the bus, so an event can be on SSE before the store role commits it:
+        # wait until history has it rather than expect it there already.
         session_id = live[0]["sessionId"]
-        page = await client.get(f"/sessions/{session_id}/events?limit=500", headers=headers)
-        assert page.status_code == 200
-        stored = {e["eventId"] for e in page.json()["items"]}
-        assert live[0]["eventId"] in stored
+
+        async def in_history() -> bool:
+            cursor: str | None = None
+            while True:  # the whole session, page by page: the loop keeps adding to it
+                params = {"limit": "500", **({"cursor": cursor} if cursor else {})}
+                page = await client.get(
+                    f"/sessions/{session_id}/events", params=params, headers=headers
+                )
+                if page.status_code == 404:  # the session row is not committed yet either
+                    return False
+                assert page.status_code == 200, page.text
+                body = page.json()
+                if live[0]["eventId"] in {e["eventId"] for e in body["items"]}:
+                    return True
+                cursor = body["nextCursor"]
+                if cursor is None:
+                    return False
+
+        await wait_for(in_history, what="the first live event in history", poll=0.1, alive=proc)
 
         # A moderator may not replay; the streamer may.
         refused = await client.post(f"/sessions/{session_id}/replay", headers=headers)

@@ -17,9 +17,10 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import TTLP, Ttlp, wait_for
 from tests.fakes.receiver import Receiver, Reply, Request
-from tests.integration.api_support import fixture_events
+from tests.support.api import fixture_events
+from tests.support.processes import Ttlp
+from tests.support.wait import wait_for
 from ttlp.db.tables import forward_deliveries
 from ttlp.forward.store import ForwardStore
 
@@ -29,19 +30,8 @@ RAW_FRAME = {"schemaVersion": "raw.v1", "type": "WebcastChatMessage", "data": "n
 
 
 async def run(ttlp: Ttlp, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    def call() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*TTLP, "dlq", *args],
-            env={**ttlp.env, "COLUMNS": "200"},
-            cwd=ttlp.cwd,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    return await asyncio.to_thread(call)
+    """``ttlp dlq *args`` off the event loop (the fakes this test serves live on it)."""
+    return await asyncio.to_thread(ttlp.run, "dlq", *args, timeout=60, stdin=stdin, COLUMNS="200")
 
 
 async def test_dlq_list_retry_and_purge(

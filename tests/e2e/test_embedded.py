@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import FIXTURES
-from tests.e2e.conftest import Ttlp, wait_for
+from tests.support.paths import FIXTURES
+from tests.support.processes import Ttlp
+from tests.support.wait import wait_for
 from ttlp.db.engine import create_engine
 from ttlp.forward.store import ForwardStore
 

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import Ttlp, wait_for
 from tests.fakes.tiktok import AKHMED, ZOE, FakeTikTok, Messages, Script, Send
-from tests.fakes.tiktok import fake_tiktok as fake_tiktok  # the fixture
+from tests.support.processes import Ttlp
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -134,9 +134,15 @@ async def test_two_replicas_share_three_streamers_and_take_over_a_dead_ones(
     await wait_for(connected_once, what="every streamer connected", alive=a, timeout=30)
     held = await wait_for(holders, what="three leases", alive=a)
     # Each streamer is connected by exactly one replica: one connection and one CONNECTED each.
+    # The replica publishes CONNECTED after TikTok accepted the socket, so the frames can trail
+    # the connection count: wait for them.
     assert all(fake_tiktok.rooms[h].connections == 1 for h in handles)
-    connected = await _connected_frames(redis, key_prefix)
-    assert connected == Counter(handles)
+    await wait_for(
+        lambda: _connected_frames_are(redis, key_prefix, Counter(handles)),
+        what="one CONNECTED frame per streamer",
+        timeout=15,
+        poll=0.1,
+    )
 
     # Kill one replica that holds at least one streamer; the other takes them over.
     victim, survivor = (
@@ -156,22 +162,27 @@ async def test_two_replicas_share_three_streamers_and_take_over_a_dead_ones(
         taken_over, what="the survivor holding every lease", timeout=LEASE_MS / 1000 * 4, poll=0.1
     )
     await wait_for(
-        lambda: _async(all(fake_tiktok.rooms[h].connections == 2 for h in moving)),
+        lambda: all(fake_tiktok.rooms[h].connections == 2 for h in moving),
         what="the moved streamers reconnected",
         timeout=15,
     )
-    connected = await _connected_frames(redis, key_prefix)
-    assert connected == Counter(handles) + Counter(moving)
+    await wait_for(
+        lambda: _connected_frames_are(redis, key_prefix, Counter(handles) + Counter(moving)),
+        what="a second CONNECTED frame for each moved streamer",
+        timeout=15,
+        poll=0.1,
+    )
     survivor_proc = b if survivor == "replica-b" else a
     # Stopped from a thread: the fake TikTok lives on this event loop and must answer the
     # WebSocket close handshakes while the process shuts down.
     assert await asyncio.to_thread(ttlp.stop, survivor_proc) == 0
 
 
-async def _async(value: bool) -> bool:
-    return value
+async def _connected_frames_are(redis: aioredis.Redis, prefix: str, expected: Counter[str]) -> bool:
+    """Whether the CONNECTED frames on ``ttlc:raw`` are exactly ``expected`` (per handle).
 
-
-async def _connected_frames(redis: aioredis.Redis, prefix: str) -> Counter[str]:
+    Fails at once on more than expected: a frame never disappears, so waiting cannot help."""
     entries = await redis.xrange(f"{prefix}ttlc:raw")
-    return Counter(f["uniqueId"] for _, f in entries if f["type"] == "ControlEvent.CONNECTED")
+    got = Counter(f["uniqueId"] for _, f in entries if f["type"] == "ControlEvent.CONNECTED")
+    assert not got - expected, f"CONNECTED frames {dict(got)}, expected {dict(expected)}"
+    return got == expected

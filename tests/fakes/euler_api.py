@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
-from tests.e2e.conftest import free_port
+from tests.support.wait import free_port
 
 API_KEY = "euler-test-key"
 

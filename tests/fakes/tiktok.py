@@ -16,8 +16,7 @@ Everything listens on one 127.0.0.1 port: ``websockets``' server answers the HTT
 
 Messages are real TikTokLiveProto messages (``Messages`` builds them with a moving clock and
 TikTok-like msgIds). ``FakeTikTok.settings()`` gives the ``IngestSettings`` that point the
-provider here. ``fake_tiktok`` is the fixture: a started server, and TikTokLive's
-``WebDefaults`` restored after the test.
+provider here. The ``fake_tiktok`` fixture (``tests/support/fakes.py``) starts one for a test.
 """
 
 from __future__ import annotations
@@ -28,15 +27,13 @@ import functools
 import gzip as gzip_module
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
-import pytest
 import TikTokLive.proto as P
-from TikTokLive.client.web.web_settings import WebDefaults
 from TikTokLiveProto.v3.webcast.model.message import common
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -44,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from tests.support.wait import free_port
 from ttlp.settings import IngestSettings
 
 ROOM_ID = 7441234567890123456
@@ -455,7 +453,7 @@ class FakeTikTok:
             return _json(500, {"message": f"upstream failure for key {key}"})
         if mode == "empty":
             return _response(200, b"")
-        push_port = self.port if room.push != "down" else _closed_port()
+        push_port = self.port if room.push != "down" else free_port()
         result = fetch_result(
             room.script(index).initial,
             first=True,
@@ -547,22 +545,3 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return _response(
         status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
     )
-
-
-def _closed_port() -> int:
-    """A local port nothing listens on (bound, then released)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-@pytest.fixture
-async def fake_tiktok(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTikTok]:
-    """A running FakeTikTok; TikTokLive's global ``WebDefaults`` are restored afterwards."""
-    for name in ("tiktok_app_url", "tiktok_webcast_url", "tiktok_sign_url"):
-        monkeypatch.setattr(WebDefaults, name, getattr(WebDefaults, name))
-    async with FakeTikTok() as tiktok:
-        yield tiktok

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import msgspec
@@ -15,7 +14,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 import ttlp.api.routes.actions as actions_module
 from tests.fakes.euler_api import API_KEY, FakeEulerApi
-from tests.integration.api_support import (
+from tests.support.api import (
     FIXTURE_ROOM,
     OTHER_HANDLE,
     OTHER_ROOM,
@@ -33,12 +32,6 @@ VIEWER_ID: Final = "7012345678901234501"
 """zoe.petals, a viewer of luna.beats' session."""
 NEWER_ROOM: Final = "7445555555555555555"
 WS_WAIT_S: Final = 10.0
-
-
-@pytest.fixture
-async def euler() -> AsyncIterator[FakeEulerApi]:
-    async with FakeEulerApi() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -189,10 +182,6 @@ async def test_a_bad_body_is_400_and_euler_is_not_called(
 
 
 # -- the same actions on the live-feed WebSocket ------------------------------------------------
-def ws_url(api: ApiHarness, stream: str) -> str:
-    return f"ws://127.0.0.1:{api.port}/streams/{stream}/ws"
-
-
 async def answer(socket: Any, frame: str | bytes | dict[str, Any]) -> dict[str, Any]:
     """Send one frame; → the ``action-result`` that answers it (feed events are skipped)."""
     await socket.send(json.dumps(frame) if isinstance(frame, dict) else frame)
@@ -206,7 +195,7 @@ async def test_a_moderator_mutes_and_kicks_over_the_websocket(
     api: ApiHarness, euler: FakeEulerApi
 ) -> None:
     headers = await moderator(api)
-    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+    async with ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers) as socket:
         muted = await answer(
             socket,
             {
@@ -248,7 +237,7 @@ async def test_on_a_handles_websocket_actions_go_to_its_most_recent_room(
 ) -> None:
     headers = await moderator(api)
     await api.seed(later_broadcast())
-    url = ws_url(api, f"@{STREAMER_HANDLE}")
+    url = api.ws_url(f"@{STREAMER_HANDLE}")
     async with ws_connect(url, additional_headers=headers) as socket:
         result = await answer(socket, {"type": "action", "action": "ban", "userId": VIEWER_ID})
     assert result["ok"] is True
@@ -286,7 +275,7 @@ async def test_a_bad_websocket_frame_is_answered_and_the_connection_goes_on(
     api: ApiHarness, euler: FakeEulerApi, frame: str | bytes | dict[str, Any], says: str
 ) -> None:
     headers = await moderator(api)
-    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+    async with ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers) as socket:
         refused = await answer(socket, frame)
         assert refused["ok"] is False
         assert refused["status"] == (413 if says.startswith("at most") else 400)
@@ -304,7 +293,7 @@ async def test_websocket_actions_are_authorized_again_each_time(
     headers = await moderator(api)
     api.app.state.api.account_cache.ttl_s = 0.0  # no cached account: see the change at once
     ban = {"type": "action", "action": "ban", "userId": VIEWER_ID}
-    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+    async with ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers) as socket:
         assert (await answer(socket, ban))["ok"] is True
         await Accounts(api.engine).set_disabled("mod", True)
         disabled = await answer(socket, ban)
@@ -324,7 +313,7 @@ async def test_websocket_actions_are_limited_per_connection(
     monkeypatch.setattr(actions_module, "WS_ACTIONS_PER_MINUTE", 2)
     headers = await moderator(api)
     ban = {"type": "action", "action": "ban", "userId": VIEWER_ID}
-    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+    async with ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers) as socket:
         results = [await answer(socket, ban) for _ in range(3)]
     assert [r["ok"] for r in results] == [True, True, False]
     assert results[2]["status"] == 429
@@ -335,7 +324,7 @@ async def test_websocket_actions_are_limited_per_connection(
 @pytest.mark.parametrize("api_env", [{}])
 async def test_without_euler_a_websocket_action_says_what_is_missing(api: ApiHarness) -> None:
     headers = await moderator(api)
-    async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket:
+    async with ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers) as socket:
         result = await answer(socket, {"type": "action", "action": "ban", "userId": VIEWER_ID})
     assert (result["ok"], result["status"]) == (False, 503)
     assert "set EULER_API_KEY and SESSION_ID" in result["error"]

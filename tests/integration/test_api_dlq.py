@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.integration.api_support import (
+from tests.support.api import (
     FIXTURE_ROOM,
     OTHER_ROOM,
     STREAMER_HANDLE,
@@ -16,7 +16,7 @@ from tests.integration.api_support import (
     fixture_events,
     other_stream_events,
 )
-from tests.integration.test_api_ops import assert_json_error
+from tests.support.http import assert_json_error
 from ttlp.aio import now_iso
 from ttlp.api.accounts import Role
 from ttlp.bus.consumer import dead_letter_fields

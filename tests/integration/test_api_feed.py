@@ -22,13 +22,14 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.integration.api_support import (
+from tests.support.api import (
     FIXTURE_ROOM,
     STREAMER_HANDLE,
     ApiHarness,
     fixture_events,
     other_stream_events,
 )
+from tests.support.wait import wait_for
 from ttlp.api.accounts import Role
 from ttlp.api.feed import Feed
 from ttlp.bus.base import parse_id
@@ -110,15 +111,6 @@ def feed_of(api: ApiHarness) -> Feed:
     return feed
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds (fails after ``WAIT_S``)."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def until_or_timeout(condition: Callable[[], bool], seconds: float = 1.0) -> None:
     """Poll ``condition`` for at most ``seconds`` (pacing, not a check)."""
     for _ in range(int(seconds / 0.005)):
@@ -130,7 +122,12 @@ async def until_or_timeout(condition: Callable[[], bool], seconds: float = 1.0) 
 async def subscribed(api: ApiHarness, clients: int) -> None:
     """Wait until the feed has exactly ``clients`` subscribers."""
     feed = feed_of(api)
-    await until(lambda: feed.stats.clients == clients, f"{clients} feed client(s)")
+    await wait_for(
+        lambda: feed.stats.clients == clients,
+        what=f"{clients} feed client(s)",
+        timeout=WAIT_S,
+        poll=0.02,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -397,14 +394,24 @@ async def test_a_client_that_stops_reading_is_dropped_and_its_memory_freed(
     try:
         await subscribed(api, 1)
         published = await stall(api)
-        await until(lambda: feed.stats.dropped_clients == 1, "the client to be dropped")
+        await wait_for(
+            lambda: feed.stats.dropped_clients == 1,
+            what="the client to be dropped",
+            timeout=WAIT_S,
+            poll=0.02,
+        )
         # The server never holds more than the backlog for it, however far behind it is.
         assert feed.queued() <= 20
         await subscribed(api, 0)  # the subscriber is gone: its queue is freed
         assert feed.stats.dropped_clients == 1
         assert feed.queued() == 0
         assert not feed.channels._channels.get(f"room:{FIXTURE_ROOM}")
-        await until(lambda: not api.app.state.api.feeds_per_account, "the feed slot's release")
+        await wait_for(
+            lambda: not api.app.state.api.feeds_per_account,
+            what="the feed slot's release",
+            timeout=WAIT_S,
+            poll=0.02,
+        )
         # The connection is closed: once the client reads again it gets the buffered part
         # of the stream and then EOF (ending with the ``dropped`` event when that could still
         # be written).
@@ -436,7 +443,12 @@ async def test_a_slow_but_reading_client_gets_a_dropped_event_then_the_end(
         # A burst far larger than the backlog, in one XADD: it is fanned out faster than the
         # client's handler drains its queue (the client reads nothing meanwhile).
         await publish_many(api, numbered(2000))
-        await until(lambda: feed.stats.dropped_clients == 1, "the client to be dropped")
+        await wait_for(
+            lambda: feed.stats.dropped_clients == 1,
+            what="the client to be dropped",
+            timeout=WAIT_S,
+            poll=0.02,
+        )
         messages = []
         with contextlib.suppress(StopAsyncIteration, httpx.RemoteProtocolError):
             while True:
@@ -458,10 +470,6 @@ async def test_an_idle_feed_gets_heartbeat_comments(api: ApiHarness) -> None:
 
 
 # -- WebSocket ----------------------------------------------------------------------------------
-def ws_url(api: ApiHarness, stream: str, query: str = "") -> str:
-    return f"ws://127.0.0.1:{api.port}/streams/{stream}/ws{query}"
-
-
 async def ws_frames(socket: Any, n: int) -> list[dict[str, Any]]:
     out = []
     while len(out) < n:
@@ -479,7 +487,7 @@ async def test_websocket_gets_the_same_events_as_json_frames(api: ApiHarness) ->
     headers = await moderator(api)
     events = fixture_events()
     async with (
-        ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers) as socket,
+        ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers) as socket,
         sse(api, ROOM_FEED, headers, clients=2) as feed,
     ):
         published = await publish_all(api, events)
@@ -498,14 +506,24 @@ async def test_a_websocket_client_that_stops_reading_is_dropped_and_disconnected
     headers = await moderator(api)
     feed = feed_of(api)
     # max_queue=1: the client library stops reading the socket once a message is waiting.
-    url = ws_url(api, FIXTURE_ROOM)
+    url = api.ws_url(FIXTURE_ROOM)
     async with ws_connect(url, additional_headers=headers, max_queue=1) as socket:
         await subscribed(api, 1)
         await stall(api)
-        await until(lambda: feed.stats.dropped_clients == 1, "the client to be dropped")
+        await wait_for(
+            lambda: feed.stats.dropped_clients == 1,
+            what="the client to be dropped",
+            timeout=WAIT_S,
+            poll=0.02,
+        )
         assert feed.queued() <= 20
         await subscribed(api, 0)
-        await until(lambda: not api.app.state.api.feeds_per_account, "the feed slot's release")
+        await wait_for(
+            lambda: not api.app.state.api.feeds_per_account,
+            what="the feed slot's release",
+            timeout=WAIT_S,
+            poll=0.02,
+        )
         with pytest.raises(ConnectionClosed):  # once it reads again: what was sent, then the end
             await read_to_the_end(socket)
     assert feed.stats.dropped_clients == 1
@@ -516,7 +534,7 @@ async def test_websocket_filters_by_type_and_resumes_from_last_event_id(api: Api
     events = fixture_events()
     published = await publish_all(api, events)
     gifts = [i for i, e in zip(published, events, strict=True) if type_of(e) == "GIFT"]
-    url = ws_url(api, f"@{STREAMER_HANDLE}", f"?types=GIFT&lastEventId={published[0]}")
+    url = api.ws_url(f"@{STREAMER_HANDLE}", f"?types=GIFT&lastEventId={published[0]}")
     async with ws_connect(url, additional_headers=headers) as socket:
         missed = await ws_frames(socket, len(gifts))
         later = await publish_all(api, numbered(len(events), len(events)))
@@ -535,7 +553,7 @@ async def test_the_per_account_feed_cap_answers_429_with_retry_after(api: ApiHar
     other = await api.login("other-mod", Role.MODERATOR, [STREAMER_HANDLE])
     async with (
         sse(api, ROOM_FEED, headers, clients=1),
-        ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers),
+        ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers),
     ):
         await subscribed(api, 2)
         refused = await api.client.get(ROOM_FEED, headers=headers)
@@ -543,7 +561,7 @@ async def test_the_per_account_feed_cap_answers_429_with_retry_after(api: ApiHar
         assert int(refused.headers["retry-after"]) >= 1
         assert "live feeds" in refused.json()["detail"]
         with pytest.raises(InvalidStatus) as ws_refused:
-            async with ws_connect(ws_url(api, FIXTURE_ROOM), additional_headers=headers):
+            async with ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=headers):
                 pass
         assert ws_refused.value.response.status_code == 429
         assert int(ws_refused.value.response.headers["Retry-After"]) >= 1
@@ -551,7 +569,12 @@ async def test_the_per_account_feed_cap_answers_429_with_retry_after(api: ApiHar
         async with sse(api, ROOM_FEED, other, clients=3):  # another account is not limited
             pass
     await subscribed(api, 0)
-    await until(lambda: not api.app.state.api.feeds_per_account, "the feed slots to be released")
+    await wait_for(
+        lambda: not api.app.state.api.feeds_per_account,
+        what="the feed slots to be released",
+        timeout=WAIT_S,
+        poll=0.02,
+    )
     async with sse(api, ROOM_FEED, headers):  # the slots are back
         pass
 

@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import FIXTURES
-from tests.e2e.conftest import wait_for
-from tests.integration.api_support import (
+from tests.support.api import (
     FIXTURE_ROOM,
     OTHER_ROOM,
     STREAMER_HANDLE,
     ApiHarness,
     other_stream_events,
 )
-from tests.integration.test_storage import chat, user
+from tests.support.events import chat, user
+from tests.support.paths import FIXTURES
+from tests.support.wait import wait_for
 from ttlp.api.accounts import Role
 from ttlp.contracts import events as ev
 from ttlp.db.queries import MAX_PAGE

@@ -15,14 +15,15 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.e2e.conftest import wait_for
-from tests.integration.api_support import (
+from tests.support.api import (
     STREAMER_HANDLE,
     ApiHarness,
     api_settings,
     fixture_events,
     harness,
 )
+from tests.support.http import assert_json_error, assert_security_headers
+from tests.support.wait import wait_for
 from ttlp.api.accounts import Role
 from ttlp.bus.keys import GROUP_STORAGE, Keys
 from ttlp.bus.redis import RedisBus
@@ -31,29 +32,6 @@ from ttlp.db.engine import create_engine
 pytestmark = pytest.mark.integration
 
 FIXTURE_USER = "7012345678901234501"
-
-
-def assert_json_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    """An error as the API promises it: JSON ``{status_code, detail}``, no stack trace."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert "Traceback" not in response.text
-    assert 'File "' not in response.text
-    body: dict[str, Any] = response.json()
-    assert body["status_code"] == status
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert_security_headers(response)
-    return body
-
-
-def assert_security_headers(response: httpx.Response) -> None:
-    csp = response.headers.get("content-security-policy", "")
-    assert "frame-ancestors 'none'" in csp, response.headers
-    assert "default-src 'none'" in csp
-    assert response.headers.get("x-content-type-options") == "nosniff"
-    assert response.headers.get("x-frame-options") == "DENY"
-    assert response.headers.get("referrer-policy") == "no-referrer"
 
 
 # -- rate limits -------------------------------------------------------------------------------

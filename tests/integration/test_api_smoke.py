@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.api_support import FIXTURE_ROOM, STREAMER_HANDLE, ApiHarness, fixture_events
+from tests.support.api import FIXTURE_ROOM, STREAMER_HANDLE, ApiHarness, fixture_events
 from ttlp.api.accounts import Role
 
 pytestmark = pytest.mark.integration

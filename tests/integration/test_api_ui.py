@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.api_support import ApiHarness
+from tests.support.api import ApiHarness
 from ttlp.api.routes.ui import UI_CSP
 
 pytestmark = pytest.mark.integration

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from tests.support.wait import wait_for
 from ttlp.bus.base import Bus
-from ttlp.bus.memory import MemoryBus
-from ttlp.bus.redis import RedisBus
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def bus(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Bus]:
-    if request.param == "memory":
-        yield MemoryBus(maxlen=1000)
-        return
-    redis_bus = RedisBus(request.getfixturevalue("redis_url"), maxlen=1000)
-    yield redis_bus
-    keys = [k async for k in redis_bus.client.scan_iter(match=f"{key_prefix}*")]
-    if keys:
-        await redis_bus.client.delete(*keys)
-    await redis_bus.close()
+@pytest.fixture
+def bus_maxlen() -> int:
+    """A small cap, so that the trimming test fills it quickly."""
+    return 1000
 
 
 @pytest.fixture
@@ -118,13 +110,30 @@ async def test_trimmed_pending_entry_is_reported_without_fields(bus: Bus, stream
     assert entry.fields is None
 
 
+async def publish_until_done(bus: Bus, stream: str, reader: asyncio.Task[Any]) -> list[str]:
+    """Publish to ``stream`` until the blocked ``reader`` returns; the ids published.
+
+    Whether the reader is already blocked when the first entry goes out cannot be observed
+    from here, so keep publishing (one entry per poll) instead of sleeping and hoping."""
+    published: list[str] = []
+
+    async def woken() -> bool:
+        published.append(await bus.publish(stream, {"n": str(len(published))}))
+        await asyncio.sleep(0.01)  # the reply is on its way: let the reader take it
+        return reader.done()
+
+    await wait_for(woken, timeout=5, poll=0.05, what="the blocked read to return")
+    return published
+
+
 async def test_blocking_group_read_wakes_on_publish(bus: Bus, stream: str) -> None:
     await bus.ensure_group(stream, "g", "$")
     reader = asyncio.create_task(bus.read_group(stream, "g", "c", count=10, block_ms=5000))
-    await asyncio.sleep(0.05)
-    await bus.publish(stream, {"hello": "world"})
-    entries = await asyncio.wait_for(reader, 2)
-    assert [e.fields for e in entries] == [{"hello": "world"}]
+    published = await publish_until_done(bus, stream, reader)
+    entries = reader.result()
+    # The group starts at "$": the read gets the first entries published, and nothing older.
+    assert entries
+    assert [e.id for e in entries] == published[: len(entries)]
 
 
 async def test_blocking_group_read_times_out_empty(bus: Bus, stream: str) -> None:
@@ -137,9 +146,10 @@ async def test_plain_tail_read_sees_entries_after_an_id(bus: Bus, stream: str) -
     tail = await bus.read(stream, after=ids[0], count=10, block_ms=None)
     assert [e.id for e in tail] == ids[1:]
     waiter = asyncio.create_task(bus.read(stream, after="$", count=10, block_ms=5000))
-    await asyncio.sleep(0.05)
-    new_id = await bus.publish(stream, {"n": "new"})
-    assert [e.id for e in await asyncio.wait_for(waiter, 2)] == [new_id]
+    published = await publish_until_done(bus, stream, waiter)
+    # "$" is the last id when the read blocks: it returns the one entry published after that.
+    (woke,) = waiter.result()
+    assert woke.id in published
 
 
 async def test_range_and_delete(bus: Bus, stream: str) -> None:

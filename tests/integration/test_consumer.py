@@ -4,7 +4,7 @@ delivery budget → dead-letter, transient retries, graceful stop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import msgspec
 import pytest
@@ -12,26 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from ttlp.bus.base import Bus, Entry
 from ttlp.bus.consumer import BATCH_BUCKETS_S, Consumer, Failure
-from ttlp.bus.memory import MemoryBus
-from ttlp.bus.redis import RedisBus
 from ttlp.bus.telemetry import ConsumerCollector
 from ttlp.contracts.events import DeadLetter
 from ttlp.settings import BusSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def bus(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Bus]:
-    if request.param == "memory":
-        yield MemoryBus(maxlen=10_000)
-        return
-    redis_bus = RedisBus(request.getfixturevalue("redis_url"), maxlen=10_000)
-    yield redis_bus
-    keys = [k async for k in redis_bus.client.scan_iter(match=f"{key_prefix}*")]
-    if keys:
-        await redis_bus.client.delete(*keys)
-    await redis_bus.close()
 
 
 class Recorder:
@@ -42,9 +27,11 @@ class Recorder:
         poison: set[str] = frozenset(),
         permanent: set[str] = frozenset(),
         transient_failures: int = 0,
+        poison_error: type[Exception] = ValueError,
     ) -> None:
         self.seen: list[str] = []
         self.poison = poison
+        self.poison_error = poison_error
         self.permanent = permanent
         self.transient_failures = transient_failures
         self.calls = 0
@@ -56,7 +43,7 @@ class Recorder:
             raise ConnectionError("database went away")
         values = [(e.fields or {})["n"] for e in entries]
         if self.poison & set(values):
-            raise ValueError("cannot handle this one")
+            raise self.poison_error("cannot handle this one")
         self.seen.extend(values)
         return [
             Failure(e, "VALIDATION_ERROR", "bad n")
@@ -155,18 +142,35 @@ async def test_idle_entries_of_a_dead_consumer_are_claimed_by_a_live_one(
     assert await pending(bus, key_prefix) == 0
 
 
-async def test_poison_entry_is_dead_lettered_after_max_deliveries_alone(
+async def test_entry_the_handler_cannot_read_is_dead_lettered_at_once_with_its_error(
     bus: Bus, key_prefix: str
 ) -> None:
-    handler = Recorder(poison={"2"})
+    handler = Recorder(poison={"2"})  # a ValueError: the data is at fault
+    consumer = make(bus, key_prefix, handler)
+    await publish(bus, key_prefix, 5)
+    await consumer.run_until_idle()
+    (letter,) = await dead_letters(bus, key_prefix)
+    assert letter.reason == "HANDLER_ERROR"
+    assert letter.error == "ValueError: cannot handle this one"
+    assert msgspec.json.decode(letter.payload)["n"] == "2"
+    assert letter.raw_type == "T"
+    # Its neighbours were processed exactly once each, and it spent no redeliveries.
+    assert sorted(handler.seen) == ["0", "1", "3", "4"]
+    assert handler.calls == 1 + 5  # the batch, then each entry alone
+    assert await pending(bus, key_prefix) == 0
+
+
+async def test_unexplained_failure_spends_deliveries_and_its_letter_names_the_last_error(
+    bus: Bus, key_prefix: str
+) -> None:
+    handler = Recorder(poison={"2"}, poison_error=RuntimeError)  # a bug? try again, then give up
     consumer = make(bus, key_prefix, handler)
     await publish(bus, key_prefix, 5)
     await consumer.run_until_idle()
     (letter,) = await dead_letters(bus, key_prefix)
     assert letter.reason == "MAX_DELIVERIES"
+    assert letter.error.endswith("; last error: RuntimeError: cannot handle this one")
     assert msgspec.json.decode(letter.payload)["n"] == "2"
-    assert letter.raw_type == "T"
-    # Its neighbours were processed exactly once each.
     assert sorted(handler.seen) == ["0", "1", "3", "4"]
     assert await pending(bus, key_prefix) == 0
 

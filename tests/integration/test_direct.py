@@ -17,7 +17,6 @@ import gzip
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -43,13 +42,11 @@ from tests.fakes.tiktok import (
     fetch_result,
     push_frame,
 )
-from tests.fakes.tiktok import fake_tiktok as fake_tiktok  # the fixture
+from tests.support.wait import wait_for
 from ttlp.bus.base import Bus
 from ttlp.bus.memory import MemoryBus
 from ttlp.bus.redis import RedisBus
 from ttlp.db import tables
-from ttlp.db.engine import normalize_database_url
-from ttlp.db.migrate import upgrade
 from ttlp.roles import normalize, store
 from ttlp.runtime import Context, RoleFn, is_drained, open_context, supervise
 from ttlp.settings import Settings
@@ -138,14 +135,6 @@ async def redis_bus(redis_url: str, redis_cleanup: None) -> AsyncIterator[RedisB
     await bus.close()
 
 
-@pytest.fixture
-def database_url(pg_database_factory: Callable[[], str]) -> str:
-    """A fresh, migrated PostgreSQL database of this test's own."""
-    url = normalize_database_url(pg_database_factory(), Path.cwd())
-    upgrade(url)
-    return url
-
-
 @contextlib.asynccontextmanager
 async def pipeline(redis_url: str, prefix: str, database_url: str) -> AsyncIterator[Context]:
     """normalize + store running on Redis and PostgreSQL until the block ends."""
@@ -173,12 +162,15 @@ async def pipeline(redis_url: str, prefix: str, database_url: str) -> AsyncItera
 
 async def settled(ctx: Context, done: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
     """Wait until both consumer groups are drained and ``done(events)``; return the events."""
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            events = await stored_events(ctx)
-            if done(events) and await is_drained(ctx):
-                return events
-            await asyncio.sleep(0.05)
+
+    async def check() -> list[Any] | None:
+        events = await stored_events(ctx)
+        return events if done(events) and await is_drained(ctx) else None
+
+    events: list[Any] = await wait_for(
+        check, timeout=WAIT_S, poll=0.05, what="the events stored and the groups drained"
+    )
+    return events
 
 
 async def stored_events(ctx: Context) -> list[dict[str, Any]]:
@@ -279,13 +271,13 @@ async def test_a_live_show_ends_as_the_expected_events_in_the_database(
     redis_bus: RedisBus,
     redis_url: str,
     key_prefix: str,
-    database_url: str,
+    migrated_database_url: str,
 ) -> None:
     m = Messages()
     script, sent = a_show(m)
     fake_tiktok.room(scripts=[script])
     stop = asyncio.Event()
-    async with pipeline(redis_url, key_prefix, database_url) as ctx:
+    async with pipeline(redis_url, key_prefix, migrated_database_url) as ctx:
         publisher = FramePublisher(redis_bus, ctx.keys.raw, paced=False)
         await run_supervisor(supervisor(fake_tiktok, publisher, Sleeps(stop, 1)), stop)
         events = await settled(ctx, lambda ev: len(of_type(ev, "DISCONNECTED")) == 1)
@@ -338,7 +330,7 @@ async def test_server_close_mid_stream_reconnects_and_resent_messages_are_stored
     redis_bus: RedisBus,
     redis_url: str,
     key_prefix: str,
-    database_url: str,
+    migrated_database_url: str,
 ) -> None:
     m = Messages()
     a, b = m.chat(ZOE, "A"), m.chat(AKHMED, "B")
@@ -358,7 +350,7 @@ async def test_server_close_mid_stream_reconnects_and_resent_messages_are_stored
     )
     stop = asyncio.Event()
     sleeps = Sleeps(stop, stop_after=2)
-    async with pipeline(redis_url, key_prefix, database_url) as ctx:
+    async with pipeline(redis_url, key_prefix, migrated_database_url) as ctx:
         publisher = FramePublisher(redis_bus, ctx.keys.raw, paced=False)
         sup = supervisor(fake_tiktok, publisher, sleeps)
         await run_supervisor(sup, stop)
@@ -569,7 +561,7 @@ async def test_unreadable_frames_are_skipped_and_bad_messages_dead_lettered_neve
     redis_bus: RedisBus,
     redis_url: str,
     key_prefix: str,
-    database_url: str,
+    migrated_database_url: str,
 ) -> None:
     m = Messages()
     good = fetch_result([m.chat(ZOE, "lost")], internal_ext="ext-x", need_ack=True)
@@ -590,7 +582,7 @@ async def test_unreadable_frames_are_skipped_and_bad_messages_dead_lettered_neve
         ]
     )
     stop = asyncio.Event()
-    async with pipeline(redis_url, key_prefix, database_url) as ctx:
+    async with pipeline(redis_url, key_prefix, migrated_database_url) as ctx:
         publisher = FramePublisher(redis_bus, ctx.keys.raw, paced=False)
         sup = supervisor(fake_tiktok, publisher, Sleeps(stop, 1))
         await run_supervisor(sup, stop)

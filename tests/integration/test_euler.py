@@ -14,13 +14,10 @@ import asyncio
 import io
 import json
 import logging
-import socket
-import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
@@ -55,11 +52,10 @@ from tests.fakes.euler import (
     social,
     worker_info,
 )
+from tests.support.wait import free_port, wait_for
 from ttlp import log
 from ttlp.bus.memory import MemoryBus
 from ttlp.contracts.events import RawFrame, frame_from_fields
-from ttlp.db.engine import normalize_database_url
-from ttlp.db.migrate import upgrade
 from ttlp.errors import ConfigError, PermanentError
 from ttlp.runtime import ROLES, open_context, supervise
 from ttlp.settings import Settings
@@ -109,23 +105,8 @@ class Recording:
         self.ended.append(None)
 
 
-async def until(condition: Callable[[], object], limit_s: float = 5.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {limit_s}s")
-        await asyncio.sleep(0.01)
-
-
-async def eventually(
-    count: Callable[[], Awaitable[int]], expected: int, limit_s: float = 5.0
-) -> None:
-    """Wait until ``count()`` reaches ``expected`` (or fail after ``limit_s``)."""
-    deadline = time.monotonic() + limit_s
-    while (got := await count()) < expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{got} of {expected} within {limit_s}s")
-        await asyncio.sleep(0.02)
+async def _at_least(count: Callable[[], Awaitable[int]], expected: int) -> bool:
+    return await count() >= expected
 
 
 async def count_frames(bus: MemoryBus) -> int:
@@ -138,13 +119,6 @@ async def frames(bus: MemoryBus) -> list[RawFrame]:
 
 def session(bus: MemoryBus) -> Session:
     return Session(FramePublisher(bus, RAW, paced=False), HANDLE, "euler", str(uuid.uuid4()))
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass
@@ -168,12 +142,15 @@ async def supervise_once(url: str, fake: FakeEuler | None = None) -> Supervised:
         sleep=sleeps,  # type: ignore[arg-type]
     )
     task = asyncio.create_task(supervisor.run(stop))
-    await until(
+    await wait_for(
         lambda: (
             task.done()
             or sleeps.delays
             or (fake is not None and len(fake.connections) >= 2 and len(provider.ended) >= 1)
-        )
+        ),
+        timeout=5,
+        poll=0.01,
+        what="the supervisor's next step",
     )
     stop.set()
     await asyncio.wait_for(task, 5)
@@ -277,10 +254,9 @@ EXPECTED_TYPES = Counter(
 @pytest.mark.integration
 @pytest.mark.usefixtures("redis_cleanup")
 async def test_binary_and_json_frames_end_as_events_in_the_database(
-    redis_url: str, key_prefix: str, pg_database_factory: Callable[[], str]
+    redis_url: str, key_prefix: str, migrated_database_url: str
 ) -> None:
-    db_url = normalize_database_url(pg_database_factory(), Path.cwd())
-    await asyncio.to_thread(upgrade, db_url)
+    db_url = migrated_database_url
     settings = Settings.from_env(
         {},
         **{
@@ -316,7 +292,10 @@ async def test_binary_and_json_frames_end_as_events_in_the_database(
                 count = await conn.scalar(text("SELECT count(*) FROM events"))
             return int(count or 0)
 
-        await eventually(stored, EXPECTED_TYPES.total(), limit_s=20)
+        expected = EXPECTED_TYPES.total()
+        await wait_for(
+            lambda: _at_least(stored, expected), timeout=20, poll=0.02, what=f"{expected} rows"
+        )
         stop.set()
         await asyncio.wait_for(ingest, 5)
         assert await asyncio.wait_for(pipeline, 10) == 0
@@ -467,7 +446,7 @@ async def test_refused_handshake_leads_to_the_policy_action(status: int, outcome
 
 
 async def test_connection_refused_reconnects_with_back_off() -> None:
-    run = await supervise_once(f"ws://127.0.0.1:{closed_port()}")
+    run = await supervise_once(f"ws://127.0.0.1:{free_port()}")
     ended = run.provider.ended[0]
     assert ended is not None
     assert ended.outcome is Outcome.RECONNECT
@@ -505,7 +484,7 @@ async def test_api_key_never_reaches_logs_events_or_raw_frames(redactor_knows_ke
             runs.append(await supervise_once(fake.url, fake))
         async with FakeEuler([[Reject(401)]], unique_id=HANDLE, api_key=KEY) as fake:
             runs.append(await supervise_once(fake.url, fake))
-        runs.append(await supervise_once(f"ws://127.0.0.1:{closed_port()}"))
+        runs.append(await supervise_once(f"ws://127.0.0.1:{free_port()}"))
     finally:
         client_log.setLevel(logging.NOTSET)
         logger.remove()
@@ -631,7 +610,8 @@ async def test_stop_closes_the_socket_cleanly_and_returns() -> None:
     bus, stop = MemoryBus(), asyncio.Event()
     async with FakeEuler([[*opening(), Hold()]], unique_id=HANDLE, api_key=KEY) as fake:
         task = asyncio.create_task(EulerProvider(KEY, fake.url).run(HANDLE, session(bus), stop))
-        await eventually(lambda: count_frames(bus), 1)  # connected: the room is known
+        # Connected: the room is known.
+        await wait_for(lambda: count_frames(bus), timeout=5, poll=0.02, what="a frame")
         stop.set()
         await asyncio.wait_for(task, 5)  # returns, raises nothing
         await asyncio.wait_for(fake.connections[0].closed_by_client.wait(), 5)

@@ -17,9 +17,9 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import wait_for
 from tests.fakes.receiver import Receiver, Reply, Request
-from tests.integration.api_support import STREAMER_HANDLE, ApiHarness, fixture_events
+from tests.support.api import STREAMER_HANDLE, ApiHarness, fixture_events
+from tests.support.wait import wait_for
 from ttlp.aio import Backoff
 from ttlp.api.accounts import Role
 from ttlp.bus import dlq
@@ -181,7 +181,7 @@ async def test_deliveries_are_signed_and_verify(api: ApiHarness) -> None:
         async with Rig(api) as rig:
             await rig.send([*sent, *events(1, "LIKE")])  # the LIKE does not match
             await wait_for(
-                lambda: _true(len(rx.requests) == 3), what="3 deliveries", timeout=WAIT_S, poll=0.02
+                lambda: len(rx.requests) == 3, what="3 deliveries", timeout=WAIT_S, poll=0.02
             )
             await wait_for(
                 lambda: _all_status(rig, "delivered", 3),
@@ -221,14 +221,14 @@ async def test_a_failing_target_does_not_delay_another(api: ApiHarness) -> None:
         async with Rig(api) as rig:
             await rig.send(sent)
             await wait_for(
-                lambda: _true(len(b.requests) == len(sent)),
+                lambda: len(b.requests) == len(sent),
                 what="B gets every event",
                 timeout=WAIT_S,
                 poll=0.02,
             )
             # A has requests in flight too, all hanging until the gate opens.
             await wait_for(
-                lambda: _true(bool(a.requests)),
+                lambda: bool(a.requests),
                 what="A's first requests",
                 timeout=WAIT_S,
                 poll=0.02,
@@ -236,7 +236,7 @@ async def test_a_failing_target_does_not_delay_another(api: ApiHarness) -> None:
             b_done = time.monotonic()
             gate.set()
             await wait_for(
-                lambda: _true(len(seen) == len(sent)),
+                lambda: len(seen) == len(sent),
                 what="A sees every event",
                 timeout=WAIT_S,
                 poll=0.02,
@@ -413,10 +413,6 @@ async def test_loopback_not_allow_listed_is_refused_at_delivery(api: ApiHarness)
 
 
 # -- helpers -------------------------------------------------------------------------------------
-async def _true(value: bool) -> bool:
-    return value
-
-
 async def _attempted(rig: Rig, n: int) -> bool:
     rows = await rig.rows()
     return len(rows) == n and all(r["attempts"] >= 1 for r in rows)

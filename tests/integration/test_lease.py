@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support.wait import wait_for
 from ttlp.bus.keys import Keys
 from ttlp.bus.lease import Lease
 from ttlp.bus.memory import MemoryBus
@@ -43,16 +43,6 @@ class Holding:
             self.connected.discard(unique_id)
 
 
-@pytest.fixture
-async def client(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.from_url(redis_url, decode_responses=True)
-    yield c
-    keys = [k async for k in c.scan_iter(match=f"{key_prefix}*")]
-    if keys:
-        await c.delete(*keys)
-    await c.aclose()
-
-
 def replica(
     client: aioredis.Redis, prefix: str, name: str, stop: asyncio.Event
 ) -> tuple[Holding, list[asyncio.Task[None]]]:
@@ -73,22 +63,15 @@ def replica(
     return provider, tasks
 
 
-async def until(condition: object, limit_s: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < limit_s:
-        if condition():  # type: ignore[operator]
-            return time.monotonic() - started
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not within {limit_s}s")
-
-
 async def test_each_streamer_is_held_by_one_replica_and_moves_when_one_dies(
-    client: aioredis.Redis, key_prefix: str
+    redis: aioredis.Redis, key_prefix: str
 ) -> None:
     stop_a, stop_b = asyncio.Event(), asyncio.Event()
-    a, a_tasks = replica(client, key_prefix, "replica-a", stop_a)
-    b, b_tasks = replica(client, key_prefix, "replica-b", stop_b)
-    await until(lambda: len(a.connected | b.connected) == 3, 3)
+    a, a_tasks = replica(redis, key_prefix, "replica-a", stop_a)
+    b, b_tasks = replica(redis, key_prefix, "replica-b", stop_b)
+    await wait_for(
+        lambda: len(a.connected | b.connected) == 3, timeout=3, poll=0.02, what="3 streamers held"
+    )
     await asyncio.sleep(TTL_MS / 1000)  # renewals go on; nobody takes over a held streamer
     assert a.connected | b.connected == set(STREAMERS)
     assert not a.connected & b.connected
@@ -98,12 +81,16 @@ async def test_each_streamer_is_held_by_one_replica_and_moves_when_one_dies(
     for task in a_tasks:
         task.cancel()
     await asyncio.gather(*a_tasks, return_exceptions=True)
-    took = await until(lambda: b.connected == set(STREAMERS), 3)
+    started = time.monotonic()
+    await wait_for(
+        lambda: b.connected == set(STREAMERS), timeout=3, poll=0.02, what="B holding all three"
+    )
+    took = time.monotonic() - started
     assert took <= 2 * TTL_MS / 1000 + 0.5, took
-    holders = {h: await client.get(Keys(key_prefix).lease(h)) for h in STREAMERS}
+    holders = {h: await redis.get(Keys(key_prefix).lease(h)) for h in STREAMERS}
     assert set(holders.values()) == {"replica-b"}
     assert moving <= b.connected
 
     stop_b.set()
     await asyncio.wait_for(asyncio.gather(*b_tasks), 5)
-    assert [await client.get(Keys(key_prefix).lease(h)) for h in STREAMERS] == [None] * 3
+    assert [await redis.get(Keys(key_prefix).lease(h)) for h in STREAMERS] == [None] * 3

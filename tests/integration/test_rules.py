@@ -19,14 +19,15 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import Ttlp, free_port, wait_for
 from tests.fakes.euler_api import API_KEY, FakeEulerApi
-from tests.integration.api_support import (
+from tests.support.api import (
     FIXTURE_ROOM,
     STREAMER_HANDLE,
     ApiHarness,
     fixture_events,
 )
+from tests.support.processes import Ttlp
+from tests.support.wait import free_port, wait_for
 from ttlp.api.accounts import Role
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
@@ -130,12 +131,6 @@ class RulesRole:
     async def drain(self) -> None:
         await self.control.run_until_idle()
         await self.events.run_until_idle()
-
-
-@pytest.fixture
-async def euler() -> AsyncIterator[FakeEulerApi]:
-    async with FakeEulerApi() as server:
-        yield server
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The storage behaviour suite: the same Store semantics on SQLite and PostgreSQL (DESIGN §4, §6).
 
 Each test states one behaviour and asserts the rows it leaves. Events and frames are built
-with the contract Structs through the factories below.
+with the contract Structs through the factories of ``tests.support.events``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,22 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.events import (
+    OTHER_STREAM,
+    STREAM,
+    chat,
+    connected,
+    disconnected,
+    frame,
+    gift,
+    new_session,
+    raw_event,
+    soon,
+    stream_end,
+    user,
+    when,
+)
+from tests.support.paths import FIXTURES
 from ttlp.bus.base import Entry
 from ttlp.contracts import events as ev
 from ttlp.db import tables
@@ -34,150 +48,7 @@ from ttlp.roles.store import make_archive_handler
 
 pytestmark = pytest.mark.integration
 
-STREAM = "7412345678901234567"
-OTHER_STREAM = "7499999999999999999"
-T0 = datetime(2025, 3, 1, 18, 0, 0, tzinfo=UTC)
-DLQ_FRAMES = Path(__file__).parents[1] / "fixtures" / "dlq-frames.ndjson"
-
-
-# -- factories ---------------------------------------------------------------------------------
-def new_session() -> str:
-    return str(uuid.uuid4())
-
-
-def at(seconds: float) -> str:
-    """ISO time ``seconds`` after T0, as ingest writes it (milliseconds, ``Z``)."""
-    moment = T0 + timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def soon() -> str:
-    """A second from now: an ingest time certainly after anything created so far."""
-    moment = datetime.now(UTC) + timedelta(seconds=1)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def when(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def event_id(stream: str, session: str, seq: int, raw_type: str) -> str:
-    return hashlib.sha256(f"{stream}:{session}:{seq}:{raw_type}".encode()).hexdigest()
-
-
-def user(n: int, name: str | None = None, avatar: str | None = None) -> ev.EventUser:
-    return ev.EventUser(
-        user_id=str(1000 + n),
-        unique_id=f"viewer{n}",
-        display_name=msgspec.UNSET if name is None else name,
-        avatar_url=msgspec.UNSET if avatar is None else avatar,
-    )
-
-
-def common(
-    session: str, seq: int, raw_type: str, t: float, source: str, stream: str
-) -> dict[str, Any]:
-    return {
-        "schema_version": "1",
-        "event_id": event_id(stream, session, seq, raw_type),
-        "stream_id": stream,
-        "session_id": session,
-        "timestamp": at(t),
-        "ingested_at": at(t + 0.5),
-        "source": source,
-        "seq_no": seq,
-    }
-
-
-def chat(
-    session: str,
-    seq: int,
-    *,
-    who: ev.EventUser | None = None,
-    t: float = 0,
-    source: str = "live",
-    stream: str = STREAM,
-    message: str = "hello",
-) -> ev.ChatEvent:
-    return ev.ChatEvent(
-        **common(session, seq, "WebcastChatMessage", t, source, stream),
-        user=who or user(1),
-        trigger_id=1,
-        payload=ev.ChatPayload(message=message),
-    )
-
-
-def gift(session: str, seq: int, *, who: ev.EventUser, t: float = 0) -> ev.GiftEvent:
-    return ev.GiftEvent(
-        **common(session, seq, "WebcastGiftMessage", t, "live", STREAM),
-        user=who,
-        trigger_id=2,
-        payload=ev.GiftPayload(gift_id=5655, gift_name="Rose", gift_count=1, coins=1),
-    )
-
-
-def raw_event(session: str, seq: int, raw_type: str, *, t: float = 0) -> ev.RawEvent:
-    return ev.RawEvent(
-        **common(session, seq, raw_type, t, "live", STREAM),
-        user=ev.SYSTEM_USER,
-        trigger_id=13,
-        payload=ev.RawPayload(raw_type=raw_type, data={"k": 1}),
-    )
-
-
-def connected(
-    session: str, *, seq: int = 0, t: float = 0, source: str = "live", stream: str = STREAM
-) -> ev.ConnectedEvent:
-    return ev.ConnectedEvent(
-        **common(session, seq, "ControlEvent.CONNECTED", t, source, stream),
-        user=ev.SYSTEM_USER,
-        trigger_id=10,
-        payload=ev.ConnectedPayload(
-            room_id=stream, is_connected=True, provider="euler", unique_id="streamer"
-        ),
-    )
-
-
-def disconnected(session: str, *, seq: int, t: float) -> ev.DisconnectedEvent:
-    return ev.DisconnectedEvent(
-        **common(session, seq, "ControlEvent.DISCONNECTED", t, "live", STREAM),
-        user=ev.SYSTEM_USER,
-        trigger_id=11,
-        payload=ev.DisconnectedPayload(code=1006, reason="network", will_reconnect=True),
-    )
-
-
-def stream_end(session: str, *, seq: int, t: float) -> ev.StreamEndEvent:
-    return ev.StreamEndEvent(
-        **common(session, seq, "WebcastControlMessage", t, "live", STREAM),
-        user=ev.SYSTEM_USER,
-        trigger_id=15,
-        payload=ev.StreamEndPayload(action=3),
-    )
-
-
-def frame(
-    session: str,
-    seq: int,
-    *,
-    type_: str = "WebcastChatMessage",
-    t: float = 0,
-    data: dict[str, Any] | str | None = None,
-    source: str = "live",
-) -> ev.RawFrame:
-    return ev.RawFrame(
-        schema_version="raw.v1",
-        stream_id=STREAM,
-        session_id=session,
-        source=source,  # type: ignore[arg-type]
-        type=type_,
-        seq_no=seq,
-        timestamp=at(t),
-        ingested_at=at(t + 0.25),
-        data={"content": f"message {seq}", "user": {"userId": "1001"}} if data is None else data,
-        provider="mock",
-        unique_id="streamer",
-    )
+DLQ_FRAMES = FIXTURES / "dlq-frames.ndjson"
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -524,7 +395,7 @@ async def test_the_archive_handler_stores_data_as_received_and_skips_invalid_fra
         Entry("9-0", None),
     ]
 
-    failures = await make_archive_handler(store)(entries)
+    failures = await make_archive_handler(store, 1_048_576)(entries)
 
     # The normalizer dead-letters the invalid ones; the archive only skips them.
     assert failures == ()
@@ -534,6 +405,22 @@ async def test_the_archive_handler_stores_data_as_received_and_skips_invalid_fra
     (page,) = [page async for page in store.iter_session_frames(session)]
     assert [p.data for p in page] == [{"content": "héllo", "n": 1500.0}, "CgQIARAB"]
     assert page[0] == msgspec.structs.replace(frame(session, 1), data=page[0].data)
+
+
+async def test_archive_keeps_an_oversized_frame_as_its_size_and_hash(store: Store) -> None:
+    session = new_session()
+    fields = ev.frame_to_fields(frame(session, 1))
+    big = json.dumps({"blob": "x" * 5000})
+    entries = [Entry("1-0", {**fields, "data": big}), Entry("2-0", {**fields, "seqNo": "2"})]
+
+    assert await make_archive_handler(store, 4096)(entries) == ()
+
+    f = tables.raw_frames
+    stored = await rows(store, select(f.c.seq_no, f.c.data).order_by(f.c.id))
+    assert json.loads(stored[0][1]) == {
+        "ttlpOmitted": {"bytes": len(big), "sha256": hashlib.sha256(big.encode()).hexdigest()}
+    }
+    assert stored[1] == (2, fields["data"])
 
 
 def test_raw_envelope_mirrors_raw_frame() -> None:

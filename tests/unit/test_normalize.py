@@ -378,7 +378,7 @@ def test_redis_fields_round_trip_and_bad_envelopes() -> None:
 
 def test_protobuf_fixture_normalizes_exactly_like_the_json_fixture() -> None:
     """The same session as the providers deliver it (protobuf bytes) gives the same events."""
-    from tests.conftest import FIXTURES
+    from tests.support.paths import FIXTURES
     from ttlp.contracts.events import decode_raw_frame
 
     def events(name: str) -> list[ev.UnifiedEvent]:

@@ -13,7 +13,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.support.paths import FIXTURES
 from ttlp.rules.actions import Actions
 from ttlp.rules.engine import (
     CompiledRule,

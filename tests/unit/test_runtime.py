@@ -7,6 +7,7 @@ import asyncio
 import msgspec
 import pytest
 
+from tests.support.wait import wait_for
 from ttlp.bus.keys import Keys
 from ttlp.bus.memory import MemoryBus
 from ttlp.errors import ConfigError
@@ -31,9 +32,11 @@ async def test_a_subset_of_roles_needs_redis() -> None:
 
 
 async def test_stop_lets_roles_finish_and_exits_zero() -> None:
+    running: list[str] = []
     finished: list[str] = []
 
     async def role(ctx: Context, stop: asyncio.Event) -> None:
+        running.append("up")
         await stop.wait()
         await asyncio.sleep(0.05)  # finishing the batch in flight
         finished.append("done")
@@ -42,7 +45,7 @@ async def test_stop_lets_roles_finish_and_exits_zero() -> None:
     task = asyncio.create_task(
         supervise(context(), {"a": role, "b": role}, grace_s=5, stop=stop, install_signals=False)
     )
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: len(running) == 2, timeout=5, poll=0.01, what="both roles running")
     stop.set()
     assert await task == 0
     assert finished == ["done", "done"]

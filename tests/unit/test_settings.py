@@ -11,7 +11,7 @@ import msgspec
 import msgspec.inspect as mi
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from ttlp.errors import ConfigError
 from ttlp.settings import Settings, Variable, documented_variables, redact_url
 
