@@ -20,7 +20,7 @@ SQLAlchemy), which arrive untranslated.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
 
 
 class TtlpError(Exception):
@@ -90,6 +90,62 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (sa_errors.OperationalError, sa_errors.InterfaceError)):
         return True
-    if isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, sa_errors.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = sqlstate(exc)
+        if state is not None:
+            if state == QUERY_CANCELED:
+                return False  # a statement timeout: the same statement would time out again
+            return state in TRANSIENT_SQLSTATES or state[:2] in TRANSIENT_SQLSTATE_CLASSES
     return isinstance(exc, sa_errors.TimeoutError)  # pool exhausted
+
+
+QUERY_CANCELED: Final = "57014"
+TRANSIENT_SQLSTATE_CLASSES: Final = frozenset({"08", "53", "57", "58"})
+"""PostgreSQL error classes that say the server, not the statement, is the problem: 08
+connection exception, 53 insufficient resources (53300 too many connections), 57 operator
+intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now; not 57014,
+a statement timeout), 58 system error (I/O). asyncpg raises them as a generic DBAPIError."""
+TRANSIENT_SQLSTATES: Final = frozenset({"40001", "40P01", "55P03", "55006"})
+"""Single states that succeed when tried again: serialization failure, deadlock, lock not
+available, object in use."""
+
+
+DATA_SQLSTATE_CLASSES: Final = frozenset({"22", "23"})
+"""Data exception and integrity violation: the row is at fault, not the server."""
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """The data handed to a handler is what is wrong (not ttlp, not a server): undecodable
+    bytes, a value out of range, a shape a parser refuses, a row the database refuses. The
+    entry is dead-lettered at once with this error; retrying cannot help."""
+    import msgspec
+
+    if isinstance(
+        exc,
+        (
+            PermanentError,
+            InputError,
+            UnicodeError,
+            ValueError,
+            TypeError,
+            LookupError,
+            OverflowError,
+            RecursionError,
+            msgspec.MsgspecError,
+        ),
+    ):
+        return True
+    state = sqlstate(exc)
+    return state is not None and state[:2] in DATA_SQLSTATE_CLASSES
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (asyncpg's ``sqlstate``, psycopg's ``pgcode``)."""
+    for candidate in (getattr(exc, "orig", None), exc.__cause__, exc):
+        for attribute in ("sqlstate", "pgcode"):
+            state = getattr(candidate, attribute, None)
+            if isinstance(state, str) and len(state) == 5:
+                return state
+    return None

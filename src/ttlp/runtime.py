@@ -13,12 +13,15 @@ import contextlib
 import gc
 import importlib
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 from loguru import logger
 
+from ttlp.bus import names
 from ttlp.bus.base import Bus
 from ttlp.bus.consumer import BatchHandler, Consumer
 from ttlp.bus.keys import GROUP_ARCHIVE, GROUP_NORMALIZER, GROUP_STORAGE, Keys
@@ -28,6 +31,7 @@ from ttlp.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from ttlp.bus.names import ConsumerName
     from ttlp.db.store import Store
 
 GC_THRESHOLD: Final = 50_000
@@ -129,12 +133,33 @@ def make_bus(settings: Settings) -> Bus:
 
 
 @contextlib.asynccontextmanager
-async def open_context(settings: Settings, *, need_db: bool) -> AsyncIterator[Context]:
-    """Connect the bus (and the database when ``need_db``), checking both are usable."""
+async def open_context(
+    settings: Settings, *, need_db: bool, claim_name: bool = False
+) -> AsyncIterator[Context]:
+    """Connect the bus (and the database when ``need_db``), checking both are usable.
+
+    ``claim_name``: hold this process's consumer name for as long as the context is open
+    (``ttlp.bus.names``), so no two live processes consume under one name."""
     bus = make_bus(settings)
     engine = None
+    name: ConsumerName | None = None
+    keeper: asyncio.Task[None] | None = None
     try:
         await bus.ping()
+        if claim_name:
+            host = socket.gethostname()
+            requested = settings.bus.consumer_name
+            name = await names.claim(
+                bus, Keys(settings.bus.prefix), requested, explicit=requested != host, host=host
+            )
+            if name.name != requested:
+                logger.bind(role="runtime").info(
+                    "consumer name taken by another process on this host; using the next",
+                    consumer=name.name,
+                )
+            bus_settings = msgspec.structs.replace(settings.bus, consumer_name=name.name)
+            settings = msgspec.structs.replace(settings, bus=bus_settings)
+            keeper = asyncio.create_task(name.keep(), name="consumer-name")
         if need_db:
             from ttlp.db.engine import create_engine, normalize_database_url
             from ttlp.db.migrate import check_ready, upgrade
@@ -148,6 +173,10 @@ async def open_context(settings: Settings, *, need_db: bool) -> AsyncIterator[Co
             await check_ready(engine)
         yield Context(settings=settings, bus=bus, keys=Keys(settings.bus.prefix), engine=engine)
     finally:
+        if keeper is not None:
+            keeper.cancel()
+        if name is not None:
+            await name.release()
         if engine is not None:
             await engine.dispose()
         await bus.close()
@@ -179,7 +208,7 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
 
         metrics = serve_metrics(settings.api.host, settings.metrics_port)
     try:
-        async with open_context(settings, need_db=need_db) as ctx:
+        async with open_context(settings, need_db=need_db, claim_name=True) as ctx:
             return await supervise(ctx, fns, grace_s=settings.grace_period_s)
     finally:
         if metrics is not None:

@@ -76,6 +76,8 @@ class BusSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How often a consumer looks for idle entries to claim."""
     max_deliveries: Annotated[int, env("MAX_DELIVERIES")] = 5
     """An entry delivered more often than this goes to the dead-letter stream."""
+    dlq_max_payload: Annotated[int, env("DLQ_MAX_PAYLOAD_BYTES", ge=1024)] = 65_536
+    """A dead letter keeps at most this much of the entry (with its full size and SHA-256)."""
     consumer_name: Annotated[str, env("CONSUMER_NAME", default="the host name")] = ""
     """Stable name of this replica in every consumer group."""
 
@@ -110,6 +112,9 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Frames per second the mock provider publishes (0 = as fast as possible)."""
     mock_loop: Annotated[bool, env("MOCK_LOOP")] = False
     """Repeat the fixture forever, one new session per pass."""
+    buffer_frames: Annotated[int, env("INGEST_BUFFER_FRAMES", ge=1)] = 50_000
+    """Frames held while the bus is unreachable; a full buffer pauses the source (live sources
+    record the pause as an ERROR lifecycle frame, code INGEST_PAUSED)."""
     max_frame_bytes: Annotated[int, env("MAX_FRAME_BYTES")] = 1_048_576
     """Raw frames larger than this are dead-lettered (FRAME_TOO_LARGE)."""
     sign_api_url: Annotated[str, env("SIGN_API_URL")] = "https://api.eulerstream.com"

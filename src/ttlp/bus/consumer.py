@@ -25,8 +25,8 @@ from loguru import logger
 
 from ttlp.aio import Backoff, now_iso
 from ttlp.bus.base import Bus, Entry
-from ttlp.contracts.events import DeadLetter, encode
-from ttlp.errors import BusError, is_transient
+from ttlp.contracts.events import DeadLetter, dead_letter_payload, encode
+from ttlp.errors import BusError, PermanentError, is_data_error, is_transient
 from ttlp.settings import BusSettings
 
 # Retry pacing for infrastructure errors: 100 ms doubling to 5 s, so a restarted Redis or
@@ -39,6 +39,8 @@ POISON_PAUSE_S: Final = 0.2
 # its entries stay pending, to be re-read on the next start).
 SHIELD_DEADLINE_S: Final = 10.0
 MAX_ERROR_CHARS: Final = 2000
+MAX_TRACKED_ERRORS: Final = 1000
+"""Entries whose last error is remembered for their MAX_DELIVERIES letter (oldest forgotten)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class Consumer:
     _claim_cursor: str = "0-0"
     _next_claim: float = 0.0
     _ready: bool = False
+    _last_errors: dict[str, str] = field(default_factory=dict)
+    """The last error of each entry retried on its own: what its MAX_DELIVERIES letter says."""
 
     def __post_init__(self) -> None:
         self.log = logger.bind(role=self.stage, stream=self.stream, group=self.group)
@@ -209,14 +213,16 @@ class Consumer:
                 self.log.error("pending entry was trimmed from the stream", entry_id=entry.id)
                 done.append(entry.id)
             elif entry.deliveries > self.settings.max_deliveries:
+                last = self._last_errors.pop(entry.id, None)
                 failures.append(
                     Failure(
                         entry,
                         "MAX_DELIVERIES",
                         f"delivered {entry.deliveries} times without success "
-                        f"(limit {self.settings.max_deliveries})",
-                        raw_type=entry.fields.get("type"),
-                        session_id=entry.fields.get("sessionId"),
+                        f"(limit {self.settings.max_deliveries})"
+                        + (f"; last error: {last}" if last else ""),
+                        raw_type=_printable(entry.fields.get("type")),
+                        session_id=_printable(entry.fields.get("sessionId")),
                     )
                 )
             else:
@@ -265,6 +271,17 @@ class Consumer:
                     )
                     await asyncio.sleep(delay)
                     continue
+                if self._singles and len(entries) == 1:
+                    entry = entries[0]
+                    if is_data_error(exc):
+                        # This entry is what is wrong: dead-letter it now, with the real error.
+                        self.log.opt(exception=exc).warning(
+                            "entry cannot be processed", entry_id=entry.id, error=_describe(exc)
+                        )
+                        return [_failure_of(entry, exc)]
+                    if len(self._last_errors) >= MAX_TRACKED_ERRORS:
+                        self._last_errors.pop(next(iter(self._last_errors)))
+                    self._last_errors[entry.id] = _describe(exc)
                 self.log.opt(exception=exc).error(
                     "handler failed; retrying the batch entry by entry",
                     entries=len(entries),
@@ -290,11 +307,16 @@ class Consumer:
                 await asyncio.sleep(delay)
 
     def _dead_letter(self, failure: Failure) -> dict[str, str]:
+        payload = dead_letter_payload(failure.entry.fields or {}, self.settings.dlq_max_payload)
         letter = DeadLetter(
             stage=self.stage,
             reason=failure.reason,
             error=failure.error[:MAX_ERROR_CHARS],
-            payload=encode(failure.entry.fields or {}).decode(),
+            payload=payload.text,
+            payload_encoding=payload.encoding,
+            payload_bytes=payload.size,
+            payload_sha256=payload.sha256,
+            payload_truncated=payload.truncated,
             failed_at=now_iso(),
             raw_type=failure.raw_type or msgspec.UNSET,
             session_id=failure.session_id or msgspec.UNSET,
@@ -312,6 +334,34 @@ def dead_letter_fields(letter: DeadLetter) -> dict[str, str]:
     """The ``ttlc:dlq`` entry form: one string field per dlq.v1 property."""
     builtins = msgspec.to_builtins(letter)
     return {k: v if isinstance(v, str) else encode(v).decode() for k, v in builtins.items()}
+
+
+def _failure_of(entry: Entry, exc: BaseException) -> Failure:
+    fields = entry.fields or {}
+    if isinstance(exc, PermanentError):
+        reason = exc.reason
+    elif isinstance(exc, UnicodeError):
+        reason = "ENCODING_ERROR"
+    else:
+        reason = "HANDLER_ERROR"
+    return Failure(
+        entry,
+        reason,
+        _describe(exc),
+        raw_type=_printable(fields.get("type")),
+        session_id=_printable(fields.get("sessionId")),
+    )
+
+
+def _printable(value: str | None) -> str | None:
+    """A field fit for a dead letter's header (valid UTF-8, short), else None."""
+    if value is None or len(value) > 128:
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def _describe(exc: BaseException) -> str:

@@ -5,16 +5,23 @@ Retry depends on the stage that gave up:
 - ``forwarder`` (``FORWARD_FAILED`` / ``FORWARD_REFUSED``; the payload keeps the event and
   ``targetId``): the delivery row is reset to ``pending`` with no attempts, due now; the
   running forward role sends it within a second.
-- ``normalizer`` (the payload is the ``ttlc:raw`` entry as received): the frame is published
-  to ``ttlc:raw`` again (useful after a normalizer fix).
+- every other stage (the payload is the entry as the consumer read it): the entry is
+  published again to the stream it came from (``sourceStream``: ``ttlc:raw`` or
+  ``ttlc:events``; a normalizer letter without one goes to ``ttlc:raw``). Every consumer of
+  that stream sees it again, which each handles as a re-delivery: the store's writes, rule
+  executions and forward deliveries are keyed by event, so nothing happens twice.
 
-Other entries (an entry a consumer gave up on after ``MAX_DELIVERIES`` of another stage) are
-left where they are and reported. A retried entry is deleted from the stream.
+A payload kept as base64 (the entry was not UTF-8) is published as the same bytes. A letter
+whose payload was cut (``payloadTruncated``) cannot be retried and is reported; so is one whose
+source stream is unknown. A retried entry is deleted from the stream.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,12 +53,27 @@ class Letter:
         return datetime.fromtimestamp(ms / 1000, UTC)
 
     @property
+    def truncated(self) -> bool:
+        return self.fields.get("payloadTruncated") == "true"
+
+    @property
+    def payload_text(self) -> str:
+        """The payload as text: base64 payloads decoded back to the entry's bytes, with bytes
+        that are not UTF-8 surrogate-escaped (as the bus reads and writes them)."""
+        if self.fields.get("payloadEncoding") != "base64":
+            return self.payload
+        try:
+            return base64.b64decode(self.payload, validate=True).decode("utf-8", "surrogateescape")
+        except (binascii.Error, ValueError):
+            return self.payload
+
+    @property
     def body(self) -> Any:
         """The payload decoded (the ``ttlc:raw``/``ttlc:events`` entry, or the forwarder's
         ``{targetId, event}``), or its text when it is not JSON."""
         try:
-            return msgspec.json.decode(self.payload)
-        except msgspec.DecodeError:
+            return json.loads(self.payload_text)
+        except ValueError:
             return self.payload
 
     @property
@@ -172,9 +194,11 @@ async def retry(
 async def _retry_one(
     bus: Bus, keys: Keys, reset_delivery: ResetDelivery | None, letter: Letter
 ) -> str | None:
+    if letter.truncated:
+        return "the payload was cut at DLQ_MAX_PAYLOAD_BYTES: the entry is not all there"
     try:
-        body = msgspec.json.decode(letter.payload)
-    except msgspec.DecodeError:
+        body = json.loads(letter.payload_text)
+    except ValueError:
         return "the payload is not JSON"
     if not isinstance(body, dict):
         return "the payload is not an object"
@@ -192,12 +216,13 @@ async def _retry_one(
         if not await reset_delivery(target_id, event_id, event):
             return f"forward target {target_id} no longer exists"
         return None
-    if letter.stage == NORMALIZER:
-        if not all(isinstance(v, str) for v in body.values()):
-            return "the payload is not a raw entry"
-        await bus.publish(keys.raw, body)
-        return None
-    return f"entries of stage {letter.stage!r} ({letter.reason}) cannot be retried"
+    source = letter.fields.get("sourceStream") or (keys.raw if letter.stage == NORMALIZER else "")
+    if source not in (keys.raw, keys.events):
+        return f"entries of stage {letter.stage!r} name no stream to go back to"
+    if not all(isinstance(v, str) for v in body.values()):
+        return "the payload is not a stream entry"
+    await bus.publish(source, body)
+    return None
 
 
 async def purge(bus: Bus, keys: Keys, chosen: list[Letter]) -> int:

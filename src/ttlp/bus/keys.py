@@ -51,3 +51,7 @@ class Keys(msgspec.Struct, frozen=True):
     def lease(self, unique_id: str) -> str:
         """Key of the lease that says which ingest replica holds a streamer."""
         return f"{self.prefix}ttlc:lease:{unique_id}"
+
+    def consumer_name(self, name: str) -> str:
+        """Key of the lease that says which live process uses a consumer name."""
+        return f"{self.prefix}ttlc:consumer:{name}"

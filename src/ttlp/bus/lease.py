@@ -17,6 +17,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_TAKE_OVER: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false
+"""
 _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -35,6 +41,7 @@ class Lease:
         self.ttl_ms = ttl_ms
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._take_over = client.register_script(_TAKE_OVER)
 
     async def acquire(self) -> bool:
         """Take the lease if it is free (or already ours); True when we hold it."""
@@ -45,6 +52,12 @@ class Lease:
     async def renew(self) -> bool:
         """Extend our lease; False when it expired or another replica holds it."""
         return bool(await self._renew(keys=[self.key], args=[self.owner, self.ttl_ms]))
+
+    async def take_over(self, stale_owner: str) -> bool:
+        """Take the lease from ``stale_owner`` (known dead), unless someone else got it first."""
+        return bool(
+            await self._take_over(keys=[self.key], args=[stale_owner, self.owner, self.ttl_ms])
+        )
 
     async def release(self) -> None:
         await self._release(keys=[self.key], args=[self.owner])

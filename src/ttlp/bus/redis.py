@@ -37,7 +37,12 @@ class _HiredisPackingConnection(aioredis.Connection):
     def pack_command(self, *args: Any) -> list[bytes]:
         if isinstance(args[0], str):
             args = (*args[0].encode().split(), *args[1:])
-        return [hiredis.pack_command(args)]
+        try:
+            return [hiredis.pack_command(args)]
+        except UnicodeEncodeError:
+            # A value holding bytes that are not UTF-8 (surrogate-escaped when read): redis-py's
+            # own encoder writes them back as the same bytes (encoding_errors).
+            return list(super().pack_command(*args))
 
 
 class RedisBus:
@@ -50,6 +55,10 @@ class RedisBus:
         self._client: aioredis.Redis = aioredis.from_url(
             url,
             decode_responses=True,
+            # Bytes that are not UTF-8 (a producer's bug, or an attack) become lone surrogates
+            # instead of a UnicodeDecodeError that no consumer could get past; the dead letter
+            # turns them back into the same bytes (ttlp.contracts.events.dead_letter_payload).
+            encoding_errors="surrogateescape",
             health_check_interval=30,
             socket_keepalive=True,
             connection_class=_HiredisPackingConnection,

@@ -10,10 +10,17 @@ the schemas say.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from ttlp.aio import parse_iso
 
 # -- shared field types ---------------------------------------------------------------------
 # Patterns are written once here and mirrored in the JSON Schemas.
@@ -365,10 +372,69 @@ class DeadLetter(_Contract, frozen=True, kw_only=True):
     error: Annotated[str, Meta(max_length=4096)]
     payload: str
     failed_at: IsoDateTime
+    payload_encoding: Literal["json", "base64"] = "json"
+    """``base64`` when the original entry was not valid UTF-8 (its bytes, base64-encoded)."""
+    payload_bytes: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    """The original entry's size in bytes (before any truncation)."""
+    payload_sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")] | UnsetType = UNSET
+    """SHA-256 of the original entry's bytes (the whole of it, truncated or not)."""
+    payload_truncated: bool = False
+    """``payload`` holds only the first DLQ_MAX_PAYLOAD_BYTES of the entry (not retriable)."""
     raw_type: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
     session_id: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
     source_stream: Annotated[str, Meta(max_length=256)] | UnsetType = UNSET
     source_id: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
+
+
+@dataclass(frozen=True)
+class DeadLetterPayload:
+    text: str
+    encoding: Literal["json", "base64"]
+    size: int
+    sha256: str
+    truncated: bool
+
+
+def dead_letter_payload(fields: Mapping[str, str], max_bytes: int) -> DeadLetterPayload:
+    """An entry's body for its dead letter: JSON text, or base64 when the entry holds bytes
+    that are not UTF-8 (Redis hands them over surrogate-escaped, so nothing is lost); cut to
+    ``max_bytes`` with the original size and hash recorded, so a huge frame is not kept twice.
+    """
+    text = json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":"))
+    try:
+        data = text.encode()
+        encoding: Literal["json", "base64"] = "json"
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogateescape")
+        encoding = "base64"
+    digest = hashlib.sha256(data).hexdigest()
+    truncated = len(data) > max_bytes
+    kept = data[:max_bytes] if truncated else data
+    if encoding == "json" and not truncated:
+        shown = text
+    elif encoding == "json":
+        shown = kept.decode(errors="ignore")  # a cut through a character drops that character
+    else:
+        shown = base64.b64encode(kept).decode()
+    return DeadLetterPayload(shown, encoding, len(data), digest, truncated)
+
+
+OMITTED_KEY: Final = "ttlpOmitted"
+"""The ``data`` of an archived frame too large to keep: ``{"ttlpOmitted": {"bytes", "sha256"}}``
+(the frame itself went to the dead-letter stream as FRAME_TOO_LARGE, capped)."""
+
+
+def omitted_data(fields: Mapping[str, str]) -> str:
+    """The stand-in ``data`` of an oversized frame: its size and SHA-256, not its bytes."""
+    data = fields.get("data", "").encode("utf-8", "surrogateescape")
+    return json.dumps(
+        {OMITTED_KEY: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+    )
+
+
+def frame_size(fields: Mapping[str, str]) -> int:
+    """A ``ttlc:raw`` entry's size as MAX_FRAME_BYTES counts it (characters of keys and values)."""
+    return sum(len(k) + len(v) for k, v in fields.items())
 
 
 # -- codecs ------------------------------------------------------------------------------------
@@ -460,11 +526,12 @@ def frame_from_fields(fields: dict[str, str], max_bytes: int | None = None) -> R
     from ttlp.errors import PermanentError
 
     if max_bytes is not None:
-        size = sum(len(k) + len(v) for k, v in fields.items())
+        size = frame_size(fields)
         if size > max_bytes:
             raise PermanentError(
                 "FRAME_TOO_LARGE", f"frame of {size} bytes exceeds MAX_FRAME_BYTES={max_bytes}"
             )
+    _check_text(fields)
     document: dict[str, Any] = dict(fields)
     text = fields.get("data")
     if text is not None:
@@ -473,9 +540,38 @@ def frame_from_fields(fields: dict[str, str], max_bytes: int | None = None) -> R
         except msgspec.DecodeError as exc:
             raise PermanentError("PARSE_ERROR", f"data is not valid JSON: {exc}") from None
     try:
-        return msgspec.convert(document, RawFrame, strict=False)
+        frame = msgspec.convert(document, RawFrame, strict=False)
     except msgspec.ValidationError as exc:
         raise PermanentError("VALIDATION_ERROR", f"invalid raw.v1 frame: {exc}") from None
+    _check_times(frame.timestamp, frame.ingested_at)
+    return frame
+
+
+def _check_text(fields: Mapping[str, str]) -> None:
+    """Refuse an entry holding bytes that are not UTF-8 (surrogate-escaped by the bus)."""
+    from ttlp.errors import PermanentError
+
+    for key, value in fields.items():
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise PermanentError(
+                    "ENCODING_ERROR", f"field {key!r} is not valid UTF-8"
+                ) from None
+
+
+def _check_times(*values: str) -> None:
+    """The pattern lets ``2024-13-45T99:99:99Z`` or a ``+99:99`` offset through: parse them."""
+    from ttlp.errors import PermanentError
+
+    for value in values:
+        try:
+            parse_iso(value)  # as the store will: offset arithmetic included
+        except (ValueError, OverflowError) as exc:
+            raise PermanentError(
+                "VALIDATION_ERROR", f"invalid raw.v1 frame: {value[:40]!r} is not a date: {exc}"
+            ) from None
 
 
 _any_decoder: Final = msgspec.json.Decoder()
@@ -491,6 +587,7 @@ def envelope_from_fields(fields: dict[str, str]) -> RawEnvelope:
     """
     from ttlp.errors import PermanentError
 
+    _check_text(fields)
     text = fields.get("data")
     if text is not None:
         try:
@@ -504,6 +601,8 @@ def envelope_from_fields(fields: dict[str, str]) -> RawEnvelope:
                 f"{type(data).__name__}",
             )
     try:
-        return msgspec.convert(fields, RawEnvelope, strict=False)
+        envelope = msgspec.convert(fields, RawEnvelope, strict=False)
     except msgspec.ValidationError as exc:
         raise PermanentError("VALIDATION_ERROR", f"invalid raw.v1 frame: {exc}") from None
+    _check_times(envelope.timestamp, envelope.ingested_at)
+    return envelope

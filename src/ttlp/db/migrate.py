@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -72,12 +72,21 @@ def upgrade(url: str, revision: str = "head") -> None:
     """
     config = alembic_config(url)
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        command.upgrade(config, revision)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ttlp-migrate") as pool:
-        pool.submit(command.upgrade, config, revision).result()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            command.upgrade(config, revision)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ttlp-migrate") as pool:
+            pool.submit(command.upgrade, config, revision).result()
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        parsed = make_url(url)
+        where = parsed.render_as_string(hide_password=True)
+        raise DatabaseError(
+            f"cannot migrate the database at {where}: {_short_reason(exc, parsed.password)}; "
+            "check DATABASE_URL (user, password, host, database name) and that the server is "
+            "running"
+        ) from None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

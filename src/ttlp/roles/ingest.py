@@ -68,19 +68,25 @@ def make_control_handler(ctx: Context, stop: asyncio.Event) -> BatchHandler:
     return handle
 
 
-def supervisors(ctx: Context, provider: Provider) -> list[StreamerSupervisor]:
+def publisher_for(ctx: Context, provider: Provider) -> FramePublisher:
+    """The mock's publisher waits for the pipeline's consumers; live traffic can't wait."""
+    buffer = ctx.settings.ingest.buffer_frames
+    if provider.name == "mock":
+        return FramePublisher(
+            ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,), buffer_frames=buffer
+        )
+    return FramePublisher(ctx.bus, ctx.keys.raw, paced=False, buffer_frames=buffer)
+
+
+def supervisors(
+    ctx: Context, provider: Provider, publisher: FramePublisher
+) -> list[StreamerSupervisor]:
     """One supervisor per streamer; on a shared bus each holds the streamer's lease to connect.
 
-    The mock is one source, not a streamer: one supervisor, no lease, and a publisher that
-    waits for the pipeline's consumers (live traffic can't wait).
+    The mock is one source, not a streamer: one supervisor, and no lease.
     """
     ingest = ctx.settings.ingest
     mock = provider.name == "mock"
-    publisher = (
-        FramePublisher(ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,))
-        if mock
-        else FramePublisher(ctx.bus, ctx.keys.raw, paced=False)
-    )
     owner = f"{ctx.settings.bus.consumer_name}:{uuid.uuid4().hex[:8]}"
     handles = ("mock",) if mock else ingest.unique_ids
     return [
@@ -105,16 +111,22 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
         handler=make_control_handler(ctx, stop),
         stage="ingest",
     )
+    publisher: FramePublisher | None = None
     async with asyncio.TaskGroup() as group:
         group.create_task(control.run(stop))
         if ctx.settings.replay_session:
             group.create_task(_replay_once(ctx, ctx.settings.replay_session, stop))
-            return
-        provider = make_provider(ctx.settings.ingest)
-        if provider.name == "direct":
-            _adopt_tiktoklive_logger()
-        for supervisor in supervisors(ctx, provider):
-            group.create_task(supervisor.run(stop))
+        else:
+            provider = make_provider(ctx.settings.ingest)
+            if provider.name == "direct":
+                _adopt_tiktoklive_logger()
+            publisher = publisher_for(ctx, provider)
+            for supervisor in supervisors(ctx, provider, publisher):
+                group.create_task(supervisor.run(stop))
+    if publisher is not None and (left := await publisher.drain(ctx.settings.grace_period_s)):
+        logger.bind(role="ingest").error(
+            "stopping with frames the bus never took (it was unreachable)", frames=left
+        )
 
 
 def _adopt_tiktoklive_logger() -> None:

@@ -15,7 +15,14 @@ from loguru import logger
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
 from ttlp.bus.consumer import BatchHandler, Failure
-from ttlp.contracts.events import RawEnvelope, UnifiedEvent, decode_event, envelope_from_fields
+from ttlp.contracts.events import (
+    RawEnvelope,
+    UnifiedEvent,
+    decode_event,
+    envelope_from_fields,
+    frame_size,
+    omitted_data,
+)
 from ttlp.db.store import Store
 from ttlp.errors import PermanentError
 from ttlp.runtime import Context
@@ -24,15 +31,20 @@ from ttlp.runtime import Context
 PROGRESS_EVERY_S: Final = 5.0
 
 
-def make_archive_handler(store: Store) -> BatchHandler:
-    """Archive every valid raw frame as received (replay reads these)."""
+def make_archive_handler(store: Store, max_frame_bytes: int) -> BatchHandler:
+    """Archive every valid raw frame as received (replay reads these). A frame larger than
+    MAX_FRAME_BYTES is archived with its size and hash in place of its data: the normalizer
+    dead-letters it (capped), and nothing keeps its megabytes twice."""
 
     async def handle(entries: list[Entry]) -> Sequence[Failure]:
         frames: list[RawEnvelope] = []
         for entry in entries:
+            fields = entry.fields or {}
+            if frame_size(fields) > max_frame_bytes:
+                fields = {**fields, "data": omitted_data(fields)}
             try:
                 # Validated like the normalizer's frames, but ``data`` stays the text it came in.
-                frames.append(envelope_from_fields(entry.fields or {}))
+                frames.append(envelope_from_fields(fields))
             except PermanentError:
                 # Invalid frames are dead-lettered by the normalizer, which reads the same
                 # entries; archiving them twice would mean two DLQ entries per bad frame.
@@ -99,7 +111,7 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
     archive = ctx.consumer(
         stream=ctx.keys.raw,
         group=keys.GROUP_ARCHIVE,
-        handler=make_archive_handler(ctx.store),
+        handler=make_archive_handler(ctx.store, ctx.settings.ingest.max_frame_bytes),
         stage="store",
     )
     storage = ctx.consumer(

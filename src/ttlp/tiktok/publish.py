@@ -1,53 +1,164 @@
-"""Publishing raw frames to ``ttlc:raw``: batched, and paced for sources that can wait.
+"""Publishing raw frames to ``ttlc:raw``: batched, buffered through bus outages, and paced for
+sources that can wait.
 
 Live TikTok traffic cannot be slowed down, but the mock provider and replays can: they wait
 while the slowest consumer group of ``ttlc:raw`` (and of the streams after it) has more than
 half of ``STREAM_MAXLEN`` unread or unacked, so a fast producer never makes MAXLEN trim entries
 nobody has processed yet.
+
+While the bus is unreachable (Redis restarting, a network cut), frames wait in a bounded
+buffer, in order, and a flusher publishes them with back-off as soon as the bus answers again.
+A full buffer pauses the source: ``publish`` returns only when there is room. The time a live
+source spent paused is reported once (``take_gap``) so its session can record the gap as a
+lifecycle frame: TikTok's messages of that time may be missing, and the data should say so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections import deque
 from collections.abc import Sequence
+from itertools import islice
 from typing import Final
 
+from loguru import logger
+
+from ttlp.aio import Backoff
 from ttlp.bus.base import Bus
 from ttlp.contracts.events import RawFrame, frame_to_fields
+from ttlp.errors import is_transient
 
 # How often a paced publisher re-checks the consumers' lag while it waits.
 LAG_POLL_S: Final = 0.05
+FLUSH_CHUNK: Final = 500
+# Reconnect pacing while the bus is away: 100 ms doubling to 5 s, as the consume loop does.
+FLUSH_BACKOFF: Final = Backoff(initial_s=0.1, max_s=5.0)
+DEFAULT_BUFFER_FRAMES: Final = 50_000
 
 
 class FramePublisher:
     def __init__(
-        self, bus: Bus, stream: str, *, paced: bool, downstream: Sequence[str] = ()
+        self,
+        bus: Bus,
+        stream: str,
+        *,
+        paced: bool,
+        downstream: Sequence[str] = (),
+        buffer_frames: int = DEFAULT_BUFFER_FRAMES,
     ) -> None:
         """``downstream``: streams further along the pipeline whose consumers count too (a
-        fast normalizer must not let the events stream outrun the store)."""
+        fast normalizer must not let the events stream outrun the store). ``buffer_frames``:
+        how many frames may wait for an unreachable bus before the source is paused."""
         self.bus = bus
         self.stream = stream
         self.watched = (stream, *downstream)
         self.paced = paced
         self.published = 0
+        self.buffer_frames = max(buffer_frames, 1)
         self._max_lag = max(bus.maxlen // 2, 1)
+        self._buffer: deque[dict[str, str]] = deque()
+        self._flushed = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._outage_started: float | None = None
+        self._paused_s = 0.0
+        self.log = logger.bind(role="ingest", stream=stream)
+
+    @property
+    def buffered(self) -> int:
+        """Frames waiting for the bus."""
+        return len(self._buffer)
 
     async def publish(self, frames: Sequence[RawFrame]) -> None:
         if not frames:
             return
-        if self.paced:
+        if self.paced and not self._buffer:
             await self._wait_for_consumers(len(frames))
-        await self.bus.publish_many(self.stream, [frame_to_fields(f) for f in frames])
-        self.published += len(frames)
-        await asyncio.sleep(0)  # let the consumers of an in-process bus run
+        await self.publish_fields([frame_to_fields(f) for f in frames])
+
+    async def publish_fields(self, batch: list[dict[str, str]]) -> None:
+        """Publish entries as they are (in order behind whatever is buffered)."""
+        if not self._buffer:
+            try:
+                await self.bus.publish_many(self.stream, batch)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._outage(exc)
+            else:
+                self.published += len(batch)
+                await asyncio.sleep(0)  # let the consumers of an in-process bus run
+                return
+        self._buffer.extend(batch)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="frame-flusher")
+        if len(self._buffer) > self.buffer_frames:
+            paused = time.monotonic()
+            self.log.warning("buffer full: the source is paused", buffered=len(self._buffer))
+            while len(self._buffer) > self.buffer_frames:
+                self._flushed.clear()
+                await self._flushed.wait()
+            self._paused_s += time.monotonic() - paused
+
+    def take_gap(self) -> float:
+        """Seconds the source was paused since the last call (0.0 when it never was)."""
+        gap, self._paused_s = self._paused_s, 0.0
+        return gap
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for the buffer to empty; → frames still buffered."""
+        if self._flusher is not None and not self._flusher.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._flusher), timeout_s)
+        return len(self._buffer)
+
+    def _outage(self, exc: BaseException) -> None:
+        if self._outage_started is None:
+            self._outage_started = time.monotonic()
+            self.log.warning(
+                "bus unreachable: buffering frames",
+                error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                buffer_frames=self.buffer_frames,
+            )
+
+    async def _flush(self) -> None:
+        delays = FLUSH_BACKOFF.delays()
+        while self._buffer:
+            chunk = list(islice(self._buffer, FLUSH_CHUNK))
+            try:
+                await self.bus.publish_many(self.stream, chunk)
+            except Exception as exc:
+                if not is_transient(exc):
+                    self.log.opt(exception=exc).error("cannot publish buffered frames")
+                    raise
+                self._outage(exc)
+                await asyncio.sleep(next(delays))
+                continue
+            for _ in chunk:
+                self._buffer.popleft()
+            self.published += len(chunk)
+            self._flushed.set()
+            delays = FLUSH_BACKOFF.delays()
+        if self._outage_started is not None:
+            self.log.info(
+                "bus reachable again: buffered frames published",
+                outage_s=round(time.monotonic() - self._outage_started, 1),
+            )
+            self._outage_started = None
+        self._flushed.set()
 
     async def _wait_for_consumers(self, adding: int) -> None:
         while True:
             lag = 0
-            for stream in self.watched:
-                groups = await self.bus.groups(stream)
-                for group in groups:
-                    lag = max(lag, group.lag or 0, group.pending)
+            try:
+                for stream in self.watched:
+                    for group in await self.bus.groups(stream):
+                        lag = max(lag, group.lag or 0, group.pending)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                return  # the bus is away: nothing to pace against; the buffer takes over
             if lag + adding <= self._max_lag:
                 return
             await asyncio.sleep(LAG_POLL_S)

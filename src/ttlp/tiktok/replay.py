@@ -17,7 +17,7 @@ import msgspec
 from loguru import logger
 
 from ttlp.aio import now_iso, parse_iso
-from ttlp.contracts.events import RawFrame
+from ttlp.contracts.events import OMITTED_KEY, RawFrame
 from ttlp.db.store import Store
 from ttlp.tiktok.publish import FramePublisher
 
@@ -48,7 +48,7 @@ async def replay_session(
     await store.create_replay_session(new_id, source_session_id)
     log = logger.bind(role="ingest", session_id=new_id)
     log.info("replay started", replayed_from=source_session_id, speed=speed or "max")
-    sent = 0
+    sent = omitted = 0
     first_arrival: float | None = None
     started = time.monotonic()
     async for frames in store.iter_session_frames(source_session_id):
@@ -56,6 +56,9 @@ async def replay_session(
         for frame in frames:
             if stop is not None and stop.is_set():
                 break
+            if isinstance(frame.data, dict) and OMITTED_KEY in frame.data:
+                omitted += 1  # too large when it came; its dead letter has what was kept
+                continue
             if speed:
                 arrival = _epoch(frame.ingested_at)
                 first_arrival = arrival if first_arrival is None else first_arrival
@@ -76,7 +79,7 @@ async def replay_session(
         if stop is not None and stop.is_set():
             log.warning("replay interrupted", frames=sent)
             break
-    log.info("replay published", frames=sent)
+    log.info("replay published", frames=sent, omitted=omitted)
     return ReplayResult(source_session_id, new_id, sent)
 
 

@@ -10,15 +10,14 @@ from ttlp.tiktok.providers.base import Provider
 
 
 def check_settings(ingest: IngestSettings) -> None:
-    """Refuse, before anything starts, an ingest that cannot work as configured."""
-    if ingest.provider == "mock":
-        return
-    if not ingest.unique_ids:
+    """Refuse, before anything starts, an ingest that cannot work as configured (the mock's
+    fixture is read here too: a missing or broken file is said before any role starts)."""
+    if ingest.provider != "mock" and not ingest.unique_ids:
         raise ConfigError(
             f"INGEST_PROVIDER={ingest.provider} needs the streamer(s) to watch: set "
             "TIKTOK_UNIQUE_ID (comma-separated handles) or pass --unique-id"
         )
-    make_provider(ingest)  # e.g. euler without EULER_API_KEY fails here
+    make_provider(ingest)  # e.g. euler without EULER_API_KEY, or a bad MOCK_FIXTURE
 
 
 def make_provider(ingest: IngestSettings) -> Provider:

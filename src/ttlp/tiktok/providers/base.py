@@ -132,6 +132,22 @@ class Session:
             data["code"] = code[:128]
         await self._lifecycle("ERROR", data)
 
+    async def _publish(self, frames: list[RawFrame]) -> None:
+        """Publish; when the publisher had to pause this source (the bus away and its buffer
+        full), say so in the data: TikTok's messages of that time may be missing."""
+        await self.publisher.publish(frames)
+        self.frames += len(frames)
+        gap = self.publisher.take_gap()
+        if gap > 0:
+            await self._lifecycle(
+                "ERROR",
+                {
+                    "message": f"ingest was paused for {gap:.1f} s while the bus was "
+                    "unreachable: messages TikTok sent meanwhile may be missing",
+                    "code": "INGEST_PAUSED",
+                },
+            )
+
     async def messages(self, messages: Iterable[Message]) -> None:
         """Publish fetched messages as base64-protobuf frames, in one batch."""
         frames = [
@@ -142,15 +158,13 @@ class Session:
             if m.method
         ]
         if frames:
-            await self.publisher.publish(frames)
-            self.frames += len(frames)
+            await self._publish(frames)
 
     async def json_message(
         self, raw_type: str, data: dict[str, object], msg_id: int, create_time_ms: int | None = None
     ) -> None:
         """Publish a message that arrived already decoded (e.g. Euler JSON frames)."""
-        await self.publisher.publish([self._frame(raw_type, max(msg_id, 0), data, create_time_ms)])
-        self.frames += 1
+        await self._publish([self._frame(raw_type, max(msg_id, 0), data, create_time_ms)])
 
 
 def ends_stream(payload: bytes) -> bool:

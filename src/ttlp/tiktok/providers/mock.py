@@ -122,7 +122,7 @@ class MockProvider:
             if line.fields is not None:
                 await publisher.publish(batch)
                 batch = []
-                await publisher.bus.publish(publisher.stream, line.fields)
+                await publisher.publish_fields([line.fields])
                 continue
             assert line.frame is not None
             now = now_iso()

@@ -1,0 +1,75 @@
+"""Frames wait through a bus outage, in order, in a bounded buffer (ttlp.tiktok.publish)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import redis.exceptions
+
+from ttlp.bus.memory import MemoryBus
+from ttlp.contracts.events import RawFrame
+from ttlp.tiktok.publish import FramePublisher
+
+
+class FlakyBus(MemoryBus):
+    """The in-process bus, unreachable while ``down`` is set (as Redis is when it restarts)."""
+
+    def __init__(self) -> None:
+        super().__init__(maxlen=100_000)
+        self.down = asyncio.Event()
+
+    async def publish_many(self, stream: str, batch: Sequence[Mapping[str, str]]) -> list[str]:
+        if self.down.is_set():
+            raise redis.exceptions.ConnectionError("Connection refused")
+        return await super().publish_many(stream, batch)
+
+
+def frame(seq: int) -> RawFrame:
+    return RawFrame(
+        schema_version="raw.v1",
+        stream_id="7",
+        session_id="00000000-0000-4000-8000-000000000001",
+        source="live",
+        type="WebcastChatMessage",
+        seq_no=seq,
+        timestamp="2024-11-21T19:30:00.000Z",
+        ingested_at="2024-11-21T19:30:00.000Z",
+        data={"content": str(seq)},
+    )
+
+
+async def seqs(bus: MemoryBus) -> list[int]:
+    return [int(e.fields["seqNo"]) for e in await bus.range("raw") if e.fields]
+
+
+async def test_frames_published_during_an_outage_arrive_in_order_when_it_ends() -> None:
+    bus = FlakyBus()
+    publisher = FramePublisher(bus, "raw", paced=False, buffer_frames=100)
+    await publisher.publish([frame(1)])
+    bus.down.set()
+    await publisher.publish([frame(2), frame(3)])  # returns: buffered, not lost, not raised
+    await publisher.publish([frame(4)])
+    assert (publisher.buffered, await seqs(bus)) == (3, [1])
+    bus.down.clear()
+    assert await publisher.drain(10) == 0
+    assert await seqs(bus) == [1, 2, 3, 4]
+    assert publisher.published == 4
+    assert publisher.take_gap() == 0.0  # never full: the source never waited
+
+
+async def test_a_full_buffer_pauses_the_source_and_reports_the_gap_once() -> None:
+    bus = FlakyBus()
+    publisher = FramePublisher(bus, "raw", paced=False, buffer_frames=2)
+    bus.down.set()
+    await publisher.publish([frame(1), frame(2)])
+    blocked = asyncio.create_task(publisher.publish([frame(3)]))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()  # paused: the buffer is full
+    bus.down.clear()
+    await asyncio.wait_for(blocked, 10)
+    await publisher.drain(10)
+    assert await seqs(bus) == [1, 2, 3]
+    gap = publisher.take_gap()
+    assert gap > 0.0
+    assert publisher.take_gap() == 0.0
