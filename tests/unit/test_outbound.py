@@ -223,3 +223,94 @@ async def test_body_that_stalls_raises_outbound_error(make: Callable[..., Outbou
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+# -- every spelling of an address, and resolution when a URL is written (issue 11, item 8) -----
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://2130706433/", "127.0.0.1"),
+        ("http://0x7f000001/", "127.0.0.1"),
+        ("http://0x7F.1/", "127.0.0.1"),
+        ("http://017700000001/", "127.0.0.1"),
+        ("http://127.1/", "127.0.0.1"),
+        ("http://127.0.0.1./", "127.0.0.1"),
+        ("http://167772161/", "10.0.0.1"),
+        ("http://0/", "0.0.0.0"),
+        ("http://[::ffff:7f00:1]/", "::ffff:7f00:1"),
+        ("http://[2002:7f00:1::]/", "2002:7f00:1::"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe"),
+    ],
+)
+def test_check_url_reads_every_numeric_spelling_the_resolver_would(
+    make: Callable[..., Outbound], url: str, address: str
+) -> None:
+    with pytest.raises(OutboundRefused) as info:
+        make().check_url(url)
+    assert f"({address})" in info.value.reason or info.value.reason.startswith(address)
+
+
+@pytest.mark.parametrize(
+    "host", ["ip6-localhost", "ip6-loopback", "localhost6", "localhost.localdomain", "a.localhost"]
+)
+def test_check_url_refuses_the_loopback_names_of_etc_hosts(
+    make: Callable[..., Outbound], host: str
+) -> None:
+    with pytest.raises(OutboundRefused, match="loopback name"):
+        make().check_url(f"http://{host}:8080/hook")
+
+
+def test_check_url_accepts_a_public_address_in_another_spelling(
+    make: Callable[..., Outbound],
+) -> None:
+    make().check_url("http://1572395042/")  # 93.184.216.34
+    make().check_url("http://[2002:5db8:d822::1]/")  # 6to4 of a public address
+
+
+async def test_check_destination_refuses_a_name_that_resolves_to_an_internal_address(
+    make: Callable[..., Outbound],
+) -> None:
+    table = {"rebind.example": ["93.184.216.34", "127.0.0.1"], "meta.example": ["fd00:ec2::254"]}
+    out = make(resolver=fake_resolver(table))
+    with pytest.raises(OutboundRefused, match=r"rebind\.example \(127\.0\.0\.1\) is a loopback"):
+        await out.check_destination("https://rebind.example/hook")
+    with pytest.raises(OutboundRefused, match="metadata"):
+        await out.check_destination("https://meta.example/hook")
+    with pytest.raises(OutboundRefused, match="loopback"):
+        await out.check_destination("http://2130706433/")  # no resolver needed
+
+
+async def test_check_destination_accepts_public_allowlisted_and_unresolvable_names(
+    make: Callable[..., Outbound],
+) -> None:
+    table = {"hooks.example": ["93.184.216.34"], "hooks.internal": ["10.1.2.3"]}
+    out = make(("hooks.internal",), resolver=fake_resolver(table))
+    await out.check_destination("https://hooks.example/in")
+    await out.check_destination("https://hooks.internal/in")
+    await out.check_destination("https://not-yet.example/in")  # checked again at send
+
+
+async def test_check_destination_accepts_a_name_whose_resolution_hangs(
+    make: Callable[..., Outbound],
+) -> None:
+    async def hangs(host: str, port: int) -> list[str]:
+        await asyncio.sleep(30)
+        return ["127.0.0.1"]
+
+    out = make(resolver=hangs, connect_timeout_s=0.1)
+    await asyncio.wait_for(out.check_destination("https://slow.example/in"), 5)
+
+
+async def test_post_to_a_numeric_spelling_connects_to_the_address_it_names(
+    make: Callable[..., Outbound],
+) -> None:
+    async with Receiver() as rx:
+        refused = make()
+        with pytest.raises(OutboundRefused, match="loopback"):
+            await refused.post(f"http://2130706433:{rx.port}/", body=b"x", headers={})
+        assert rx.requests == []
+        allowed = make(("127.0.0.1",))
+        response = await allowed.post(f"http://0x7f000001:{rx.port}/in", body=b"x", headers={})
+    assert response.status_code == 200
+    [request] = rx.requests
+    assert request.headers["host"] == f"0x7f000001:{rx.port}"

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp.aio import as_utc
-from ttlp.db.tables import accounts
+from ttlp.db.tables import accounts, revoked_tokens
 from ttlp.errors import InputError
 
 SCRYPT_N: Final = 2**15
@@ -179,6 +179,28 @@ class Accounts:
 
     async def set_disabled(self, username: str, disabled: bool) -> None:
         await self._update(username, disabled=disabled)
+
+    async def revoke_token(self, jti: str, username: str, expires_at: datetime) -> None:
+        """End one token (logout) until it expires; expired revocations are dropped on the
+        way. Revoking a token twice is a no-op."""
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at < now))
+        row = {"jti": jti, "username": username, "expires_at": expires_at, "revoked_at": now}
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(revoked_tokens).values(**row))
+        except IntegrityError:
+            pass  # already revoked (a second logout with the same token)
+
+    async def revoked_tokens(self, username: str) -> frozenset[str]:
+        """The ids (jti) of the account's tokens that were logged out and have not expired."""
+        query = select(revoked_tokens.c.jti).where(
+            revoked_tokens.c.username == username,
+            revoked_tokens.c.expires_at >= datetime.now(UTC),
+        )
+        async with self.engine.connect() as conn:
+            return frozenset((await conn.execute(query)).scalars())
 
     async def count(self) -> int:
         async with self.engine.connect() as conn:

@@ -1,8 +1,9 @@
 """``create_app``: the Litestar application of the api role (DESIGN §7).
 
 Middleware, outermost first: security headers, request metrics, the per-IP rate limit (before
-authentication, so floods of bad tokens are limited too), JWT authentication, the per-account
-rate limit. Limits are counted in Redis when ``REDIS_URL`` is set (shared by every api
+authentication, so floods of bad tokens are limited too), the input guard (NUL characters and
+over-deep JSON: 400; WebSocket refusals with their real status), JWT authentication, the
+per-account rate limit. Limits are counted in Redis when ``REDIS_URL`` is set (shared by every api
 replica), in memory otherwise. Errors are JSON (``{"status_code", "detail"}``, and ``extra``
 for validation problems) without stack traces; unexpected ones are logged with theirs.
 """
@@ -52,6 +53,7 @@ from ttlp.api.accounts import Account, Accounts
 from ttlp.api.auth import OPEN_PATHS, AccountCache, make_jwt_auth
 from ttlp.api.errors import http_error, too_many_requests, ttlp_error, unexpected_error
 from ttlp.api.feed import Feed, make_channels
+from ttlp.api.guard import input_guard
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
 from ttlp.api.routes import actions, analytics, auth, dlq, history, live, ops
 from ttlp.api.routes import forward as forward_routes
@@ -63,6 +65,7 @@ from ttlp.bus.keys import Keys
 from ttlp.db.handles import HandleDirectory
 from ttlp.db.queries import Queries
 from ttlp.errors import TtlpError
+from ttlp.forward.outbound import Outbound
 from ttlp.settings import Settings
 
 SECURITY_HEADERS: Final = {
@@ -282,6 +285,7 @@ def create_app(
         feed=feed,
         metrics=metrics,
         account_cache=account_cache,
+        outbound=Outbound(config.outbound),
     )
     jwt_auth = make_jwt_auth(config, account_cache)
     ip_limit = RateLimitConfig(
@@ -298,7 +302,11 @@ def create_app(
 
     def outer_middleware_first(config: AppConfig) -> AppConfig:
         # Runs after the JWT plugin has put its middleware first: put these before it.
-        config.middleware[:0] = [metrics_middleware(metrics), ip_limit.middleware]
+        config.middleware[:0] = [
+            metrics_middleware(metrics),
+            ip_limit.middleware,
+            input_guard(settings.max_body_bytes),
+        ]
         return config
 
     rate_limit_store = _rate_limit_store(config, keys)

@@ -3,7 +3,9 @@
 Litestar's ``JWTCookieAuth`` reads the token from the ``Authorization: Bearer`` header or the
 HttpOnly cookie the UI gets at login (SameSite=Strict, so another site cannot ride on it).
 Every request resolves the token's subject to its account, cached for a few seconds: a
-disabled account or a password change ends existing tokens within ``ACCOUNT_CACHE_S``.
+disabled account or a password change ends existing tokens within ``ACCOUNT_CACHE_S``, and so
+does a logout on another api replica (``revoked_tokens``, keyed by the token's ``jti``, read
+with the account; the replica that logs a token out forgets the account at once).
 
 Roles are guards on the route handlers (``require(Role.MODERATOR)``); the stream scope is
 checked where the stream is known (``ensure_scope``), through the stream's streamer handle,
@@ -49,33 +51,47 @@ def jwt_secret(settings: Settings) -> str:
 
 
 class AccountCache:
-    """username → account for ``ACCOUNT_CACHE_S`` (a token is checked on every request)."""
+    """username → (account, its logged-out token ids) for ``ACCOUNT_CACHE_S`` (a token is
+    checked on every request; both live in the database, so every api replica agrees within
+    that time)."""
 
     def __init__(self, accounts: Accounts, ttl_s: float | None = None) -> None:
         self.accounts = accounts
         # Read at construction, not definition: a test can shorten it for a new app.
         self.ttl_s = ACCOUNT_CACHE_S if ttl_s is None else ttl_s
-        self._cache: dict[str, tuple[float, Account | None]] = {}
+        self._cache: dict[str, tuple[float, Account | None, frozenset[str]]] = {}
 
-    async def get(self, username: str) -> Account | None:
+    async def _entry(self, username: str) -> tuple[Account | None, frozenset[str]]:
         now = time.monotonic()
         hit = self._cache.get(username)
         if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
+            return hit[1], hit[2]
         account = await self.accounts.get(username)
+        revoked = await self.accounts.revoked_tokens(username) if account else frozenset()
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[username] = (now, account)
-        return account
+        self._cache[username] = (now, account, revoked)
+        return account, revoked
+
+    async def get(self, username: str) -> Account | None:
+        return (await self._entry(username))[0]
+
+    def forget(self, username: str) -> None:
+        """Read the account again at its next request (after a logout on this replica)."""
+        self._cache.pop(username, None)
 
     async def current(self, token: Token) -> Account | None:
-        """The token's account while the token holds: the account exists, is enabled and its
-        password has not changed since the login. Not by ``iat``: it has whole seconds only,
-        so a token from the same second as a change would survive it."""
-        account = await self.get(token.sub)
+        """The token's account while the token holds: the account exists, is enabled, its
+        password has not changed since the login and the token was not logged out. Not by
+        ``iat``: it has whole seconds only, so a token from the same second as a change would
+        survive it. A token without an id (``jti``, given since logout revokes) is refused:
+        it could not be logged out."""
+        account, revoked = await self._entry(token.sub)
         if account is None or account.disabled:
             return None
         if token.extras.get(PASSWORD_CLAIM) != password_stamp(account):
+            return None
+        if not isinstance(token.jti, str) or not token.jti or token.jti in revoked:
             return None
         return account
 
@@ -103,6 +119,27 @@ def make_jwt_auth(settings: Settings, cache: AccountCache) -> JWTCookieAuth[Acco
         exclude=[*OPEN_PATHS, "^/$", "^/ui"],
         description="Log in at POST /auth/login; send the token as `Authorization: Bearer`.",
     )
+
+
+def presented_tokens(
+    jwt_auth: JWTCookieAuth[Account, Token], connection: ASGIConnection[Any, Any, Any, Any]
+) -> list[Token]:
+    """The valid tokens a request carries (header and cookie; either may be absent, stale or
+    forged, and is then left out): what a logout ends. Decoded as the auth middleware does."""
+    encoded = [
+        connection.headers.get("Authorization", "").partition(" ")[-1],
+        connection.cookies.get(COOKIE_NAME, "").split(" ")[-1],
+    ]
+    tokens: list[Token] = []
+    for text in dict.fromkeys(t for t in encoded if t):
+        try:
+            token = jwt_auth.token_cls.decode(
+                encoded_token=text, secret=jwt_auth.token_secret, algorithm=jwt_auth.algorithm
+            )
+        except NotAuthorizedException:
+            continue
+        tokens.append(token)
+    return tokens
 
 
 def current_account(connection: ASGIConnection[Any, Any, Any, Any]) -> Account:

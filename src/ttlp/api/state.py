@@ -18,9 +18,10 @@ from ttlp.api.accounts import ALL_STREAMS, Account, Accounts
 from ttlp.api.auth import AccountCache, ensure_scope
 from ttlp.api.feed import Feed, handle_channel, room_channel
 from ttlp.api.metrics import ApiMetrics
-from ttlp.bus.base import Bus
+from ttlp.bus.base import Bus, parse_id
 from ttlp.bus.keys import Keys
 from ttlp.db.queries import Queries
+from ttlp.forward.outbound import Outbound
 from ttlp.settings import Settings
 
 ROOM_ID_RE: Final = re.compile(r"^[0-9]{1,32}$")
@@ -42,6 +43,7 @@ class ApiState:
         feed: Feed,
         metrics: ApiMetrics,
         account_cache: AccountCache,
+        outbound: Outbound,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -52,6 +54,9 @@ class ApiState:
         self.account_cache = account_cache
         """What checks every request's token; long-lived connections (the WebSocket) ask it
         again before each action."""
+        self.outbound = outbound
+        """The outbound rules (SSRF guard) a forward target's or webhook's URL is checked with
+        when written; it never sends from the api (the forward and rules roles do)."""
         self.feed = feed
         self.metrics = metrics
         self.started = time.monotonic()
@@ -104,6 +109,16 @@ async def scoped_rooms(state: ApiState, account: Account) -> list[str] | None:
     for handle in account.scopes:
         rooms.extend(await state.queries.rooms_of(handle))
     return rooms
+
+
+def is_entry_id(value: str) -> bool:
+    """A stream entry id as Redis takes it: ``ms-seq`` (or ``ms``), each part below 2**64
+    (a larger one is a Redis error, not an empty answer)."""
+    try:
+        ms, seq = parse_id(value)
+    except ValueError:
+        return False
+    return 0 <= ms < 2**64 and 0 <= seq < 2**64
 
 
 def scope_list(account: Account) -> list[str] | None:

@@ -57,6 +57,8 @@ class CursorError(InputError):
 
 
 NOT_OURS: Final = "cursor is not one this API returned: start again without it"
+MAX_ROW_ID: Final = 2**63 - 1
+"""Ids are BIGINT: a cursor naming a larger one is not ours (PostgreSQL would refuse it)."""
 
 
 def encode_cursor(row_id: int, order: Order, fingerprint: str = "") -> str:
@@ -72,7 +74,7 @@ def decode_cursor(cursor: str, order: Order, fingerprint: str = "") -> int:
         value = int(row_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise CursorError(NOT_OURS) from None
-    if version != "v1" or value < 0 or cursor_order not in ("asc", "desc"):
+    if version != "v1" or not 0 <= value <= MAX_ROW_ID or cursor_order not in ("asc", "desc"):
         raise CursorError(NOT_OURS)
     if cursor_order != order:
         raise CursorError(f"cursor was made for order={cursor_order}, not order={order}")
@@ -241,21 +243,68 @@ class Queries:
         )
         return await self._one(query.limit(1))
 
-    async def add_note(self, user_id: str, author: str, body: str) -> dict[str, Any]:
-        row = {"user_id": user_id, "author": author, "body": body, "created_at": datetime.now(UTC)}
+    async def user_seen_in(self, user_id: str, stream_ids: Sequence[str]) -> bool:
+        """Whether the user has any event (live or replayed) in one of these rooms."""
+        query = select(events.c.id).where(
+            events.c.user_id == user_id, events.c.stream_id.in_(list(stream_ids))
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
+
+    async def user_activity(self, user_id: str, stream_ids: Sequence[str]) -> dict[str, Any]:
+        """``event_count``, ``first_seen``, ``last_seen`` of a user in these rooms, counted as
+        the ``users`` row counts everywhere: live events only (DESIGN §6)."""
+        query = select(
+            func.count().label("event_count"),
+            func.min(events.c.timestamp).label("first_seen"),
+            func.max(events.c.timestamp).label("last_seen"),
+        ).where(
+            events.c.user_id == user_id,
+            events.c.stream_id.in_(list(stream_ids)),
+            events.c.source == "live",
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).one()
+        return _row(row._mapping)
+
+    async def user_streamers(self, user_id: str, scopes: Sequence[str] | None) -> list[str]:
+        """The streamers (handles, lower case) in whose rooms the user has events, among
+        ``scopes`` (None = any), sorted."""
+        handle = func.lower(streams.c.unique_id)
+        query = (
+            select(handle)
+            .distinct()
+            .select_from(events.join(streams, streams.c.id == events.c.stream_id))
+            .where(events.c.user_id == user_id, streams.c.unique_id.is_not(None))
+        )
+        if scopes is not None:
+            query = query.where(handle.in_([s.lower() for s in scopes]))
+        async with self.engine.connect() as conn:
+            return sorted(str(h) for h in (await conn.execute(query)).scalars())
+
+    async def add_note(self, user_id: str, author: str, body: str, streamer: str) -> dict[str, Any]:
+        """A note on a TikTok user, written under ``streamer`` (whose readers alone see it)."""
+        row = {
+            "user_id": user_id,
+            "author": author,
+            "body": body,
+            "streamer": streamer.lower(),
+            "created_at": datetime.now(UTC),
+        }
         async with self.engine.begin() as conn:
             result = await conn.execute(insert(user_notes).values(**row).returning(user_notes.c.id))
             row["id"] = result.scalar_one()
         return row
 
-    async def notes(self, user_id: str, *, limit: int) -> list[dict[str, Any]]:
-        query = (
-            select(user_notes)
-            .where(user_notes.c.user_id == user_id)
-            .order_by(user_notes.c.id.desc())
-            .limit(limit)
-        )
-        return await self._all(query)
+    async def notes(
+        self, user_id: str, *, streamers: Sequence[str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Newest first: the notes written under ``streamers`` (None = every note, those of no
+        known streamer included)."""
+        query = select(user_notes).where(user_notes.c.user_id == user_id)
+        if streamers is not None:
+            query = query.where(user_notes.c.streamer.in_([s.lower() for s in streamers]))
+        return await self._all(query.order_by(user_notes.c.id.desc()).limit(limit))
 
     # -- analytics -----------------------------------------------------------------------------
     async def analytics(

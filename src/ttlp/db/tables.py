@@ -200,8 +200,25 @@ user_notes: Final = Table(
     Column("author", String(HANDLE_LEN), nullable=False),  # the account that wrote it
     Column("body", Text, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    # The streamer (handle, lower case) the note was written under: only accounts scoped to
+    # that streamer (or to *) read it (0004). NULL: a note from before 0004 whose author's
+    # scope did not name one streamer; accounts of scope * read those.
+    Column("streamer", String(HANDLE_LEN)),
     Index("ix_user_notes_user_id_id", "user_id", "id"),
     sqlite_autoincrement=True,
+)
+
+revoked_tokens: Final = Table(
+    "revoked_tokens",
+    metadata,
+    # A token ended by POST /auth/logout (its jti claim) until it would have expired anyway;
+    # in the database so every api replica refuses it (0004).
+    Column("jti", String(64), primary_key=True),
+    Column("username", String(HANDLE_LEN), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp, nullable=False),
+    Index("ix_revoked_tokens_username", "username"),
+    Index("ix_revoked_tokens_expires_at", "expires_at"),
 )
 
 # -- rules and the forwarder (0003) ------------------------------------------------------------

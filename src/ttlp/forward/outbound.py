@@ -5,7 +5,11 @@ operator's network (SSRF) unless ``WEBHOOK_ALLOWLIST`` names them:
 
 - only ``http``/``https``, a host, no ``user:pass@``, a port in :data:`ALLOWED_PORTS`
   (80, 443 and the unprivileged range) — :meth:`Outbound.check_url` does these static checks
-  plus literal IP addresses and known metadata names, so it can run when a target is created;
+  plus literal IP addresses in every spelling the resolver accepts (``2130706433``,
+  ``0x7f000001``, ``127.1``, IPv4 inside IPv6) and known loopback and metadata names;
+- :meth:`Outbound.check_destination` adds what send time does: the host is resolved through
+  the same resolver and refused when an address is (for a target or rule when it is written:
+  a name that does not resolve yet is accepted, and checked again at every send);
 - at send time the host is resolved first and refused if ANY address is loopback, private
   (RFC 1918, ``fc00::/7``), link-local (``169.254/16``, ``fe80::/10``), CGNAT (``100.64/10``),
   unspecified, multicast, reserved or otherwise not globally routable, or a cloud metadata
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -61,6 +66,22 @@ ALLOWED_PORTS = frozenset({80, 443}) | frozenset(range(1024, 65536))
 allow-listed host or address may use any port)."""
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
+LOOPBACK_HOSTS = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "localhost6",
+        "localhost6.localdomain6",
+        "ip6-localhost",
+        "ip6-loopback",
+    }
+)
+"""Names /etc/hosts gives the loopback addresses on common systems: refused without asking
+the resolver, whose answer for them depends on the machine the check runs on."""
+NUMERIC_IPV4 = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}$", re.I)
+"""The numbers-and-dots spellings inet_aton (and so getaddrinfo) reads as an IPv4 address:
+decimal, octal or hex parts, 1 to 4 of them (``2130706433``, ``0x7f.1``, ``127.1``)."""
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 METADATA_ADDRESSES = frozenset(
     {
         ipaddress.ip_address("169.254.169.254"),
@@ -113,10 +134,28 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries to its destination: IPv4-mapped (``::ffff:a.b.c.d``),
+    6to4, Teredo (the client) or the NAT64 well-known prefix."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _address_problem(ip: IPAddress) -> str | None:
     """Why ``ip`` is not a public destination, or None when it is."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            problem = _address_problem(embedded)
+            if problem is not None or ip.ipv4_mapped is not None:
+                return problem
     if ip in METADATA_ADDRESSES:
         return "cloud metadata address"
     if ip.is_loopback:
@@ -141,9 +180,19 @@ def _address_problem(ip: IPAddress) -> str | None:
 
 
 def _parse_ip(host: str) -> IPAddress | None:
+    """``host`` as the address the resolver would read it as, or None for a name: the standard
+    forms, and the numeric IPv4 spellings of :data:`NUMERIC_IPV4` (a trailing dot ignored)."""
+    host = host.strip("[]").split("%", 1)[0]
     try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+        return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    host = host.removesuffix(".")
+    if not NUMERIC_IPV4.match(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
         return None
 
 
@@ -196,11 +245,12 @@ class Outbound:
     def _parse(self, url: str) -> httpx.URL:
         try:
             parsed = httpx.URL(url)
+            host = parsed.host  # decodes an IDNA name: a malformed one raises here
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise OutboundRefused(f"invalid URL: {exc}") from None
         if parsed.scheme not in ("http", "https"):
             raise OutboundRefused("only http and https URLs are allowed")
-        if not parsed.host:
+        if not host:
             raise OutboundRefused("the URL has no host")
         if parsed.userinfo:
             raise OutboundRefused("credentials in the URL (user:pass@) are not allowed")
@@ -212,12 +262,27 @@ class Outbound:
         return parsed
 
     def check_url(self, url: str) -> None:
-        """Static checks (no DNS): scheme, host, no userinfo, port, literal IPs, metadata names.
+        """Static checks (no DNS): scheme, host, no userinfo, port, literal IPs in any
+        spelling, loopback and metadata names.
 
         Raises :class:`OutboundRefused`. Passing does not mean the URL will be reachable: the
         host's addresses are checked again at every send.
         """
         self._check_static(self._parse(url))
+
+    async def check_destination(self, url: str) -> None:
+        """``check_url``, then the host resolved as a send would resolve it: refused
+        (:class:`OutboundRefused`) when any address is. What a target or a rule's webhook is
+        checked with when it is written (422 naming why). A name that does not resolve (yet,
+        or DNS is away) is accepted within ``connect_timeout_s``: every send checks again."""
+        parsed = self._parse(url)
+        if self._check_static(parsed) is not None or self._host_allowed(parsed.host):
+            return
+        try:
+            async with asyncio.timeout(self._settings.connect_timeout_s):
+                await self._addresses(parsed)
+        except (OutboundError, TimeoutError):
+            return
 
     def _check_static(self, parsed: httpx.URL) -> IPAddress | None:
         host = parsed.host
@@ -230,7 +295,7 @@ class Outbound:
         name = host.lower().rstrip(".")
         if name in METADATA_HOSTS:
             raise OutboundRefused(f"{host} is a cloud metadata name (not in WEBHOOK_ALLOWLIST)")
-        if name == "localhost" or name.endswith(".localhost"):
+        if name in LOOPBACK_HOSTS or name.endswith(".localhost"):
             raise OutboundRefused(f"{host} is a loopback name (not in WEBHOOK_ALLOWLIST)")
         return None
 

@@ -17,13 +17,16 @@ that says what to set; it is never retried (the engine runs an action at most on
 Announcements are throttled per streamer: one every ``ANNOUNCE_MIN_INTERVAL_S`` at most, per
 rules replica; one that comes sooner is skipped (reason ``throttled``) rather than queued, so
 a gift storm cannot build a backlog of stale thank-yous. Webhooks go through the forwarder's
-``Outbound`` (SSRF checks, timeouts, response cap). Secrets never reach an error text.
+``Outbound`` (SSRF checks, timeouts, response cap). Secrets never reach an error text, nor does
+an upstream body: a refusal says the status and Euler's short ``message`` (or the status's
+standard phrase), never a gateway's HTML page.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any, Final, Literal
 
 import httpx
@@ -46,6 +49,9 @@ CHAT_PATH: Final = "/webcast/chat"
 MUTE_PATH: Final = "/webcast/moderation/mutes"
 KICK_PATH: Final = "/webcast/moderation/bans"
 MAX_ERROR_BODY: Final = 300
+MAX_REASON_CHARS: Final = 120
+"""Euler's own ``message`` is kept up to this long; its body otherwise never reaches an error
+text (a gateway's HTML page would end up in actions_log and the API's 502 answer)."""
 USER_AGENT: Final = "ttlp-rules"
 
 log = logger.bind(role="rules")
@@ -135,14 +141,15 @@ class Actions:
         code = body.get("code") if isinstance(body, dict) else None
         if response.status_code == 200 and code in (0, None):
             return Outcome("success")
-        message = body.get("message") if isinstance(body, dict) else response.text
+        message = body.get("message") if isinstance(body, dict) else None
+        reason = _short_reason(message) or _status_phrase(response.status_code)
         return Outcome(
             "failed",
             "rejected",
             self._clean(
                 f"Euler API answered HTTP {response.status_code}"
-                + (f" code {code}" if code is not None else "")
-                + (f": {str(message)[:MAX_ERROR_BODY]}" if message else "")
+                + (f" code {code}" if type(code) is int else "")
+                + (f": {reason}" if reason else "")
             ),
         )
 
@@ -226,6 +233,24 @@ class Actions:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _short_reason(message: Any) -> str | None:
+    """Euler's JSON ``message``, if it is one short line of text (not markup): else None."""
+    if not isinstance(message, str):
+        return None
+    text = " ".join(message.split())
+    if not text or "<" in text or len(text) > MAX_REASON_CHARS:
+        return None
+    return text
+
+
+def _status_phrase(status: int) -> str | None:
+    """The standard phrase of an HTTP status (not the one the server sent)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return None
 
 
 def _describe(exc: Exception) -> str:

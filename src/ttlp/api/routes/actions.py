@@ -35,6 +35,7 @@ from loguru import logger
 
 from ttlp.api.accounts import Account, Role
 from ttlp.api.auth import current_account, require
+from ttlp.api.guard import json_problem
 from ttlp.api.state import HANDLE_RE, Api, Req, resolve_stream
 from ttlp.rules.actions import Actions
 
@@ -209,6 +210,9 @@ class WsActions:
                 raise HTTPException(
                     status_code=413, detail=f"frames are at most {WS_ACTION_MAX_CHARS} characters"
                 )
+            problem = json_problem(text.encode())
+            if problem is not None:
+                raise ValidationException(problem)
             try:
                 raw = msgspec.json.decode(text)
             except msgspec.DecodeError:

@@ -1,8 +1,14 @@
-"""``/auth``: log in for a JWT (header and HttpOnly cookie), log out, who am I."""
+"""``/auth``: log in for a JWT (header and HttpOnly cookie), log out, who am I.
+
+Every token has an id (``jti``): a logout ends the token it is sent with, on every api replica
+(``revoked_tokens``, see ``ttlp.api.auth``), not only the cookie of one browser.
+"""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import msgspec
 from litestar import Response, get, post
@@ -12,8 +18,16 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from ttlp.api.accounts import Account
-from ttlp.api.auth import COOKIE_NAME, PASSWORD_CLAIM, current_account, password_stamp
+from ttlp.api.auth import (
+    COOKIE_NAME,
+    PASSWORD_CLAIM,
+    current_account,
+    password_stamp,
+    presented_tokens,
+)
 from ttlp.api.state import Api, Req, iso
+
+TOKEN_ID_BYTES: Final = 16
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,6 +69,7 @@ async def login(data: JSONBody[LoginRequest], api: Api, request: Req) -> Respons
     token = jwt_auth.create_token(
         identifier=account.username,
         token_expiration=timedelta(seconds=ttl),
+        token_unique_jwt_id=secrets.token_urlsafe(TOKEN_ID_BYTES),
         token_extras={"role": account.role.value, PASSWORD_CLAIM: password_stamp(account)},
     )
     expires = datetime.now(UTC) + timedelta(seconds=ttl)
@@ -79,10 +94,16 @@ async def login(data: JSONBody[LoginRequest], api: Api, request: Req) -> Respons
 @post(
     "/auth/logout",
     status_code=HTTP_204_NO_CONTENT,
-    summary="Log out: clear the cookie (needs no valid token, so a stale cookie can go too)",
+    summary="Log out: end the token sent (header or cookie) and clear the cookie",
+    description="Needs no valid token, so a stale cookie can go too; a valid one is revoked "
+    "on every api replica.",
     exclude_from_auth=True,
 )
-async def logout(api: Api) -> Response[None]:
+async def logout(api: Api, request: Req) -> Response[None]:
+    for token in presented_tokens(request.app.state.jwt_auth, request):
+        if isinstance(token.jti, str) and token.jti:
+            await api.accounts.revoke_token(token.jti, token.sub, token.exp)
+        api.account_cache.forget(token.sub)
     # The same attributes as the login cookie, which this one replaces.
     cookie = Cookie(
         key=COOKIE_NAME,

@@ -17,12 +17,13 @@ from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import get
+from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
 from ttlp.aio import to_iso
 from ttlp.api.accounts import ALL_STREAMS, Account, Role
 from ttlp.api.auth import current_account, require
-from ttlp.api.state import Api, Req
+from ttlp.api.state import Api, Req, is_entry_id
 from ttlp.bus.dlq import Letter, letter_of
 
 DEFAULT_PAGE: Final = 50
@@ -112,6 +113,8 @@ async def dead_letters(
     stage: Annotated[str | None, QueryParameter(pattern=STAGE)] = None,
     before: Annotated[str | None, QueryParameter(pattern=ENTRY_ID)] = None,
 ) -> LetterPage:
+    if before is not None and not is_entry_id(before):
+        raise ValidationException(f"before {before!r} is not a ttlc:dlq entry id")
     bus, stream = api.bus, api.keys.dlq
     scope = _Scope(api, current_account(request))
     items: list[LetterOut] = []

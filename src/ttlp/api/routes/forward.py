@@ -1,8 +1,9 @@
 """Forward targets: CRUD with per-target delivery counts (DESIGN §8). STREAMER only.
 
 A target's scope is one streamer handle within the account's scope, or ``*`` (every streamer)
-for accounts of scope ``*``. The URL is checked by the outbound rules when a target is written
-(422 naming the reason); its addresses are checked again at every delivery. The secret is
+for accounts of scope ``*``. The URL is checked by the outbound rules when a target is written,
+its host resolved as a delivery would (422 naming the reason); its addresses are checked again
+at every delivery. The secret is
 write-only: when none is given one is generated, and it is returned once, by the create call.
 """
 
@@ -22,7 +23,7 @@ from ttlp.api.errors import Unprocessable
 from ttlp.api.state import Api, Req, iso
 from ttlp.contracts.events import EVENT_CLASSES
 from ttlp.errors import UnprocessableError
-from ttlp.forward.outbound import Outbound, OutboundRefused
+from ttlp.forward.outbound import OutboundRefused
 from ttlp.forward.signing import new_secret
 from ttlp.forward.store import ForwardStore, TargetCounts
 
@@ -83,9 +84,9 @@ def ensure_target_scope(account: Account, scope: str) -> None:
     ensure_owned_scope(account, scope, "a target")
 
 
-def _values(api: Api, data: TargetIn) -> dict[str, Any]:
+async def _values(api: Api, data: TargetIn) -> dict[str, Any]:
     try:
-        Outbound(api.settings.outbound).check_url(data.url)
+        await api.outbound.check_destination(data.url)
     except OutboundRefused as exc:
         raise UnprocessableError(f"url: {exc.reason}") from None
     return {
@@ -148,7 +149,7 @@ async def list_targets(api: Api, request: Req) -> list[TargetOut]:
 async def create_target(api: Api, request: Req, data: JSONBody[TargetIn]) -> TargetCreated:
     account = current_account(request)
     ensure_target_scope(account, normalize_scope(data.scope))
-    values = _values(api, data)
+    values = await _values(api, data)
     values["secret"] = data.secret or new_secret()
     values["created_by"] = account.username
     row = await _store(api).create_target(values)
@@ -179,7 +180,7 @@ async def replace_target(
 ) -> TargetOut:
     await target_in_scope(api, request, target_id)
     ensure_target_scope(current_account(request), normalize_scope(data.scope))
-    values = _values(api, data)
+    values = await _values(api, data)
     if data.secret is not None:
         values["secret"] = data.secret
     store = _store(api)

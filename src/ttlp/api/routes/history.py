@@ -3,6 +3,13 @@
 Every list of events is a keyset page (``limit`` ≤ 500, ``cursor`` from the previous page's
 ``nextCursor``), filterable by type, user, chat text and time range. What an account sees is
 limited to its streamers (a room id out of scope is 403; a user with no event in scope, 404).
+
+A TikTok user seen by several streamers is shown to each as that streamer saw them: an
+account not of scope ``*`` gets the event count and first/last seen of its own streamers'
+rooms (live events, as the global counts). Notes are private to the streamer they were written
+under: a note is written under one streamer of the author's scope (``streamer`` in the body,
+or, without it, the one streamer of the author's scope in whose rooms the user was seen), and
+read only by accounts whose scope has that streamer (or ``*``).
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from ttlp.api.accounts import Role
+from ttlp.api.accounts import Account, Role
 from ttlp.api.auth import current_account, ensure_scope, require
+from ttlp.api.errors import Unprocessable
 from ttlp.api.state import (
     HANDLE_RE,
     ROOM_ID_RE,
@@ -31,9 +39,11 @@ from ttlp.api.state import (
 )
 from ttlp.contracts.events import EVENT_CLASSES
 from ttlp.db.queries import DEFAULT_PAGE, MAX_PAGE, EventFilter, Page
+from ttlp.errors import UnprocessableError
 
 MAX_NOTE_CHARS = 4000
 MAX_LIST = 500
+MAX_NAMED = 10  # streamers an error message names at most
 MIN_SPEED = 0.01  # ge, not gt=0: Litestar leaves falsy bounds out of the OpenAPI document
 MAX_SPEED = 100.0
 ROOM_OR_HANDLE = f"^({ROOM_ID_RE.pattern[1:-1]}|{HANDLE_RE.pattern[1:-1]})$"
@@ -82,9 +92,16 @@ NOT_BLANK = r"[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u
 Python's regexes and the ECMA ones of JSON Schema (U+001C..U+001F, U+0085)."""
 
 
+STREAMER_PATTERN = r"^@?[A-Za-z0-9_.]{1,64}$"
+
+
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
     body: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NOTE_CHARS, pattern=NOT_BLANK)]
     """The note (not only whitespace; kept without surrounding whitespace)."""
+    streamer: Annotated[str, msgspec.Meta(pattern=STREAMER_PATTERN)] | None = None
+    """The streamer (handle) the note is written under: only accounts scoped to that streamer
+    (or to ``*``) read it. It must be in the author's scope and have seen the user. Optional
+    when exactly one streamer of the author's scope has seen the user."""
 
 
 class NoteOut(msgspec.Struct, rename="camel"):
@@ -93,6 +110,8 @@ class NoteOut(msgspec.Struct, rename="camel"):
     author: str
     body: str
     created_at: str | None
+    streamer: str | None
+    """The streamer the note was written under (null: a note from before notes had one)."""
 
 
 class ReplayAccepted(msgspec.Struct, rename="camel"):
@@ -350,18 +369,16 @@ async def user_in_scope(
     if row is None:
         raise NotFoundException(f"no TikTok user {ref} has been seen")
     rooms = await scoped_rooms(api, current_account(request))
-    if rooms is not None:
-        seen = await api.queries.events_page(
-            EventFilter(stream_ids=rooms, user_id=user_id), limit=1, cursor=None
-        )
-        if not seen.items:
-            raise NotFoundException(f"no TikTok user {ref} has been seen in your streams")
+    if rooms is not None and not await api.queries.user_seen_in(user_id, rooms):
+        raise NotFoundException(f"no TikTok user {ref} has been seen in your streams")
     return row, rooms
 
 
-@get("/users/{user:str}", summary="A TikTok user (id or @handle)")
+@get("/users/{user:str}", summary="A TikTok user (id or @handle), as seen in the account's streams")
 async def get_user(api: Api, request: Req, user: UserPath) -> UserOut:
-    row, _ = await user_in_scope(api, request, user)
+    row, rooms = await user_in_scope(api, request, user)
+    if rooms is not None:  # the activity in the account's streamers' rooms only
+        row = {**row, **await api.queries.user_activity(row["user_id"], rooms)}
     return user_out(row)
 
 
@@ -391,34 +408,67 @@ async def user_events(
     return await page_of(api, where, limit, cursor, order)
 
 
+def note_out(note: dict[str, Any]) -> NoteOut:
+    return NoteOut(
+        id=note["id"],
+        user_id=note["user_id"],
+        author=note["author"],
+        body=note["body"],
+        created_at=iso(note["created_at"]),
+        streamer=note.get("streamer"),
+    )
+
+
+async def note_streamer(api: Api, account: Account, user_id: str, named: str | None) -> str:
+    """The streamer a new note on ``user_id`` is written under (see the module docstring):
+    403 for a streamer outside the scope, 404 for one that has not seen the user, 422 when
+    none is named and several of the scope's streamers have seen the user."""
+    if named is not None:
+        streamer = named.lstrip("@").lower()
+        ensure_scope(account, streamer)
+        if not await api.queries.user_streamers(user_id, [streamer]):
+            raise NotFoundException(f"@{streamer} has not seen TikTok user {user_id}")
+        return streamer
+    seen = await api.queries.user_streamers(user_id, scope_list(account))
+    if len(seen) == 1:
+        return seen[0]
+    if not seen:  # seen in the scope's rooms, yet under no known handle (a room without one)
+        raise UnprocessableError("say which streamer the note is for: give `streamer`")
+    raise UnprocessableError(
+        "the user was seen by several of your streamers "
+        f"({', '.join('@' + s for s in seen[:MAX_NAMED])}): "
+        "give `streamer`, the one the note is for"
+    )
+
+
 @get(
     "/users/{user:str}/notes",
     guards=[require(Role.MODERATOR)],
-    summary="Moderators' private notes on a TikTok user, newest first",
+    summary="Moderators' private notes on a TikTok user, of the account's streamers, newest first",
 )
 async def list_notes(api: Api, request: Req, user: UserPath) -> list[NoteOut]:
     row, _ = await user_in_scope(api, request, user)
-    notes = await api.queries.notes(row["user_id"], limit=MAX_LIST)
-    return [
-        NoteOut(n["id"], n["user_id"], n["author"], n["body"], iso(n["created_at"])) for n in notes
-    ]
+    streamers = scope_list(current_account(request))
+    notes = await api.queries.notes(row["user_id"], streamers=streamers, limit=MAX_LIST)
+    return [note_out(n) for n in notes]
 
 
 @post(
     "/users/{user:str}/notes",
     guards=[require(Role.MODERATOR)],
     status_code=HTTP_201_CREATED,
-    summary="Add a private note on a TikTok user",
+    raises=[Unprocessable],
+    summary="Add a private note on a TikTok user, under one of the account's streamers",
 )
 async def add_note(api: Api, request: Req, user: UserPath, data: JSONBody[NoteIn]) -> NoteOut:
     body = data.body.strip()
     if not body or len(body) > MAX_NOTE_CHARS:
         raise ValidationException(f"a note has 1 to {MAX_NOTE_CHARS} characters")
     row, _ = await user_in_scope(api, request, user)
-    note = await api.queries.add_note(row["user_id"], current_account(request).username, body)
-    return NoteOut(
-        note["id"], note["user_id"], note["author"], note["body"], iso(note["created_at"])
-    )
+    account = current_account(request)
+    streamer = await note_streamer(api, account, row["user_id"], data.streamer)
+    note = await api.queries.add_note(row["user_id"], account.username, body, streamer)
+    return note_out(note)
 
 
 routes = [

@@ -19,15 +19,14 @@ from litestar.exceptions import (
 )
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
-from litestar.types.asgi_types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
 from ttlp.api.accounts import Account, Role
 from ttlp.api.auth import current_account, require
 from ttlp.api.feed import FeedItem, sse_frame, ws_message
+from ttlp.api.guard import deny_websocket
 from ttlp.api.routes.actions import WsActions
 from ttlp.api.routes.history import Types, parse_types
-from ttlp.api.state import Api, Req, resolve_stream
-from ttlp.bus.base import parse_id
+from ttlp.api.state import Api, Req, is_entry_id, resolve_stream
 
 SSE_RETRY_MS = 2000
 SSE_HELLO = b": ttlp live feed\r\nretry: %d\r\n\r\n" % SSE_RETRY_MS
@@ -66,10 +65,8 @@ def type_filter(types: str | None) -> Callable[[FeedItem], bool]:
 def check_last_event_id(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    try:
-        parse_id(value)
-    except ValueError:
-        raise ValidationException(f"Last-Event-ID {value!r} is not a feed event id") from None
+    if not is_entry_id(value):
+        raise ValidationException(f"Last-Event-ID {value!r} is not a feed event id")
     return value
 
 
@@ -148,14 +145,15 @@ async def ws_feed(
     """The same feed as SSE, one JSON text frame per event (``{"type":"event","id",…}``);
     resume with ``?lastEventId=``. The client may send moderator actions on the stream's room
     (``WsActionIn``); each gets one ``action-result`` frame."""
-    account = current_account(socket)
-    ref = await resolve_stream(api, stream, account, must_exist=False)
-    matches = type_filter(types)
-    resume = check_last_event_id(last_event_id)
-    slot = feed_slot(api, account)
     try:
+        account = current_account(socket)
+        ref = await resolve_stream(api, stream, account, must_exist=False)
+        matches = type_filter(types)
+        resume = check_last_event_id(last_event_id)
+        slot = feed_slot(api, account)
         slot.__enter__()
-    except TooManyRequestsException as exc:
+    except HTTPException as exc:
+        # Answered here: past this handler, Litestar would close before accept (a bare 403).
         await refuse(socket, exc)
         return
     try:
@@ -185,32 +183,8 @@ async def ws_feed(
 
 
 async def refuse(socket: WebSocket[Any, Any, Any], exc: HTTPException) -> None:
-    """Answer the handshake with an HTTP error (the ASGI WebSocket denial response) where the
-    server supports it, as uvicorn does; else accept and close with 4000 + the status (the
-    close code Litestar uses for errors). An exception raised before ``accept`` would reach
-    the client as a bare 403."""
-    body = msgspec.json.encode({"status_code": exc.status_code, "detail": exc.detail})
-    if "websocket.http.response" in (socket.scope.get("extensions") or {}):
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()),
-        ]
-        start: WebSocketResponseStartEvent = {
-            "type": "websocket.http.response.start",
-            "status": exc.status_code,
-            "headers": headers,
-        }
-        end: WebSocketResponseBodyEvent = {
-            "type": "websocket.http.response.body",
-            "body": body,
-            "more_body": False,
-        }
-        await socket.send(start)
-        await socket.send(end)
-    else:
-        await socket.accept()
-        await socket.close(code=4000 + exc.status_code, reason=exc.detail)
+    """Answer the handshake with the HTTP error (``ttlp.api.guard.deny_websocket``)."""
+    await deny_websocket(socket.scope, socket.send, exc.status_code, exc.detail, exc.headers)
 
 
 async def _send_feed(

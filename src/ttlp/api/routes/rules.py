@@ -34,7 +34,7 @@ from ttlp.api.errors import Unprocessable
 from ttlp.api.state import Api, Req, iso
 from ttlp.db.queries import decode_cursor, encode_cursor
 from ttlp.errors import UnprocessableError
-from ttlp.forward.outbound import Outbound, OutboundRefused
+from ttlp.forward.outbound import OutboundRefused
 from ttlp.rules.engine import (
     EVENT_TYPE_PATTERN,
     RULES_CHANGED,
@@ -156,12 +156,13 @@ def ensure_rule_scope(account: Account, scope: str) -> None:
     ensure_owned_scope(account, scope, "a rule")
 
 
-def _checked(data: RuleIn, api: Api) -> tuple[dict[str, Any], CompiledRule]:
-    """The row values of a valid rule, and the rule compiled; 422 naming what is wrong."""
+async def _checked(data: RuleIn, api: Api) -> tuple[dict[str, Any], CompiledRule]:
+    """The row values of a valid rule, and the rule compiled; 422 naming what is wrong (a
+    webhook's host is resolved as a send would: one that is internal is refused now)."""
     condition, template = compile_definition(data.event_type, data.condition, data.action)
     if isinstance(data.action, WebhookAction):
         try:
-            Outbound(api.settings.outbound).check_url(data.action.url)
+            await api.outbound.check_destination(data.action.url)
         except OutboundRefused as exc:
             raise UnprocessableError(f"action.url: {exc.reason}") from None
     streak_end_only = (
@@ -277,7 +278,7 @@ async def editor_help() -> EditorHelpOut:
 async def create_rule(api: Api, request: Req, data: JSONBody[RuleIn]) -> RuleOut:
     account = current_account(request)
     ensure_rule_scope(account, normalize_scope(data.scope))
-    values, _ = _checked(data, api)
+    values, _ = await _checked(data, api)
     row = await _store(api).create_rule(values, account.username)
     await notify(api)
     return rule_out(row)
@@ -297,7 +298,7 @@ async def get_rule(api: Api, request: Req, rule_id: RuleId) -> RuleOut:
 async def replace_rule(api: Api, request: Req, rule_id: RuleId, data: JSONBody[RuleIn]) -> RuleOut:
     await rule_in_scope(api, request, rule_id)
     ensure_rule_scope(current_account(request), normalize_scope(data.scope))
-    values, _ = _checked(data, api)
+    values, _ = await _checked(data, api)
     row = await _store(api).update_rule(rule_id, values)
     if row is None:
         raise NotFoundException(f"no rule {rule_id}")
@@ -331,7 +332,7 @@ async def dry_run_rule(api: Api, request: Req, data: JSONBody[RuleTestIn]) -> Ru
     if data.event_type is not None and data.event_id is not None:
         raise ValidationException("give at most one of eventType and eventId")
     if data.rule is not None:
-        _, rule = _checked(data.rule, api)
+        _, rule = await _checked(data.rule, api)
     else:
         assert data.rule_id is not None
         row = await rule_in_scope(api, request, data.rule_id)

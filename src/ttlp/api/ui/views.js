@@ -434,7 +434,9 @@ export function mountModerate(root, ctx) {
       const { userId, note } = state;
       if (!note.trim()) return;
       try {
-        await api(`/users/${userId}/notes`, { method: "POST", body: { body: note } });
+        // A note belongs to the streamer it is written under: the one being watched.
+        const body = app.stream ? { body: note, streamer: app.stream } : { body: note };
+        await api(`/users/${userId}/notes`, { method: "POST", body });
         if (current(userId)) update((s) => (s.note = ""));
         toast("Note saved");
         loadNotes(userId);
