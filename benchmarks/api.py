@@ -48,7 +48,14 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from machine import insert_rate, pg_url, redis_url, redis_xadd_rate
+from machine import (
+    insert_rate,
+    pg_url,
+    redis_url,
+    redis_xadd_rate,
+    scratch_postgres,
+    scratch_prefix,
+)
 
 from ttlp.api.accounts import Accounts, Role
 from ttlp.bus.keys import Keys
@@ -107,28 +114,9 @@ class Scratch:
 @contextlib.asynccontextmanager
 async def scratch() -> AsyncIterator[Scratch]:
     """A migrated scratch PostgreSQL database and a key prefix; both removed afterwards."""
-    import asyncpg
-    import redis.asyncio as aioredis
-
-    from ttlp.db.migrate import upgrade
-
-    prefix = f"bench-api-{uuid.uuid4().hex[:8]}-"
-    name = f"ttlp_bench_api_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_url())
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = pg_url().rsplit("/", 1)[0] + "/" + name
-    try:
+    async with scratch_postgres("api") as db_url, scratch_prefix("api") as prefix:
         with tempfile.TemporaryDirectory() as tmp:
-            await asyncio.to_thread(upgrade, normalize_database_url(db_url, Path(tmp)))
             yield Scratch(db_url, prefix, Keys(prefix), Path(tmp))
-    finally:
-        client = aioredis.from_url(redis_url())
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def free_port() -> int:

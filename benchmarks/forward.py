@@ -25,12 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import msgspec
-from machine import pg_url
+from machine import scratch_postgres
 from sqlalchemy import func, select
 
 from ttlp.bus.consumer import Consumer
@@ -96,19 +95,8 @@ async def database(backend: str) -> AsyncIterator[str]:
             await asyncio.to_thread(upgrade, url)
             yield url
         return
-    import asyncpg
-
-    name = f"ttlp_bench_fwd_{uuid.uuid4().hex[:8]}"
-    admin_url = pg_url().replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = normalize_database_url(admin_url.rsplit("/", 1)[0] + f"/{name}", Path.cwd())
-        await asyncio.to_thread(upgrade, url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_postgres("fwd") as url:
+        yield normalize_database_url(url, Path.cwd())
 
 
 def event_bodies(n: int) -> list[str]:

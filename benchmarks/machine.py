@@ -7,13 +7,54 @@ point elsewhere (read when a benchmark asks, never at import).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import resource
 import time
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from ttlp.contracts.events import frame_to_fields
 from ttlp.tiktok.providers.mock import bundled_fixture, load_fixture
+
+
+@contextlib.asynccontextmanager
+async def scratch_postgres(label: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, migrated (its URL as ttlp takes it), dropped afterwards."""
+    import asyncpg
+
+    from ttlp.db.engine import normalize_database_url
+    from ttlp.db.migrate import upgrade
+
+    admin_url = pg_url().replace("postgresql+asyncpg://", "postgresql://")
+    name = f"ttlp_bench_{label}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = admin_url.rsplit("/", 1)[0] + "/" + name
+        await asyncio.to_thread(upgrade, normalize_database_url(url, Path.cwd()))
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_prefix(label: str) -> AsyncIterator[str]:
+    """A Redis key prefix of this run's own; its keys are deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    prefix = f"bench-{label}-{uuid.uuid4().hex[:8]}-"
+    try:
+        yield prefix
+    finally:
+        client = aioredis.from_url(redis_url())
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 def redis_url() -> str:

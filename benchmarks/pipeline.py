@@ -35,7 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from machine import insert_rate, pg_url, redis_url, redis_xadd_rate, rss_mb
+from machine import (
+    insert_rate,
+    redis_url,
+    redis_xadd_rate,
+    rss_mb,
+    scratch_postgres,
+    scratch_prefix,
+)
 
 from ttlp.contracts.events import UnifiedEvent
 from ttlp.runtime import ROLES, Context, open_context
@@ -92,7 +99,6 @@ def _api_env() -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
     """Settings for a scratch pipeline on ``kind``; yields (settings, label)."""
-    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
     if kind == "embedded":
         with tempfile.TemporaryDirectory() as tmp:
             yield (
@@ -100,17 +106,7 @@ async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
                 "in-process bus + SQLite",
             )
         return
-    import asyncpg
-
-    name = f"ttlp_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_url())
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = pg_url().rsplit("/", 1)[0] + "/" + name
-    try:
-        from ttlp.db.engine import normalize_database_url
-        from ttlp.db.migrate import upgrade
-
-        await asyncio.to_thread(upgrade, normalize_database_url(db_url, Path(".")))
+    async with scratch_postgres("pipeline") as db_url, scratch_prefix("pipeline") as prefix:
         env = {
             "REDIS_URL": redis_url(),
             "DATABASE_URL": db_url,
@@ -120,16 +116,6 @@ async def backend(kind: str) -> AsyncIterator[tuple[Settings, str]]:
             **_api_env(),
         }
         yield Settings.from_env(env), "Redis Streams + PostgreSQL"
-    finally:
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(redis_url())
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def fixture_path(encoding: str) -> Path:

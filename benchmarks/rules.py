@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from machine import insert_rate, pg_url
+from machine import insert_rate, pg_url, scratch_postgres
 
 from ttlp.bus.keys import GROUP_RULES, Keys
 from ttlp.bus.memory import MemoryBus
@@ -93,18 +93,8 @@ async def database(sqlite: bool) -> AsyncIterator[str]:
             await asyncio.to_thread(upgrade, url)
             yield url
         return
-    import asyncpg
-
-    name = f"ttlp_bench_rules_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_url())
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = normalize_database_url(pg_url().rsplit("/", 1)[0] + "/" + name, Path.cwd())
-        await asyncio.to_thread(upgrade, url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_postgres("rules") as url:
+        yield normalize_database_url(url, Path.cwd())
 
 
 async def run(url: str, rules: int, texts: list[str], firing: bool) -> dict[str, float]:
