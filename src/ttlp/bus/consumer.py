@@ -311,15 +311,15 @@ class Consumer:
         letter = DeadLetter(
             stage=self.stage,
             reason=failure.reason,
-            error=failure.error[:MAX_ERROR_CHARS],
+            error=_text(failure.error[:MAX_ERROR_CHARS]),
             payload=payload.text,
             payload_encoding=payload.encoding,
             payload_bytes=payload.size,
             payload_sha256=payload.sha256,
             payload_truncated=payload.truncated,
             failed_at=now_iso(),
-            raw_type=failure.raw_type or msgspec.UNSET,
-            session_id=failure.session_id or msgspec.UNSET,
+            raw_type=_printable(failure.raw_type) or msgspec.UNSET,
+            session_id=_printable(failure.session_id) or msgspec.UNSET,
             source_stream=self.stream,
             source_id=failure.entry.id,
         )
@@ -351,6 +351,16 @@ def _failure_of(entry: Entry, exc: BaseException) -> Failure:
         raw_type=_printable(fields.get("type")),
         session_id=_printable(fields.get("sessionId")),
     )
+
+
+def _text(value: str) -> str:
+    """``value`` fit for a dead letter: bytes that are not UTF-8 (surrogate-escaped by the bus,
+    quoted by an error message) written as ``\\x..`` escapes instead of failing the letter."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
 
 
 def _printable(value: str | None) -> str | None:
