@@ -20,7 +20,7 @@ from tests.support.http import assert_json_error
 from ttlp.aio import now_iso
 from ttlp.api.accounts import Role
 from ttlp.bus.consumer import dead_letter_fields
-from ttlp.contracts.events import DeadLetter
+from ttlp.contracts.events import DeadLetter, dead_letter_payload
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +149,29 @@ async def test_who_may_not_and_what_is_refused(api: ApiHarness, letters: dict[st
 async def test_an_empty_dead_letter_stream(api: ApiHarness) -> None:
     headers = await api.login("owner", Role.STREAMER, ["*"])
     assert await get_dlq(api, headers) == {"items": [], "nextBefore": None, "total": 0}
+
+
+async def test_a_letter_of_bytes_that_are_not_utf8_is_shown_not_a_500(api: ApiHarness) -> None:
+    """Such a letter's payload is base64 (ttlp.contracts.events.dead_letter_payload); the view
+    decodes it and shows the foreign bytes as U+FFFD, flagged as base64."""
+    fields = {**raw_entry(FIXTURE_ROOM), "data": '{"content":"\udcff"}'}
+    payload = dead_letter_payload(fields, 65_536)
+    assert payload.encoding == "base64"
+    letter = DeadLetter(
+        stage="normalizer",
+        reason="ENCODING_ERROR",
+        error="field 'data' is not valid UTF-8",
+        payload=payload.text,
+        payload_encoding=payload.encoding,
+        failed_at=now_iso(),
+        source_stream=api.keys.raw,
+        source_id="1-1",
+    )
+    entry_id = await api.bus.publish(api.keys.dlq, dead_letter_fields(letter))
+    headers = await api.login("owner", Role.STREAMER, ["*"])
+
+    (item,) = (await get_dlq(api, headers))["items"]
+    assert item["id"] == entry_id
+    assert item["payloadEncoding"] == "base64"
+    assert item["payload"]["data"] == '{"content":"\ufffd"}'
+    assert item["streamId"] == FIXTURE_ROOM

@@ -82,18 +82,17 @@ def error_body(status: int, detail: str) -> bytes:
     return msgspec.json.encode({"status_code": status, "detail": detail})
 
 
+def json_headers(body: bytes, extra: Mapping[str, str] | None = None) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items()),
+    ]
+
+
 async def answer_http(send: Send, status: int, detail: str) -> None:
     body = error_body(status, detail)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    await send({"type": "http.response.start", "status": status, "headers": json_headers(body)})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -113,11 +112,7 @@ async def deny_websocket(
             {
                 "type": "websocket.http.response.start",
                 "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
-                ],
+                "headers": json_headers(body, headers),
             }
         )
         await send({"type": "websocket.http.response.body", "body": body, "more_body": False})

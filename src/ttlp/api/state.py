@@ -30,7 +30,7 @@ HANDLE_RE: Final = re.compile(r"^@[A-Za-z0-9_.]{1,64}$")
 
 class ApiState:
     """A plain class, not a dataclass: Litestar would otherwise resolve the type hints of
-    every field (down to the runtime's TYPE_CHECKING-only imports) for its signature model."""
+    every field (down to SQLAlchemy's and the bus's) for its signature model."""
 
     def __init__(
         self,

@@ -69,10 +69,13 @@ class Letter:
 
     @property
     def body(self) -> Any:
-        """The payload decoded (the ``ttlc:raw``/``ttlc:events`` entry, or the forwarder's
-        ``{targetId, event}``), or its text when it is not JSON."""
+        """The payload decoded for people (the ``ttlc:raw``/``ttlc:events`` entry, or the
+        forwarder's ``{targetId, event}``), or its text when it is not JSON. Bytes that are not
+        UTF-8 show as U+FFFD here (a JSON answer cannot carry them); retry uses
+        ``payload_text``, which keeps them."""
+        text = self.payload_text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         try:
-            return json.loads(self.payload_text)
+            return json.loads(text)
         except ValueError:
             return self.payload
 
@@ -96,10 +99,7 @@ class Letter:
     def detail(self, width: int = 60) -> str:
         """A short description: the error, and what the payload is about."""
         about = ""
-        try:
-            body = msgspec.json.decode(self.payload)
-        except msgspec.DecodeError:
-            body = None
+        body = self.body
         if isinstance(body, dict):
             if "targetId" in body:
                 about = f"target {body['targetId']}"

@@ -52,6 +52,10 @@ class LetterOut(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True
     source_id: str | None = None
     payload: Any = None
     """What failed, as it was: the bus entry, or the forwarder's ``{targetId, event}``."""
+    payload_encoding: str = "json"
+    """``base64``: the entry was not UTF-8 (shown decoded, its foreign bytes as U+FFFD)."""
+    payload_truncated: bool = False
+    """The payload is the first DLQ_MAX_PAYLOAD_BYTES of the entry (shown as text)."""
 
 
 class LetterPage(msgspec.Struct, rename="camel"):
@@ -77,6 +81,8 @@ def letter_out(letter: Letter) -> LetterOut:
         source_stream=fields.get("sourceStream"),
         source_id=fields.get("sourceId"),
         payload=letter.body,
+        payload_encoding=fields.get("payloadEncoding", "json"),
+        payload_truncated=letter.truncated,
     )
 
 
