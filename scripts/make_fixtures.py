@@ -10,11 +10,16 @@ Files written, one JSON document per line (NDJSON, UTF-8):
     raw.v1 frames in their logical form (``contracts/raw.v1.schema.json``: ``seqNo`` a JSON
     integer, ``data`` a JSON value): one live session of the streamer @luna.beats in room
     7441234567890123456, in arrival order, from ``ControlEvent.CONNECTED`` to
-    ``ControlEvent.DISCONNECTED``. Each TikTok frame's ``data`` is a real TikTokLiveProto
-    message: mostly ``message.to_dict()`` (proto3 JSON: camelCase names, int64 as strings,
-    enums by name), a few as base64 of the message's protobuf bytes. ``seqNo`` is the
-    message's ``common.msgId`` and ``timestamp`` its ``common.createTime``; lifecycle frames
-    count 1, 2, 3 and carry the ingest time.
+    ``ControlEvent.DISCONNECTED``, shaped like the captured payloads in ``tests/fixtures/real/``
+    (roles in badges and ``userIdentity``; subscriptions as a barrage then a sub notify).
+    Each TikTok frame's ``data`` is a real TikTokLiveProto message: mostly
+    ``message.to_dict()`` (proto3 JSON: camelCase names, int64 as strings, enums by name), a
+    few as base64 of the message's protobuf bytes. ``seqNo`` is the message's ``common.msgId``
+    and ``timestamp`` its ``common.createTime``; lifecycle frames count 1, 2, 3 and carry the
+    ingest time.
+``raw-frames-protobuf.ndjson``
+    The same frames with every TikTok message's ``data`` as base64 of its protobuf bytes, as
+    the direct and euler providers publish them.
 ``unified-events.ndjson``
     ``ttlp.tiktok.normalize.normalize_frame`` applied to each raw frame, same order, one
     UnifiedEvent v1 per line (``contracts/unified-event.v1.schema.json``).
@@ -72,6 +77,26 @@ def image(path: str) -> Any:
     return P.ImageModel(url_list=[f"{CDN}/{path}~tplv-resize:100:100.webp"], uri=path)
 
 
+# BadgeSceneType numbers: the badges that say a user's role in the room.
+BADGE_ADMIN: Final = 1
+BADGE_SUBSCRIBER: Final = 4
+BADGE_USER_GRADE: Final = 8
+BADGE_FANS: Final = 10
+RELATIONS: Final[dict[int, dict[str, bool]]] = {}
+"""User id → the ``userIdentity`` flags their chat, gift and emote messages carry."""
+
+
+def badge(scene: int, level: int, text: str) -> Any:
+    """A badge as TikTok sends it: a COMBINE badge whose level is in ``privilegeLogExtra``."""
+    return P.BadgeStruct(
+        display_type=P.BadgeDisplayType.COMBINE,
+        scene_type=scene,
+        display=True,
+        privilege_log_extra=P.PrivilegeLogExtra(data_version="2", level=str(level)),
+        combine=P.CombineBadgeStruct(display_type=4, str=text),
+    )
+
+
 def user(
     uid: int,
     handle: str,
@@ -81,26 +106,55 @@ def user(
     admin: bool = False,
     subscriber: bool = False,
     fans_level: int | None = None,
+    gifter_level: int | None = None,
 ) -> Any:
-    """A TikTok user as webcast messages carry it (follow 0 none, 1 follower, 2 friend)."""
+    """A TikTok user as webcast messages carry it (follow 0 none, 1 follower, 2 friend).
+
+    Roles are where real messages carry them: the user's badges (moderator, subscriber,
+    fans-club level, gifter level) and the message's ``userIdentity`` (``identity(user)``).
+    """
+    badges = []
+    if gifter_level is not None:
+        badges.append(badge(BADGE_USER_GRADE, gifter_level, str(gifter_level)))
+    if fans_level is not None:
+        badges.append(badge(BADGE_FANS, fans_level, "Ⅲ"))
+    if admin:
+        badges.append(badge(BADGE_ADMIN, 0, "Moderator"))
+    if subscriber:
+        badges.append(badge(BADGE_SUBSCRIBER, 0, "Luna Fam"))
+    RELATIONS[uid] = {
+        "is_follower_of_anchor": follow >= 1,
+        "is_mutual_following_with_anchor": follow == 2,
+        "is_moderator_of_anchor": admin,
+        "is_subscriber_of_anchor": subscriber,
+    }
     return P.User(
         id=uid,
         nickname=nickname,
         display_id=handle,
         avatar_thumb=image(f"tos-maliva-avt-0068/{uid}"),
         follow_info=P.FollowInfo(follow_status=follow, follower_count=uid % 997),
-        user_attr=P.UserAttr(is_admin=admin) if admin else None,
-        fans_club=P.FansClubMember(data=P.FansClubData(club_name="Luna Fam", level=fans_level))
-        if fans_level is not None
-        else None,
-        is_subscribe=subscriber,
+        badge_list=badges,
     )
+
+
+def identity(who: Any) -> Any:
+    """The ``userIdentity`` a chat, gift or emote message carries for its user."""
+    return P.UserIdentity(**RELATIONS[who.id])
 
 
 LUNA = user(6812345678901234567, STREAMER, "Luna 🎧")
 RIVAL = user(6898765432109876543, "dj.nova", "DJ Nova")
-ZOE = user(7012345678901234501, "zoe.petals", "Zoë 🌸", follow=1, fans_level=12)
-AKHMED = user(7012345678901234502, "akhmed_kzn", "Ахмед", follow=2, admin=True, subscriber=True)
+ZOE = user(7012345678901234501, "zoe.petals", "Zoë 🌸", follow=1, fans_level=12, gifter_level=9)
+AKHMED = user(
+    7012345678901234502,
+    "akhmed_kzn",
+    "Ахмед",
+    follow=2,
+    admin=True,
+    subscriber=True,
+    gifter_level=31,
+)
 XIAOMING = user(7012345678901234503, "xiaoming88", "小明", follow=1)
 MALLORY = user(7012345678901234504, "mallory", "Mallory")
 OWL = user(7012345678901234505, "night.owl", "night owl 🦉", subscriber=True)
@@ -167,7 +221,11 @@ class Session:
 
 def chat(who: Any, content: str, language: str, emotes: list[Any] | None = None) -> Any:
     return P.WebcastChatMessage(
-        user=who, content=content, content_language=language, emotes=emotes or []
+        user=who,
+        content=content,
+        content_language=language,
+        emotes=emotes or [],
+        user_identity=identity(who),
     )
 
 
@@ -177,6 +235,7 @@ def gift(
     """One gift frame; ``repeat`` is cumulative within a streak, ``end`` marks its last frame."""
     return P.WebcastGiftMessage(
         user=who,
+        user_identity=identity(who),
         to_user=LUNA,
         gift_id=gift_id,
         repeat_count=repeat,
@@ -223,14 +282,15 @@ def viewers(total: int, total_user: int) -> Any:
     )
 
 
-def battle_msg(action: Any, luna_score: int, nova_score: int) -> Any:
+def battle_msg(action: Any, scores: tuple[int, int] | None = None) -> Any:
+    """A 1v1 battle message; ``scores`` (Luna's, Nova's) come with the end, as in real rooms."""
     ids = {LUNA.id: ("Luna 🎧", STREAMER), RIVAL.id: ("DJ Nova", "dj.nova")}
     return P.WebcastLinkMicBattle(
         battle_id=7441999000000000001,
         action=action,
         battle_result={
-            LUNA.id: battle.BattleResult(user_id=LUNA.id, score=luna_score),
-            RIVAL.id: battle.BattleResult(user_id=RIVAL.id, score=nova_score),
+            uid: battle.BattleResult(user_id=uid, score=score)
+            for uid, score in zip(ids, scores or (), strict=False)
         },
         anchors_info=[
             battle.BattleUserInfoWrapper(
@@ -246,6 +306,38 @@ def battle_msg(action: Any, luna_score: int, nova_score: int) -> Any:
     )
 
 
+def entrance_barrage(who: Any, grade: int) -> Any:
+    """The banner TikTok shows when a high gifter-level viewer joins (a RAW event)."""
+    return P.WebcastBarrageMessage(
+        msg_type=P.BarrageMessageBarrageType.GRADE_USER_ENTRANCE_NOTIFICATION,
+        content=common.Text(key="pm_mt_alp_join_animation", default_pattern="joined"),
+        duration=4000,
+        user_grade_param=P.BarrageTypeUserGradeParam(
+            current_grade=grade, user_id=str(who.id), user=who
+        ),
+    )
+
+
+def subscription(who: Any) -> list[Any]:
+    """A first subscription as TikTok announces it: a barrage naming the user in its text,
+    then the notice with the month (two SUBSCRIBE events, as in real captured rooms)."""
+    piece = common.TextPiece(type=11, user_value=common.TextPieceUser(user=who, with_colon=True))
+    barrage = P.WebcastBarrageMessage(
+        msg_type=P.BarrageMessageBarrageType.SUBSCRIBE,
+        content=common.Text(
+            key="pm_mt_subscribe_first_barrage",
+            default_pattern="{0:user} subscribed for the first time",
+            pieces=[piece],
+        ),
+        duration=3000,
+        display_config=9,
+    )
+    notice = P.WebcastSubNotifyMessage(
+        user=who, sub_month=1, subscribing_status=P.SubscribingStatus.SUBSCRIBING_STATUS_ONCE
+    )
+    return [barrage, notice]
+
+
 def build_session() -> Session:
     """The scripted session: every canonical type, RAW pass-through, streaks, edge texts."""
     s = Session()
@@ -256,6 +348,7 @@ def build_session() -> Session:
     s.tiktok(viewers(1523, 20411), after_ms=120)
     s.tiktok(member(ZOE, 1524))
     s.tiktok(member(AKHMED, 1525))
+    s.tiktok(entrance_barrage(AKHMED, 31), after_ms=60)
     s.tiktok(chat(ZOE, "hi Luna!! 🎶 first time catching you live", "en"))
     s.tiktok(P.WebcastLikeMessage(user=ZOE, count=15, total=15234))
     s.tiktok(social(AKHMED), key="pm_main_follow_message_viewer_2")
@@ -287,6 +380,7 @@ def build_session() -> Session:
     s.tiktok(
         P.WebcastEmoteChatMessage(
             user=OWL,
+            user_identity=identity(OWL),
             emote_list=[
                 emoji.EmoteModel(
                     emote_id="7301234567890123003",
@@ -303,7 +397,7 @@ def build_session() -> Session:
     s.tiktok(social(OWL), key="pm_mt_subscribe_message_viewer")
     s.tiktok(member(OWL, 1531))
     s.tiktok(viewers(1532, 20502), after_ms=900)
-    s.tiktok(battle_msg(P.LinkMicBattleBattleAction.OPEN, 0, 0))
+    s.tiktok(battle_msg(P.LinkMicBattleBattleAction.OPEN))
     s.tiktok(
         P.WebcastLinkMicArmies(
             battle_id=7441999000000000001,
@@ -319,16 +413,9 @@ def build_session() -> Session:
             total_diamond_count=1000,
         )
     )
-    s.tiktok(
-        P.WebcastBarrageMessage(
-            user=ZOE,
-            msg_type=P.BarrageMessageBarrageType.COMMON_BARRAGE,
-            content=common.Text(
-                key="pk_battle_mvp_barrage", default_pattern="{0:user} is this battle's MVP!"
-            ),
-            duration=3000,
-        )
-    )
+    barrage, notice = subscription(XIAOMING)
+    s.tiktok(barrage)
+    s.tiktok(notice, after_ms=2100)
     streak(s, ZOE, 11046, "Galaxy", 200, {3: chat(OWL, "GALAXY x5 incoming 🌌", "en")})
     s.tiktok(gift(OWL, 7168, "Money Gun", 500, 2, 1, True))
     s.tiktok(
@@ -358,7 +445,7 @@ def build_session() -> Session:
         as_bytes=True,
     )
     s.tiktok(social(ZOE), key="pm_mt_live_ranklist")
-    s.tiktok(battle_msg(P.LinkMicBattleBattleAction.FINISH, 5400, 3100), after_ms=2000)
+    s.tiktok(battle_msg(P.LinkMicBattleBattleAction.FINISH, (5400, 3100)), after_ms=2000)
     s.tiktok(P.WebcastLikeMessage(user=XIAOMING, count=120, total=15384))
     s.tiktok(
         P.WebcastControlMessage(action=P.ControlAction.STREAM_PAUSED, tips="Be right back"),

@@ -283,7 +283,17 @@ def test_fixtures_cover_every_event_type_and_raw_passthrough() -> None:
     events_ = [json.loads(line) for line in EVENT_LINES]
     assert {event["eventType"] for event in events_} == set(TRIGGER_IDS)
     raw_types = {e["payload"]["rawType"] for e in events_ if e["eventType"] == "RAW"}
-    assert {"WebcastSocialMessage", "WebcastControlMessage"} <= raw_types
+    assert {"WebcastSocialMessage", "WebcastControlMessage", "WebcastBarrageMessage"} <= raw_types
+    subscribe_types = {
+        json.loads(raw)["type"]
+        for raw, event in zip(RAW_LINES, events_, strict=True)
+        if event["eventType"] == "SUBSCRIBE"
+    }
+    assert subscribe_types == {
+        "WebcastSocialMessage",
+        "WebcastBarrageMessage",
+        "WebcastSubNotifyMessage",
+    }
 
 
 def _logical_form(fields: dict[str, str]) -> dict[str, Any] | None:

@@ -49,6 +49,7 @@ MAPPED_TYPES = (
     "WebcastLinkMicBattle",
     "WebcastLinkMicArmies",
     "WebcastBarrageMessage",
+    "WebcastSubNotifyMessage",
     "WebcastRoomUserSeqMessage",
     "WebcastControlMessage",
 )
@@ -59,7 +60,6 @@ RAW_TYPES = (
     "WebcastRoomMessage",
     "WebcastEnvelopeMessage",
     "WebcastGoalUpdateMessage",
-    "WebcastSubNotifyMessage",
     "WebcastInRoomBannerMessage",
     "WebcastGiftBroadcastMessage",
     "WebcastLinkMicMethod",

@@ -1,5 +1,8 @@
 """The normalizer: every mapping row of DESIGN §4, eventId, social sub-types, gift streaks,
-RAW passthrough, and the reasons it gives for what it refuses."""
+barrages and subscriptions, battle scores (1v1 and team), user flags from ``userIdentity``
+and badges, RAW passthrough, and the reasons it gives for what it refuses.
+
+Real captured payloads of every mapped type are in ``test_real_tiktok.py``'s corpus."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from TikTokLiveProto.v3.webcast.model.message import common
+from TikTokLiveProto.v3.webcast.model.live import match
+from TikTokLiveProto.v3.webcast.model.message import battle, common
 
 from ttlp.contracts import events as ev
 from ttlp.contracts.events import RawFrame, frame_from_fields, frame_to_fields
@@ -235,7 +239,6 @@ def test_emote_and_battle_family() -> None:
     for raw_type, message in [
         ("WebcastLinkMicBattle", P.WebcastLinkMicBattle(battle_id=7440000000000000777, action=4)),
         ("WebcastLinkMicArmies", P.WebcastLinkMicArmies(battle_id=7440000000000000777)),
-        ("WebcastBarrageMessage", P.WebcastBarrageMessage()),
     ]:
         event = normalize_frame(frame(raw_type, message))
         assert isinstance(event, ev.BattleEvent), raw_type
@@ -249,6 +252,248 @@ def test_emote_and_battle_family() -> None:
         "7440000000000000777",
         "STARTED",
     )
+
+
+def anchor(uid: int, handle: str) -> Any:
+    return battle.BattleUserInfoWrapper(
+        key=uid,
+        value=match.BattleUserInfo(
+            user=match.BattleBaseUserInfo(user_id=uid, nick_name=handle.title(), display_id=handle)
+        ),
+    )
+
+
+def team(*members: tuple[int, int]) -> Any:
+    """A team's members: (user id, score)."""
+    return [match.BattleTeamUser(user_id=uid, score=score) for uid, score in members]
+
+
+def test_one_to_one_battle_scores_each_anchor_from_battle_result() -> None:
+    message = P.WebcastLinkMicBattle(
+        battle_id=7286183603647646497,
+        action=5,
+        battle_result={
+            11: battle.BattleResult(user_id=11, score=782),
+            22: battle.BattleResult(user_id=22, result=1),  # a score of 0 is left out
+        },
+        anchors_info=[anchor(11, "little.satan3"), anchor(22, "game_master")],
+    )
+    for f in both_encodings("WebcastLinkMicBattle", message):
+        event = normalize_frame(f)
+        assert isinstance(event, ev.BattleEvent)
+        assert event.payload.battle_status == "ENDED"
+        assert event.payload.participants == [
+            ev.BattleParticipant(
+                user_id="11", unique_id="little.satan3", display_name="Little.Satan3", score=782
+            ),
+            ev.BattleParticipant(
+                user_id="22", unique_id="game_master", display_name="Game_Master", score=0
+            ),
+        ]
+
+
+def test_team_battle_scores_each_anchor_from_team_battle_result() -> None:
+    """2 vs 2: ``battleResult`` holds the team totals under one member of each team."""
+    message = P.WebcastLinkMicBattle(
+        battle_id=7286183712344443681,
+        action=5,
+        battle_result={
+            22: battle.BattleResult(user_id=22, score=9),
+            33: battle.BattleResult(user_id=33, score=3),
+        },
+        anchors_info=[
+            anchor(11, "denise"),
+            anchor(22, "filip"),
+            anchor(33, "alex"),
+            anchor(44, "sandra"),
+        ],
+        team_battle_result=[
+            match.BattleTeamResult(team_id=1, team_user=team((33, 0), (44, 3)), total_score=3),
+            match.BattleTeamResult(team_id=2, team_user=team((11, 3), (22, 6)), total_score=9),
+        ],
+    )
+    for f in both_encodings("WebcastLinkMicBattle", message):
+        event = normalize_frame(f)
+        assert isinstance(event, ev.BattleEvent)
+        assert [(p.unique_id, p.score) for p in event.payload.participants] == [
+            ("denise", 3),
+            ("filip", 6),
+            ("alex", 0),
+            ("sandra", 3),
+        ]
+
+
+def test_armies_score_each_host_or_each_team_member() -> None:
+    one_to_one = P.WebcastLinkMicArmies(
+        battle_id=7286184332472634144,
+        armies={11: battle.BattleUserArmies(hostscore=3980), 22: battle.BattleUserArmies()},
+    )
+    event = normalize_frame(frame("WebcastLinkMicArmies", one_to_one))
+    assert isinstance(event, ev.BattleEvent)
+    assert [(p.user_id, p.score) for p in event.payload.participants] == [("11", 3980), ("22", 0)]
+    teams = P.WebcastLinkMicArmies(
+        battle_id=7286184778659220229,
+        armies={
+            22: battle.BattleUserArmies(hostscore=9),
+            44: battle.BattleUserArmies(hostscore=12),
+        },
+        team_armies=[
+            match.BattleTeamUserArmies(team_id=2, team_user=team((11, 3), (22, 6))),
+            match.BattleTeamUserArmies(team_id=1, team_user=team((33, 6), (44, 6))),
+        ],
+    )
+    for f in both_encodings("WebcastLinkMicArmies", teams):
+        event = normalize_frame(f)
+        assert isinstance(event, ev.BattleEvent)
+        assert event.payload.battle_status == "UPDATED"
+        assert [(p.user_id, p.score) for p in event.payload.participants] == [
+            ("11", 3),
+            ("22", 6),
+            ("33", 6),
+            ("44", 6),
+        ]
+
+
+SUBSCRIBER = P.User(id=7229075882751919110, nickname="Marie Marie", display_id="pepinmarie123")
+
+
+def text_with_user(key: str, pattern: str, user: Any) -> Any:
+    piece = common.TextPiece(type=11, user_value=common.TextPieceUser(user=user, with_colon=True))
+    return common.Text(key=key, default_pattern=pattern, pieces=[piece])
+
+
+def test_subscription_barrage_is_subscribe_with_the_user_in_its_text() -> None:
+    message = P.WebcastBarrageMessage(
+        msg_type=P.BarrageMessageBarrageType.SUBSCRIBE,
+        content=text_with_user(
+            "pm_mt_subscribe_first_barrage", "{0:user} subscribed for the first time", SUBSCRIBER
+        ),
+        duration=3000,
+    )
+    for f in both_encodings("WebcastBarrageMessage", message):
+        event = normalize_frame(f)
+        assert isinstance(event, ev.SubscribeEvent)
+        assert (event.trigger_id, event.payload) == (7, ev.SubscribePayload())
+        assert (event.user.user_id, event.user.unique_id, event.user.is_subscriber) == (
+            "7229075882751919110",
+            "pepinmarie123",
+            True,
+        )
+
+
+def test_entrance_and_other_barrages_stay_raw_with_their_user() -> None:
+    entrance = P.WebcastBarrageMessage(
+        msg_type=P.BarrageMessageBarrageType.FANS_LEVEL_ENTRANCE,
+        content=common.Text(key="pm_mt_fan_live_join", default_pattern="joined"),
+        fans_level_param=P.BarrageTypeFansLevelParam(
+            current_grade=21,
+            user=P.User(id=6741115145697739782, display_id="zaudy", badge_list=[badge(10, "21")]),
+        ),
+    )
+    for f in both_encodings("WebcastBarrageMessage", entrance):
+        event = normalize_frame(f)
+        assert isinstance(event, ev.RawEvent)
+        assert event.payload.raw_type == "WebcastBarrageMessage"
+        assert (event.user.unique_id, event.user.team_member_level) == ("zaudy", 21)
+    grade = P.WebcastBarrageMessage(
+        msg_type=P.BarrageMessageBarrageType.GRADE_USER_ENTRANCE_NOTIFICATION,
+        user_grade_param=P.BarrageTypeUserGradeParam(current_grade=28, user=VIEWER),
+    )
+    event = normalize_frame(frame("WebcastBarrageMessage", grade))
+    assert isinstance(event, ev.RawEvent)
+    assert event.user.unique_id == "zoe.live"
+    for data in ({"msgType": "COMMON_BARRAGE"}, {"msgType": 999}, {"msgType": "NEW_KIND"}, {}):
+        event = normalize_frame(frame("WebcastBarrageMessage", data))
+        assert isinstance(event, ev.RawEvent)
+        assert event.user == ev.SYSTEM_USER
+
+
+def test_sub_notify_is_subscribe_with_the_subscriber_and_sub_month() -> None:
+    message = P.WebcastSubNotifyMessage(user=SUBSCRIBER, sub_month=3, subscribing_status=1)
+    for f in both_encodings("WebcastSubNotifyMessage", message):
+        event = normalize_frame(f)
+        assert isinstance(event, ev.SubscribeEvent)
+        assert event.payload.sub_month == 3
+        assert (event.user.unique_id, event.user.is_subscriber) == ("pepinmarie123", True)
+    without_month = normalize_frame(frame("WebcastSubNotifyMessage", P.WebcastSubNotifyMessage()))
+    assert isinstance(without_month, ev.SubscribeEvent)
+    assert (without_month.payload, without_month.user) == (ev.SubscribePayload(), ev.SYSTEM_USER)
+
+
+# -- user flags: where TikTok puts them ----------------------------------------------------------
+def badge(scene: int, level: str = "0") -> Any:
+    """A badge as TikTok sends it: its scene (1 ADMIN, 4 SUBSCRIBER, 8 USER_GRADE, 10 FANS)."""
+    return P.BadgeStruct(
+        display_type=4, scene_type=scene, privilege_log_extra=P.PrivilegeLogExtra(level=level)
+    )
+
+
+def plain_user(**kw: Any) -> Any:
+    return P.User(id=6776970940175827973, display_id="danalvissanchez", **kw)
+
+
+@pytest.mark.parametrize(
+    ("identity", "badges", "flags"),
+    [
+        ({}, [], (0, False, False, None)),
+        ({"is_follower_of_anchor": True}, [badge(8, "12")], (1, False, False, None)),
+        (
+            {"is_follower_of_anchor": True, "is_mutual_following_with_anchor": True},
+            [],
+            (2, False, False, None),
+        ),
+        ({"is_moderator_of_anchor": True}, [], (0, True, False, None)),
+        ({"is_subscriber_of_anchor": True}, [], (0, False, True, None)),
+        ({}, [badge(1), badge(4), badge(10, "21")], (0, True, True, 21)),
+        ({}, [badge(10, "7"), badge(10, "9")], (0, False, False, 7)),
+        ({}, [badge(7)], (0, False, True, None)),
+    ],
+    ids=["nothing", "follower", "friend", "moderator", "subscriber", "badges", "first", "new-sub"],
+)
+def test_user_flags_come_from_user_identity_and_badges(
+    identity: dict[str, bool], badges: list[Any], flags: tuple[Any, ...]
+) -> None:
+    message = P.WebcastChatMessage(
+        user=plain_user(badge_list=badges),
+        content="hi",
+        user_identity=P.UserIdentity(**identity),
+    )
+    for f in both_encodings("WebcastChatMessage", message):
+        user = normalize_frame(f).user
+        assert (user.follow_role, user.is_moderator, user.is_subscriber) == flags[:3]
+        assert user.team_member_level == (flags[3] if flags[3] is not None else msgspec.UNSET)
+
+
+@pytest.mark.parametrize(
+    ("follow_info", "role"),
+    [
+        (None, msgspec.UNSET),
+        ({}, 0),
+        ({"follow_status": 1}, 1),
+        ({"follow_status": 2}, 2),
+        ({"follow_status": 3}, msgspec.UNSET),  # gift messages carry it; not a role
+    ],
+)
+def test_without_user_identity_the_follow_role_is_the_follow_status(
+    follow_info: dict[str, int] | None, role: object
+) -> None:
+    info = P.FollowInfo(**follow_info) if follow_info is not None else None
+    message = P.WebcastLikeMessage(user=plain_user(follow_info=info), count=1, total=1)
+    for f in both_encodings("WebcastLikeMessage", message):
+        user = normalize_frame(f).user
+        assert user.follow_role == role
+        assert (user.is_moderator, user.is_subscriber) == (False, False)
+
+
+def test_badges_tiktok_adds_later_are_skipped_not_refused() -> None:
+    data = P.WebcastMemberMessage(user=plain_user(badge_list=[badge(1)])).to_dict()
+    data["user"]["badgeList"] += [
+        {"sceneType": "SOME_FUTURE_SCENE"},
+        "not an object",
+        {"sceneType": "FANS", "privilegeLogExtra": {"level": "high"}},
+    ]
+    user = normalize_frame(frame("WebcastMemberMessage", data)).user
+    assert (user.is_moderator, user.team_member_level) == (True, msgspec.UNSET)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 ``MAPPING`` names, for each raw type with a canonical mapping, the kind of event it becomes;
 the normalizer (``ttlp.tiktok.normalize``) has one mapper per kind. Every other raw type
 becomes RAW. ``SOCIAL`` is decided per message by its display key (FOLLOW / SHARE /
-SUBSCRIBE, else RAW); ``STREAM_END`` by the control action (else RAW).
+SUBSCRIBE, else RAW); ``STREAM_END`` by the control action (else RAW); ``BARRAGE`` by the
+barrage's ``msgType``: a subscription banner is SUBSCRIBE, every other banner (entrances of
+gifter-level and fans-club users...) RAW. A barrage is never a battle message (DESIGN §4).
 
 "The stream ended" is decided here once, for the normalizer and for both providers (which
 end a connection on it): a ``WebcastControlMessage`` whose action is STREAM_ENDED (3) or
@@ -15,6 +17,15 @@ from __future__ import annotations
 from typing import Any, Final
 
 CONTROL_TYPE: Final = "WebcastControlMessage"
+STREAK_TIMEOUT_TYPE: Final = "ControlEvent.STREAK_TIMEOUT"
+"""The ingest's frame closing a gift streak whose end frame never came (``ttlp.tiktok.streaks``):
+``data.gift`` holds the streak's last gift message; it becomes that GIFT, final."""
+PACKED_KEY: Final = "payloadBase64"
+"""A frame's ``data`` object may carry the protobuf bytes under this key with ingest's notes
+beside them (``{"payloadBase64": …, "streakClosed": true}``)."""
+STREAK_CLOSED_KEY: Final = "streakClosed"
+"""Set on a gift frame of a streak the timeout already closed: it counts as neither active
+nor an end."""
 
 MAPPING: Final[dict[str, str]] = {
     "WebcastChatMessage": "CHAT",
@@ -25,12 +36,14 @@ MAPPING: Final[dict[str, str]] = {
     "WebcastEmoteChatMessage": "EMOTE",
     "WebcastLinkMicBattle": "BATTLE",
     "WebcastLinkMicArmies": "BATTLE",
-    "WebcastBarrageMessage": "BATTLE",
+    "WebcastBarrageMessage": "BARRAGE",
+    "WebcastSubNotifyMessage": "SUBSCRIBE",
     "WebcastRoomUserSeqMessage": "ROOM_USER",
     CONTROL_TYPE: "STREAM_END",
     "ControlEvent.CONNECTED": "CONNECTED",
     "ControlEvent.DISCONNECTED": "DISCONNECTED",
     "ControlEvent.ERROR": "ERROR",
+    STREAK_TIMEOUT_TYPE: "STREAK_TIMEOUT",
 }
 
 STREAM_END_ACTIONS: Final[dict[int, str]] = {3: "STREAM_ENDED", 4: "STREAM_SUSPENDED"}

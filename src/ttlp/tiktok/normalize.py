@@ -18,7 +18,13 @@ from typing import Any, Final
 import msgspec
 
 from ttlp.contracts.events import EVENT_SCHEMA_VERSION, TRIGGER_IDS, RawFrame, UnifiedEvent
-from ttlp.contracts.mapping import MAPPING, STREAM_END_ACTIONS, stream_end_action
+from ttlp.contracts.mapping import (
+    MAPPING,
+    PACKED_KEY,
+    STREAK_CLOSED_KEY,
+    STREAM_END_ACTIONS,
+    stream_end_action,
+)
 from ttlp.errors import PermanentError
 from ttlp.tiktok import decode
 
@@ -64,13 +70,22 @@ def normalize_frame(frame: RawFrame) -> UnifiedEvent:
 
 
 def _frame_data(frame: RawFrame) -> dict[str, Any]:
-    if isinstance(frame.data, dict):
-        return frame.data
-    payload = decode.b64decode(frame.data)
-    decoded = decode.decode_payload(frame.type, payload)
+    data = frame.data
+    if isinstance(data, dict):
+        packed = data.get(PACKED_KEY)
+        if not isinstance(packed, str) or frame.type not in MAPPING:
+            return data
+        # Protobuf bytes with ingest's notes beside them (a late frame of a closed streak).
+        notes = {key: value for key, value in data.items() if key != PACKED_KEY}
+        return {**_decoded(frame.type, packed), **notes}
+    return _decoded(frame.type, data)
+
+
+def _decoded(raw_type: str, packed: str) -> dict[str, Any]:
+    decoded = decode.decode_payload(raw_type, decode.b64decode(packed))
     if decoded is None:
         # No schema for this type: keep the bytes (as base64) so nothing is lost.
-        return {"payloadBase64": frame.data}
+        return {PACKED_KEY: packed}
     return decoded
 
 
@@ -137,6 +152,17 @@ def _enum_names(enum_name: str) -> dict[str, int]:
     return names
 
 
+def _enum_or_none(value: Any, enum_name: str) -> int | None:
+    """An enum as its number, or None for anything else (an unknown name, a wrong type)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value) if value.isdigit() else _enum_names(enum_name).get(value)
+    return None
+
+
 def _first_url(image: Any) -> str | None:
     urls = _get(image, "urlList")
     if isinstance(urls, list) and urls and isinstance(urls[0], str):
@@ -149,34 +175,102 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _user(data: Mapping[str, Any], key: str = "user") -> dict[str, Any]:
-    """TikTok user object → UnifiedEvent ``user`` (SYSTEM_USER when the message has none)."""
+    """The message's user → UnifiedEvent ``user`` (SYSTEM_USER when the message has none).
+
+    The message's ``userIdentity`` (chat, gift, emote) says how the user relates to the
+    streamer; the user's badges say it for every message type.
+    """
     raw = data.get(key)
     if raw is None:
         return SYSTEM_USER
+    identity = data.get("userIdentity")
+    return _user_fields(raw, key, identity if isinstance(identity, Mapping) else None)
+
+
+def _user_fields(raw: Any, name: str, identity: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A TikTok user object (``name`` is its path, for error messages) → UnifiedEvent ``user``.
+
+    Flags are read where TikTok puts them (DESIGN §4): the message's ``userIdentity`` and the
+    user's ``badgeList`` (ADMIN → moderator, SUBSCRIBER → subscriber, FANS → fans-club level
+    in ``privilegeLogExtra.level``), as TikTokLive's ``ExtendedUser`` means to (its 7.0.1
+    helpers read the v2 names ``badge_scene``/``log_extra`` and find nothing on v3 data).
+    The older fields (``userAttr.isAdmin``, ``isSubscribe``, ``fansClub.data.level``) count
+    too. With none of them a flag is false, as TikTokLive's answers are.
+    """
     if not isinstance(raw, Mapping):
-        raise _Invalid(f"{key} must be an object")
-    user_id = _str(raw.get("id", raw.get("userId")), f"{key}.id") or "0"
-    handle = _str(raw.get("displayId") or raw.get("uniqueId"), f"{key}.displayId")
-    follow = _int(_get(raw, "followInfo", "followStatus"), f"{key}.followInfo.followStatus")
+        raise _Invalid(f"{name} must be an object")
+    user_id = _str(raw.get("id", raw.get("userId")), f"{name}.id") or "0"
+    handle = _str(raw.get("displayId") or raw.get("uniqueId"), f"{name}.displayId")
+    badges = _badges(raw)
     attr = raw.get("userAttr")
-    is_mod = None
-    if isinstance(attr, Mapping):
-        is_mod = bool(attr.get("isAdmin") or attr.get("isSuperAdmin"))
+    is_admin = isinstance(attr, Mapping) and bool(attr.get("isAdmin") or attr.get("isSuperAdmin"))
+    fans_level = badges.get(_BADGE_FANS)
+    if fans_level is None:
+        fans_level = _int(_get(raw, "fansClub", "data", "level"), f"{name}.fansClub.data.level")
     avatar = _first_url(raw.get("avatarThumb")) or _first_url(raw.get("avatarMedium"))
     return _compact(
         {
             "userId": user_id,
             "uniqueId": handle or (user_id if user_id != "0" else "system"),
-            "displayName": _str(raw.get("nickname"), f"{key}.nickname"),
+            "displayName": _str(raw.get("nickname"), f"{name}.nickname"),
             "avatarUrl": avatar,
-            "followRole": min(max(follow, 0), 2) if follow is not None else None,
-            "isModerator": is_mod,
-            "isSubscriber": _bool(raw.get("isSubscribe")),
-            "teamMemberLevel": _int(
-                _get(raw, "fansClub", "data", "level"), f"{key}.fansClub.data.level"
-            ),
+            "followRole": _follow_role(raw, identity, name),
+            "isModerator": _said(identity, "isModeratorOfAnchor")
+            or _BADGE_ADMIN in badges
+            or is_admin,
+            "isSubscriber": _said(identity, "isSubscriberOfAnchor")
+            or not _BADGE_SUBSCRIBER.isdisjoint(badges)
+            or raw.get("isSubscribe") is True,
+            "teamMemberLevel": fans_level,
         }
     )
+
+
+def _said(identity: Mapping[str, Any] | None, flag: str) -> bool:
+    return identity is not None and identity.get(flag) is True
+
+
+def _follow_role(raw: Mapping[str, Any], identity: Mapping[str, Any] | None, name: str) -> Any:
+    """0 none, 1 follows the streamer, 2 friends (they follow each other).
+
+    ``userIdentity`` says it exactly; otherwise ``followInfo.followStatus`` (0/1/2 agree with
+    ``userIdentity`` on every real chat message; gift messages carry other values, e.g. 3 for a
+    follower who is not a friend, which are not a role and are left out).
+    """
+    if identity is not None:
+        if _said(identity, "isMutualFollowingWithAnchor"):
+            return 2
+        return 1 if _said(identity, "isFollowerOfAnchor") else 0
+    info = raw.get("followInfo")
+    if not isinstance(info, Mapping):
+        return None
+    status = _int(info.get("followStatus"), f"{name}.followInfo.followStatus", 0)
+    return status if status in (0, 1, 2) else None
+
+
+# BadgeSceneType numbers (TikTokLiveProto): the badges that say a user's role in the room.
+_BADGE_ADMIN: Final = 1
+_BADGE_SUBSCRIBER: Final = frozenset({4, 7})  # SUBSCRIBER, NEW_SUBSCRIBER
+_BADGE_FANS: Final = 10
+
+
+def _badges(raw: Mapping[str, Any]) -> dict[int, int | None]:
+    """The user's badges: scene number → level (``privilegeLogExtra.level``, None if absent).
+
+    Lenient: a badge is decoration, so one TikTok sends in a shape not known here is skipped
+    rather than failing the whole event. The first badge of a scene wins, as in TikTokLive.
+    """
+    scenes: dict[int, int | None] = {}
+    badge_list = raw.get("badgeList")
+    for badge in badge_list if isinstance(badge_list, list) else ():
+        if not isinstance(badge, Mapping):
+            continue
+        scene = _enum_or_none(badge.get("sceneType"), "BadgeSceneType")
+        if scene is None or scene in scenes:
+            continue
+        level = _get(badge, "privilegeLogExtra", "level")  # a string of digits, when present
+        scenes[scene] = int(level) if isinstance(level, str) and level.isdigit() else None
+    return scenes
 
 
 # -- one mapper per TikTok type ----------------------------------------------------------------
@@ -216,8 +310,11 @@ def _gift(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     streakable = _int(gift.get("type"), "gift.type") == 1
     # A streak sends one frame per combo step with a cumulative repeatCount; the frame with
     # repeatEnd=1 closes it. Non-streakable gifts are complete in their single frame, so
-    # `streakEnd` is true for every frame that should be counted (DESIGN §4).
+    # `streakEnd` is true for every frame that should be counted (DESIGN §4). A frame of a
+    # streak the ingest already closed by its timeout counts as neither (ttlp.tiktok.streaks).
     streak_active = streakable and not repeat_end
+    if data.get(STREAK_CLOSED_KEY) is True:
+        streak_active, repeat_end = False, False
     name = _str(gift.get("name", data.get("giftName")), "gift.name") or f"gift {gift_id}"
     payload = {
         "giftId": gift_id,
@@ -226,7 +323,7 @@ def _gift(frame: RawFrame, data: dict[str, Any]) -> Mapped:
         "coins": (diamonds or 0) * repeat,
         "diamondCount": diamonds,
         "streakActive": streak_active,
-        "streakEnd": not streak_active,
+        "streakEnd": not streak_active and data.get(STREAK_CLOSED_KEY) is not True,
         "isGiftStreak": streakable,
         "giftImageUrl": _first_url(gift.get("image")),
     }
@@ -256,7 +353,8 @@ def _social(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     lowered = key.lower()
     for needle, event_type in _SOCIAL_KINDS:
         if needle in lowered:
-            return event_type, _user(data), {}
+            user = _user(data)
+            return event_type, _subscriber(user) if event_type == "SUBSCRIBE" else user, {}
     return _raw(frame, data)
 
 
@@ -273,48 +371,120 @@ def _emote(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "EMOTE", _user(data), _compact(payload)
 
 
+def _subscribe(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+    """WebcastSubNotifyMessage: a subscription (``subMonth``: how many months, when given)."""
+    payload = _compact({"subMonth": _int(data.get("subMonth"), "subMonth")})
+    return "SUBSCRIBE", _subscriber(_user(data)), payload
+
+
+def _subscriber(user: dict[str, Any]) -> dict[str, Any]:
+    """The user of a SUBSCRIBE event: subscribed, whatever their badges said a moment ago."""
+    return user if user is SYSTEM_USER else {**user, "isSubscriber": True}
+
+
+_SUBSCRIBE_BARRAGE: Final = 4  # BarrageMessageBarrageType.SUBSCRIBE
+
+
+def _barrage(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+    """A banner over the chat, told apart by ``msgType`` (DESIGN §4): a subscription is
+    SUBSCRIBE; every other kind (GRADE_USER_ENTRANCE_NOTIFICATION, FANS_LEVEL_ENTRANCE...)
+    stays RAW, with the user it is about."""
+    if _enum_or_none(data.get("msgType"), "BarrageMessageBarrageType") == _SUBSCRIBE_BARRAGE:
+        return "SUBSCRIBE", _subscriber(_barrage_user(data)), {}
+    try:
+        user = _barrage_user(data)
+    except _Invalid:
+        user = SYSTEM_USER  # RAW keeps whatever arrived, as _raw does
+    return "RAW", user, {"rawType": frame.type, "data": data}
+
+
+def _barrage_user(data: dict[str, Any]) -> dict[str, Any]:
+    """Where a barrage carries its user: ``user``, the entrance params, or a piece of the text
+    (``content.pieces[].userValue.user``, as in "{0:user} subscribed for the first time")."""
+    candidates = [data.get("user")]
+    candidates += [_get(data, param, "user") for param in ("userGradeParam", "fansLevelParam")]
+    for text in ("content", "commonBarrageContent"):
+        pieces = _get(data, text, "pieces")
+        candidates += [_get(p, "userValue", "user") for p in pieces or () if isinstance(p, Mapping)]
+    raw = next((c for c in candidates if isinstance(c, Mapping)), None)
+    return SYSTEM_USER if raw is None else _user_fields(raw, "barrage user", None)
+
+
 _BATTLE_STATUS: Final = {4: "STARTED", 7: "STARTED", 5: "ENDED", 6: "ENDED"}
 
 
 def _battle(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     battle_id = _str(data.get("battleId"), "battleId")
-    participants: list[dict[str, Any]] = []
     if frame.type == "WebcastLinkMicBattle":
         action = _enum(data.get("action"), "action", "LinkMicBattleBattleAction")
         status = _BATTLE_STATUS.get(action or 0, "UPDATED")
-        results = data.get("battleResult") or {}
-        for info in data.get("anchorsInfo") or []:
-            user = _get(info, "value", "user") or {}
-            uid = _str(user.get("userId"), "anchorsInfo[].user.userId")
-            if uid:
-                score = _int(_get(results, uid, "score"), "battleResult.score")
-                participants.append(
-                    _compact(
-                        {
-                            "userId": uid,
-                            "uniqueId": _str(user.get("displayId"), "displayId") or None,
-                            "displayName": _str(user.get("nickName"), "nickName") or None,
-                            "score": max(score, 0) if score is not None else None,
-                        }
-                    )
-                )
-        if not participants:
-            for uid, result in results.items() if isinstance(results, Mapping) else ():
-                score = _int(_get(result, "score"), "battleResult.score")
-                participants.append(_compact({"userId": str(uid), "score": max(score or 0, 0)}))
-    else:
+        participants = _battle_participants(data)
+    else:  # WebcastLinkMicArmies: the running scores
         status = "UPDATED"
-        armies = data.get("armies")
-        if isinstance(armies, Mapping):  # WebcastLinkMicArmies: host id → armies
-            for uid, army in armies.items():
-                score = _int(_get(army, "hostscore"), "armies.hostscore")
-                participants.append(_compact({"userId": str(uid), "score": max(score or 0, 0)}))
+        participants = [_compact({"userId": uid, "score": score}) for uid, score in _armies(data)]
     payload = {
         "battleId": battle_id if battle_id and battle_id != "0" else None,
         "battleStatus": status,
         "participants": participants or None,
     }
     return "BATTLE", _user(data), _compact(payload)
+
+
+def _battle_participants(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The anchors of a battle with their scores, when the message has them.
+
+    In a team battle (2 vs 2) ``battleResult`` holds one entry per team, keyed by one of its
+    members, with the team's total; each anchor's own score is in ``teamBattleResult``.
+    """
+    scores = dict(_team_scores(data.get("teamBattleResult"), "teamBattleResult"))
+    results = data.get("battleResult")
+    if not scores and isinstance(results, Mapping):
+        for uid, result in results.items():
+            scores[str(uid)] = _score(_get(result, "score"), "battleResult.score")
+    participants = []
+    for info in data.get("anchorsInfo") or []:
+        user = _get(info, "value", "user") or {}
+        uid = _str(user.get("userId"), "anchorsInfo[].user.userId")
+        if uid:
+            participants.append(
+                _compact(
+                    {
+                        "userId": uid,
+                        "uniqueId": _str(user.get("displayId"), "displayId") or None,
+                        "displayName": _str(user.get("nickName"), "nickName") or None,
+                        "score": scores.pop(uid, None),
+                    }
+                )
+            )
+    participants += [{"userId": uid, "score": score} for uid, score in scores.items()]
+    return participants
+
+
+def _armies(data: dict[str, Any]) -> list[tuple[str, int]]:
+    """(anchor id, score) of a WebcastLinkMicArmies: per anchor from ``teamArmies`` in a team
+    battle (its ``armies`` then hold team totals), else each host's ``hostscore``."""
+    scores = _team_scores(data.get("teamArmies"), "teamArmies")
+    armies = data.get("armies")
+    if not scores and isinstance(armies, Mapping):
+        for uid, army in armies.items():
+            scores.append((str(uid), _score(_get(army, "hostscore"), "armies.hostscore")))
+    return scores
+
+
+def _team_scores(teams: Any, name: str) -> list[tuple[str, int]]:
+    """(user id, score) of every member of every team (``teamUser[]``; no score means 0)."""
+    scores = []
+    for team in teams if isinstance(teams, list) else ():
+        for member in _get(team, "teamUser") or ():
+            uid = _str(_get(member, "userId"), f"{name}[].teamUser[].userId")
+            if uid:
+                scores.append((uid, _score(_get(member, "score"), f"{name}[].teamUser[].score")))
+    return scores
+
+
+def _score(value: Any, name: str) -> int:
+    """A battle score; proto3 leaves a zero out, and a negative one is not a score."""
+    return max(_int(value, name, 0) or 0, 0)
 
 
 def _room_user(frame: RawFrame, data: dict[str, Any]) -> Mapped:
@@ -369,6 +539,21 @@ def _raw(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "RAW", user, {"rawType": frame.type, "data": data}
 
 
+def _streak_timeout(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+    """The ingest closed an idle streak: its last gift frame, final (ttlp.tiktok.streaks)."""
+    gift = data.get("gift")
+    if isinstance(gift, str):
+        last = _decoded("WebcastGiftMessage", gift)
+    elif isinstance(gift, dict):
+        last = gift
+    else:
+        raise _Invalid("data.gift must hold the streak's last gift message")
+    event_type, user, payload = _gift(frame, last)
+    if event_type == "GIFT":
+        payload = {**payload, "streakActive": False, "streakEnd": True}
+    return event_type, user, payload
+
+
 _BY_KIND: Final[dict[str, Mapper]] = {
     "CHAT": _chat,
     "GIFT": _gift,
@@ -377,11 +562,14 @@ _BY_KIND: Final[dict[str, Mapper]] = {
     "SOCIAL": _social,
     "EMOTE": _emote,
     "BATTLE": _battle,
+    "BARRAGE": _barrage,
+    "SUBSCRIBE": _subscribe,
     "ROOM_USER": _room_user,
     "STREAM_END": _control,
     "CONNECTED": _connected,
     "DISCONNECTED": _disconnected,
     "ERROR": _error,
+    "STREAK_TIMEOUT": _streak_timeout,
 }
 _MAPPERS: Final[dict[str, Mapper]] = {raw: _BY_KIND[kind] for raw, kind in MAPPING.items()}
 MAPPED_TYPES: Final = frozenset(_MAPPERS)
