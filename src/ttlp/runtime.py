@@ -193,7 +193,7 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
     if "ingest" in roles and not settings.replay_session:
         from ttlp.tiktok.providers import check_settings
 
-        check_settings(settings.ingest)
+        check_settings(settings)
     if "api" in roles and settings.bus.redis_url and not settings.api.jwt_secret:
         raise ConfigError(
             "the api on Redis needs JWT_SECRET: every api replica must sign and check login "

@@ -134,6 +134,12 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     lease_ms: Annotated[int, env("INGEST_LEASE_MS")] = 15_000
     """How long a replica's hold on a streamer lasts without renewal (Redis); a dead replica's
     streamers move to another within this time."""
+    silence_s: Annotated[float, env("INGEST_SILENCE_S", ge=0)] = 60.0
+    """A connection with no message from TikTok for this long is cut and reconnected, with a
+    DISCONNECTED saying so (a live room sends viewer counts every few seconds); 0 = never."""
+    streak_timeout_s: Annotated[float, env("STREAK_TIMEOUT_S", ge=0)] = 10.0
+    """A gift streak idle this long without TikTok's end frame is closed with its last count,
+    once, for analytics, rules, the forwarder and the UI alike; 0 = never."""
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,8 +191,8 @@ class OutboundSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class RulesSettings(msgspec.Struct, frozen=True, kw_only=True):
     euler_api_url: Annotated[str, env("EULER_API_URL")] = "https://api.eulerstream.com"
-    """Euler Stream's REST API (announce: room chat; moderate: mute, kick); the base
-    TikTokLive's own ``send_room_chat`` uses."""
+    """Euler Stream's REST API (announce: room chat; moderate: mute, kick; the euler
+    provider's live check); the base TikTokLive's own ``send_room_chat`` uses."""
     announce_min_interval_s: Annotated[float, env("ANNOUNCE_MIN_INTERVAL_S")] = 3.0
     """At most one chat announcement per streamer this often."""
     reload_s: Annotated[float, env("RULES_RELOAD_S")] = 30.0

@@ -2,25 +2,37 @@
 
 ``FakeEuler`` listens on 127.0.0.1 (a free port) and plays one script per connection (the
 last script repeats): JSON text frames, binary ``WebcastPushFrame``s holding real protobuf
-built with TikTokLiveProto, a close with a given code, or an HTTP refusal of the handshake.
-Like Euler it checks the query first: a wrong ``apiKey`` closes with 4401, a missing
-``uniqueId`` or ``features.rawMessages=true`` with 4400. Every connection's query is recorded.
+built with TikTokLiveProto, a close with a given code, or an HTTP refusal of the handshake
+(with a ``Retry-After`` if asked). Like Euler it checks the query first: a wrong ``apiKey``
+closes with 4401, a missing ``uniqueId`` or ``features.rawMessages=true`` with 4400. Every
+handshake is recorded (``connections``: its query), and so is every binary frame the client
+sends (``Connection.received``, parsed with TikTokLiveProto, not with ttlp's own envelope
+code); ``Connection.wait_received`` awaits a condition on them.
+
+Raw mode relays the push protocol both ways, so the fake plays TikTok's side of it too: a
+client heartbeat (payloadType ``hb``) is answered with a server ``hb`` frame, as TikTok's push
+server does. With ``inactivity_close_s`` it also plays Euler's ``closeInactiveWebSocketAfter``:
+when the TikTok side has sent nothing (script frames, heartbeat answers) for that long, it
+closes with 4006 NO_MESSAGES_TIMEOUT. That is the model under which a client's heartbeats keep
+a quiet room open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 with warnings.catch_warnings():
@@ -31,6 +43,8 @@ with warnings.catch_warnings():
 ROOM_ID = 7441234567890123456
 CREATED_MS = 1771754400000
 GARBAGE = b"\xff\xff\xff\xff\xff not a push frame"
+INTERNAL_EXT = "internal_src:dim|wss_push_room_id:7441234567890123456"
+NO_MESSAGES_TIMEOUT = 4006
 
 
 # -- scripts ------------------------------------------------------------------------------------
@@ -55,6 +69,8 @@ class Reject:
     """Refuse the handshake with an HTTP status (only meaningful as a script's first step)."""
 
     status: int
+    retry_after: str | None = None
+    """A ``Retry-After`` header to send with it."""
 
 
 Step = Send | Close | Hold | Reject
@@ -67,13 +83,41 @@ class Connection:
     closed_by_client: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int | None = None
     """The code the client closed with (after ``closed_by_client``)."""
+    received: list[Any] = field(default_factory=list)
+    """Every binary frame the client sent, as a TikTokLiveProto ``WebcastPushFrame``."""
+    closed_for_inactivity: bool = False
+    last_upstream: float = field(default_factory=time.monotonic)
+    """When the TikTok side last sent something (the inactivity close counts from here)."""
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def sent(self, payload_type: str) -> list[Any]:
+        """The client's frames of one payloadType (``ack``, ``hb``), in order."""
+        return [f for f in self.received if f.payload_type == payload_type]
+
+    async def wait_received(self, done: Callable[[Connection], bool]) -> None:
+        """Until ``done(self)`` holds (checked on every frame the client sends)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: done(self))
+
+    async def add(self, frame: Any) -> None:
+        async with self._changed:
+            self.received.append(frame)
+            self._changed.notify_all()
 
 
 class FakeEuler:
-    def __init__(self, scripts: Sequence[Sequence[Step]], *, unique_id: str, api_key: str) -> None:
+    def __init__(
+        self,
+        scripts: Sequence[Sequence[Step]],
+        *,
+        unique_id: str,
+        api_key: str,
+        inactivity_close_s: float | None = None,
+    ) -> None:
         self.scripts = [list(s) for s in scripts] or [[Hold()]]
         self.unique_id = unique_id
         self.api_key = api_key
+        self.inactivity_close_s = inactivity_close_s
         self.connections: list[Connection] = []
         self._server: Server | None = None
         self._by_socket: dict[int, Connection] = {}
@@ -106,7 +150,10 @@ class FakeEuler:
         self.connections.append(record)
         self._by_socket[id(connection)] = record
         if script and isinstance(script[0], Reject):
-            return connection.respond(script[0].status, "refused\n")
+            response = connection.respond(script[0].status, "refused\n")
+            if script[0].retry_after is not None:
+                response.headers["Retry-After"] = script[0].retry_after
+            return response
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:
@@ -118,17 +165,50 @@ class FakeEuler:
         if query.get("uniqueId") != self.unique_id or query.get("features.rawMessages") != "true":
             await connection.close(4400, "Invalid Options")
             return
-        for step in record.script:
-            if isinstance(step, Send):
-                await connection.send(step.data)
-            elif isinstance(step, Close):
-                await connection.close(step.code, step.reason)
+        helpers = [asyncio.create_task(self._listen(connection, record))]
+        if self.inactivity_close_s is not None:
+            helpers.append(asyncio.create_task(self._close_when_quiet(connection, record)))
+        try:
+            for step in record.script:
+                if isinstance(step, Send):
+                    await connection.send(step.data)
+                    record.last_upstream = time.monotonic()
+                elif isinstance(step, Close):
+                    await connection.close(step.code, step.reason)
+                    return
+                else:
+                    break
+            await connection.wait_closed()
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        if not record.closed_for_inactivity:
+            record.close_code = connection.close_code
+            record.closed_by_client.set()
+
+    async def _listen(self, connection: ServerConnection, record: Connection) -> None:
+        """Record the client's frames; answer its heartbeats as TikTok's push server does."""
+        with contextlib.suppress(ConnectionClosed):
+            async for message in connection:
+                if not isinstance(message, bytes):
+                    continue
+                frame = P.WebcastPushFrame().parse(message)
+                await record.add(frame)
+                if frame.payload_type == "hb":
+                    await connection.send(bytes(P.WebcastPushFrame(payload_type="hb")))
+                    record.last_upstream = time.monotonic()
+
+    async def _close_when_quiet(self, connection: ServerConnection, record: Connection) -> None:
+        """Euler's ``closeInactiveWebSocketAfter``: 4006 after that long without TikTok."""
+        assert self.inactivity_close_s is not None
+        while True:
+            quiet = time.monotonic() - record.last_upstream
+            if quiet >= self.inactivity_close_s:
+                record.closed_for_inactivity = True
+                await connection.close(NO_MESSAGES_TIMEOUT, "No messages received in timeout")
                 return
-            else:
-                break
-        await connection.wait_closed()
-        record.close_code = connection.close_code
-        record.closed_by_client.set()
+            await asyncio.sleep(self.inactivity_close_s - quiet)  # the fake server's own timer
 
 
 # -- TikTok messages, built with TikTokLiveProto --------------------------------------------
@@ -198,21 +278,25 @@ def method(message: Any) -> str:
 
 
 # -- frames -------------------------------------------------------------------------------------
-def fetch_result(messages: Sequence[Any]) -> bytes:
+def fetch_result(messages: Sequence[Any], *, need_ack: bool = False) -> bytes:
     result = P.ProtoMessageFetchResult(
         messages=[
             P.BaseProtoMessage(method=method(m), payload=bytes(m), msg_id=m.common.msg_id)
             for m in messages
         ],
         cursor="1771754400000_7441",
-        internal_ext="internal_src:dim|wss_push_room_id:7441234567890123456",
+        internal_ext=INTERNAL_EXT,
+        need_ack=need_ack,
     )
     return bytes(result)
 
 
-def push_frame(messages: Sequence[Any], *, gzipped: bool, seq_id: int = 1) -> bytes:
-    """A WebcastPushFrame as Euler forwards it in raw mode (payload gzip'd or plain)."""
-    payload = fetch_result(messages)
+def push_frame(
+    messages: Sequence[Any], *, gzipped: bool, seq_id: int = 1, need_ack: bool = False
+) -> bytes:
+    """A WebcastPushFrame as Euler forwards it in raw mode (payload gzip'd or plain); its
+    logId is ``seq_id × 7``."""
+    payload = fetch_result(messages, need_ack=need_ack)
     return push_frame_with_payload(gzip.compress(payload) if gzipped else payload, seq_id)
 
 

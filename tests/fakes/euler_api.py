@@ -1,11 +1,17 @@
-"""A fake Euler Stream REST API: room chat and moderation, as the rule actions call them.
+"""A fake Euler Stream REST API: room chat and moderation, as the rule actions call them, and
+the live check the euler provider makes.
 
 ``FakeEulerApi`` is a small ASGI app served by uvicorn on a free loopback port, in the test's
 event loop (``async with FakeEulerApi() as euler``) or in a thread of its own (``start_thread``:
 for tests whose event loop is busy, e.g. waiting on a subprocess). It records every request
 (method, path, query, headers, JSON body) and answers like Euler: 200 ``{"code": 0}``, or 401
 when the ``X-Api-Key`` is not ``api_key``. ``delay_s`` makes every answer slow (a batch in
-flight for the kill test).
+flight for the kill test); ``status`` makes every answer that status.
+
+``GET /webcast/room_id?uniqueId=..`` answers as Euler's route of that name does (its
+``WebcastRoomIdRouteResponse``): ``{"code": 200, "ok": true, "routes_attempted": [..],
+"is_live": bool, "room_id": ".."}``, live when ``live`` maps the handle to a room id; with
+another ``status``, ``{"code": status, "ok": false, "message": ..}``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import uvicorn
 from tests.support.wait import free_port
 
 API_KEY = "euler-test-key"
+ROOM_ID_PATH = "/webcast/room_id"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class FakeEulerApi:
     api_key: str = API_KEY
     delay_s: float = 0.0
     status: int = 200
+    live: dict[str, str] = field(default_factory=dict)
+    """uniqueId → room id of the creators ``/webcast/room_id`` says are live."""
     calls: list[Call] = field(default_factory=list)
     port: int = 0
     _server: uvicorn.Server | None = None
@@ -51,6 +60,25 @@ class FakeEulerApi:
 
     def chats(self) -> list[Call]:
         return [c for c in self.calls if c.path == "/webcast/chat"]
+
+    def live_checks(self) -> list[Call]:
+        return [c for c in self.calls if c.path == ROOM_ID_PATH]
+
+    def _answer(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+        if path != ROOM_ID_PATH:
+            return {"code": 0 if self.status == 200 else self.status}
+        if self.status != 200:
+            return {"code": self.status, "ok": False, "message": "the fake says no"}
+        room_id = self.live.get(query.get("uniqueId", ""))
+        answer: dict[str, Any] = {
+            "code": 200,
+            "ok": True,
+            "routes_attempted": ["fake"],
+            "is_live": room_id is not None,
+        }
+        if room_id is not None:
+            answer["room_id"] = room_id
+        return answer
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -68,11 +96,12 @@ class FakeEulerApi:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        query = dict(parse_qsl(scope["query_string"].decode()))
         self.calls.append(
             Call(
                 method=scope["method"],
                 path=scope["path"],
-                query=dict(parse_qsl(scope["query_string"].decode())),
+                query=query,
                 headers=headers,
                 body=json.loads(body) if body else None,
             )
@@ -82,7 +111,7 @@ class FakeEulerApi:
         if headers.get("x-api-key") != self.api_key:
             status, answer = 401, {"code": 401, "message": "invalid api key"}
         else:
-            status, answer = self.status, {"code": 0 if self.status == 200 else self.status}
+            status, answer = self.status, self._answer(scope["path"], query)
         payload = json.dumps(answer).encode()
         await send(
             {

@@ -8,9 +8,12 @@ Everything listens on one 127.0.0.1 port: ``websockets``' server answers the HTT
   offline; no ``LiveRoom`` = no such user; no ``SIGI_STATE`` at all = a captcha page);
 * ``GET /api-live/user/room/``: the room API the client falls back on;
 * ``GET /webcast/room/check_alive/``: the live check by room id;
+* ``GET /webcast/room/info/``: room info (for an age-restricted room, the near-empty answer
+  TikTok gives an anonymous viewer: ``prompts`` and status 4003110);
 * ``GET /webcast/fetch``: the sign server's first fetch: a ``ProtoMessageFetchResult`` whose
   ``push_server`` and ``route_params`` point at this server's WebSocket, plus the
-  ``X-Set-TT-Cookie`` header the client insists on;
+  ``X-Set-TT-Cookie`` header the client insists on (or a 429 with the room's
+  ``rate_limit_headers``, none at all included);
 * the push WebSocket: sends gzip'd ``WebcastPushFrame``s as the connection's ``Script``
   says, and records what the client sends (room enter, heartbeats, acks).
 
@@ -129,6 +132,16 @@ class Messages:
     def control(self, action: int = 3) -> Any:
         """A ControlMessage; action 3 = STREAM_ENDED."""
         return self.wrap(P.WebcastControlMessage(action=action, tips="The LIVE has ended"))
+
+    def without_id(self, message: Any, method: str | None = None) -> Any:
+        """A message as TikTok sends some types (e.g. ``WebcastWeeklyRankRewardMessage``):
+        ``common`` with a create time but no msgId, and no msgId on the envelope either."""
+        self.now_ms += self.step_ms
+        method = method or type(message).__name__
+        message.common = P.CommonMessageData(
+            method=method, room_id=self.room_id, create_time=self.now_ms
+        )
+        return P.ProtoMessageFetchResultBaseProtoMessage(method=method, payload=bytes(message))
 
     def raw(self, method: str, payload: bytes, msg_id: int = 0) -> Any:
         """A message exactly as given: unknown types, garbage payloads."""
@@ -271,6 +284,13 @@ class FakeRoom:
     page: PageMode = "live"
     alive: Literal["ok", "empty"] = "ok"
     sign: SignMode = "ok"
+    rate_limit_headers: dict[str, str] = field(
+        default_factory=lambda: {"RateLimit-Remaining": "42", "RateLimit-Reset": "1732217460"}
+    )
+    """What a ``rate_limited`` sign server sends with its 429 (TikTokLive's two headers by
+    default; ``{}``: none, as some sign servers and proxies answer)."""
+    age_restricted: bool = False
+    """Room info answers as for an 18+ LIVE to an anonymous viewer."""
     push: PushMode = "ok"
     # What happened, for the assertions.
     fetches: int = 0
@@ -378,6 +398,8 @@ class FakeTikTok:
             return self._room_api(query.get("uniqueId", ""))
         if path == "/webcast/room/check_alive/":
             return self._check_alive(query.get("room_ids", ""))
+        if path == "/webcast/room/info/":
+            return self._room_info(query.get("room_id"))
         if path == "/webcast/fetch":
             self.sign_keys.append(request.headers.get("X-Api-Key"))
             return self._sign_fetch(query.get("room_id"))
@@ -432,6 +454,20 @@ class FakeTikTok:
             return _json(200, {"data": [], "status_code": 0})
         return _json(200, {"data": [{"alive": room.live, "room_id": room.room_id}]})
 
+    def _room_info(self, room_id: str | None) -> Response:
+        room = self._room_by_id(room_id)
+        if room is None:
+            return _json(200, {"data": {"message": "room not found"}, "status_code": 30003})
+        if room.age_restricted:
+            return _json(200, {"data": {"prompts": ""}, "extra": {}, "status_code": 4003110})
+        data = {
+            "id": room.room_id,
+            "status": 2 if room.live else 4,
+            "title": "live",
+            "owner": {"display_id": room.unique_id},
+        }
+        return _json(200, {"data": data, "status_code": 0})
+
     def _sign_fetch(self, room_id: str | None) -> Response:
         room = self._room_by_id(room_id)
         if room is None:
@@ -443,7 +479,7 @@ class FakeTikTok:
             return _json(
                 429,
                 {"message": "Too many connections started", "limit_label": "minute"},
-                {"RateLimit-Remaining": "42", "RateLimit-Reset": "1732217460"},
+                room.rate_limit_headers,
             )
         if mode == "forbidden":
             return _json(403, {"message": "This key cannot use this endpoint"})

@@ -17,6 +17,7 @@ import gzip
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 
 import msgspec
@@ -78,11 +79,22 @@ class Sleeps:
 
 
 def supervisor(
-    tiktok: FakeTikTok, publisher: FramePublisher, sleeps: Sleeps, **settings: Any
+    tiktok: FakeTikTok,
+    publisher: FramePublisher,
+    sleeps: Sleeps,
+    *,
+    clock: Callable[[], float] | None = None,
+    unique_id: str = STREAMER,
+    **settings: Any,
 ) -> StreamerSupervisor:
+    provider = (
+        DirectProvider(tiktok.settings(**settings), clock=clock)
+        if clock is not None
+        else DirectProvider(tiktok.settings(**settings))
+    )
     return StreamerSupervisor(
-        DirectProvider(tiktok.settings(**settings)),
-        STREAMER,
+        provider,
+        unique_id,
         publisher,
         settings=SupervisorSettings(poll_interval_s=POLL_S),
         sleep=sleeps,
@@ -397,12 +409,19 @@ def memory_session() -> tuple[Session, MemoryBus]:
     ("room_options", "outcome", "code"),
     [
         pytest.param({"page": "offline"}, Outcome.POLL, "UserOfflineError", id="offline"),
-        pytest.param({"page": "not_found"}, Outcome.STOP, "UserNotFoundError", id="no-such-user"),
+        # TikTok's "user not found" is also its answer for a creator who is not live.
+        pytest.param({"page": "not_found"}, Outcome.POLL, "UserNotFoundError", id="not-found"),
         pytest.param({"page": "captcha"}, Outcome.BACKOFF, "JSONDecodeError", id="captcha"),
         pytest.param(
             {"alive": "empty"}, Outcome.BACKOFF, "MissingRoomIdInResponse", id="empty-live-check"
         ),
         pytest.param({"sign": "rate_limited"}, Outcome.BACKOFF, "RATE_LIMIT", id="sign-429"),
+        pytest.param(
+            {"sign": "rate_limited", "rate_limit_headers": {}},
+            Outcome.BACKOFF,
+            "RATE_LIMIT",
+            id="sign-429-no-headers",
+        ),
         pytest.param({"sign": "forbidden"}, Outcome.STOP, "SIGN_NOT_200", id="sign-403"),
         pytest.param({"sign": "error"}, Outcome.RECONNECT, "SIGN_NOT_200", id="sign-500"),
         pytest.param({"sign": "empty"}, Outcome.RECONNECT, "EMPTY_PAYLOAD", id="sign-empty"),
@@ -483,33 +502,218 @@ async def test_is_live_asks_tiktok(fake_tiktok: FakeTikTok, page: str, live: boo
     assert await DirectProvider(fake_tiktok.settings()).is_live(STREAMER) is live
 
 
-async def test_is_live_of_a_user_that_cannot_go_live_stops_the_streamer(
-    fake_tiktok: FakeTikTok,
-) -> None:
-    a_room(fake_tiktok, page="not_found")
-    with pytest.raises(ConnectionEnded) as ended:
-        await DirectProvider(fake_tiktok.settings()).is_live(STREAMER)
-    assert ended.value.outcome is Outcome.STOP
+# -- (4b) where TikTokLive 7.0.1's own handling would mislead a long-running ingest ---------------
+NOW = 1_770_000_000.0
+"""The provider's wall clock in the rate-limit tests (reset times are Unix times)."""
 
 
-async def test_supervisor_backs_off_when_the_sign_server_rate_limits(
-    fake_tiktok: FakeTikTok,
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-headers"),
+        pytest.param(
+            {"RateLimit-Remaining": "0", "RateLimit-Reset": "1732217460"}, id="nothing-usable"
+        ),
+    ],
+)
+async def test_a_sign_server_429_backs_off_even_without_rate_limit_headers(
+    fake_tiktok: FakeTikTok, headers: dict[str, str]
 ) -> None:
-    a_room(fake_tiktok, sign="rate_limited")
+    # Without RateLimit-Remaining, TikTokLive's SignatureRateLimitError fails to build
+    # (TypeError): that used to pass for a transient failure, Outcome.RECONNECT.
+    a_room(fake_tiktok, sign="rate_limited", rate_limit_headers=headers)
     bus = MemoryBus()
     stop = asyncio.Event()
     sleeps = Sleeps(stop, stop_after=2)
-    sup = supervisor(fake_tiktok, FramePublisher(bus, "raw", paced=False), sleeps)
+    sup = supervisor(
+        fake_tiktok, FramePublisher(bus, "raw", paced=False), sleeps, clock=lambda: NOW
+    )
 
     await run_supervisor(sup, stop)
 
     assert sup.outcomes == [Outcome.BACKOFF, Outcome.BACKOFF]
+    # Nothing says how long: the usual back-off.
     assert 0.8 <= sleeps.delays[0] <= 1.2
     assert 1.6 <= sleeps.delays[1] <= 2.4  # ×2
     assert await bus.length("raw") == 0  # never connected: no lifecycle frames
-    # One live check per attempt, its room id reused by the connection that followed.
+    # One live check per attempt, its room id reused by the connection that followed; a rate
+    # limit is no failure worth a room-info diagnosis.
     assert fake_tiktok.requests.count("/@luna.beats/live") == 2
     assert fake_tiktok.requests.count("/webcast/fetch") == 2
+    assert "/webcast/room/info/" not in fake_tiktok.requests
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait_s"),
+    [
+        pytest.param({"Retry-After": "3600"}, 3600.0, id="retry-after"),
+        pytest.param(
+            {"Retry-After": formatdate(NOW + 600, usegmt=True)}, 600.0, id="retry-after-date"
+        ),
+        # TikTokLive's retry_after (its sign server's seconds to wait) ...
+        pytest.param({"RateLimit-Remaining": "1800"}, 1800.0, id="tiktoklive-retry-after"),
+        # ... and its reset_time (a Unix time).
+        pytest.param({"RateLimit-Reset": str(int(NOW) + 2700)}, 2700.0, id="reset-time"),
+        pytest.param(
+            {
+                "Retry-After": "120",
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(int(NOW) + 3600),
+            },
+            3600.0,
+            id="the-longest",
+        ),
+    ],
+)
+async def test_a_sign_server_429_makes_the_supervisor_wait_as_long_as_it_asks(
+    fake_tiktok: FakeTikTok, headers: dict[str, str], wait_s: float
+) -> None:
+    a_room(fake_tiktok, sign="rate_limited", rate_limit_headers=headers)
+    stop = asyncio.Event()
+    sleeps = Sleeps(stop, stop_after=1)
+    bus = MemoryBus()
+    sup = supervisor(
+        fake_tiktok, FramePublisher(bus, "raw", paced=False), sleeps, clock=lambda: NOW
+    )
+
+    await run_supervisor(sup, stop)
+
+    assert sup.outcomes == [Outcome.BACKOFF]
+    assert sleeps.delays == [wait_s]  # not the 1–60 s back-off
+
+
+async def test_a_sign_server_429_says_how_long_in_its_reason(fake_tiktok: FakeTikTok) -> None:
+    a_room(fake_tiktok, sign="rate_limited", rate_limit_headers={"Retry-After": "3600"})
+    session, _ = memory_session()
+
+    with pytest.raises(ConnectionEnded) as ended:
+        await DirectProvider(fake_tiktok.settings()).run(STREAMER, session, asyncio.Event())
+
+    assert (ended.value.outcome, ended.value.code) == (Outcome.BACKOFF, "RATE_LIMIT")
+    assert ended.value.retry_after_s == 3600.0
+    assert "(minute): Too many connections started" in ended.value.reason
+    assert "wait 3600 s" in ended.value.reason
+
+
+async def test_a_user_tiktok_does_not_find_is_polled_until_live_not_stopped(
+    fake_tiktok: FakeTikTok,
+) -> None:
+    m = Messages()
+    room = fake_tiktok.room(
+        page="not_found",
+        scripts=[
+            Script(initial=[m.chat(ZOE, "hi")], steps=[Send.result([m.control(3)], log_id=61)])
+        ],
+    )
+    bus = MemoryBus()
+    stop = asyncio.Event()
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 2:
+            room.page = "live"  # TikTok finds the creator once they are live
+        elif len(delays) == 3:
+            stop.set()
+        await asyncio.sleep(0)
+
+    sup = supervisor(fake_tiktok, FramePublisher(bus, "raw", paced=False), Sleeps(stop, 99))
+    sup.sleep = sleep
+
+    await run_supervisor(sup, stop)
+
+    assert sup.outcomes == [Outcome.POLL, Outcome.POLL, Outcome.POLL]
+    assert delays == [POLL_S, POLL_S, POLL_S]
+    assert [f["type"] for f in await read_raw(bus, "raw")] == [
+        "ControlEvent.CONNECTED",
+        "WebcastChatMessage",
+        "WebcastControlMessage",
+        "ControlEvent.DISCONNECTED",
+    ]
+
+
+async def test_is_live_of_a_user_tiktok_does_not_find_means_poll(fake_tiktok: FakeTikTok) -> None:
+    a_room(fake_tiktok, page="not_found")
+
+    with pytest.raises(ConnectionEnded) as ended:
+        await DirectProvider(fake_tiktok.settings()).is_live(STREAMER)
+
+    assert (ended.value.outcome, ended.value.code) == (Outcome.POLL, "UserNotFoundError")
+    assert ended.value.reason.startswith('TikTok said "user not found" for @luna.beats')
+
+
+@pytest.mark.parametrize("handle", ["luna beats", "luna?x=1", "луна"])
+async def test_a_handle_that_cannot_exist_stops_without_asking_tiktok(
+    fake_tiktok: FakeTikTok, handle: str
+) -> None:
+    bus = MemoryBus()
+    stop = asyncio.Event()
+    sleeps = Sleeps(stop, stop_after=1)
+    sup = supervisor(fake_tiktok, FramePublisher(bus, "raw", paced=False), sleeps, unique_id=handle)
+
+    await run_supervisor(sup, stop)
+
+    assert sup.outcomes == [Outcome.STOP]
+    assert sleeps.delays == []
+    assert fake_tiktok.requests == []
+    with pytest.raises(ConnectionEnded) as ended:
+        await DirectProvider(fake_tiktok.settings()).is_live(handle)
+    assert (ended.value.outcome, ended.value.code) == (Outcome.STOP, "INVALID_HANDLE")
+
+
+async def test_an_age_restricted_room_that_cannot_be_joined_stops_with_its_reason(
+    fake_tiktok: FakeTikTok,
+) -> None:
+    # The sign server cannot fetch an 18+ room for an anonymous viewer; TikTok's room info
+    # says why (TikTokLive: AgeRestrictedError, raised only by its room-info route).
+    a_room(fake_tiktok, age_restricted=True, sign="empty")
+    session, bus = memory_session()
+    provider = DirectProvider(fake_tiktok.settings(session_id="sid-9f8e7d6c"))
+
+    with pytest.raises(ConnectionEnded) as ended:
+        await provider.run(STREAMER, session, asyncio.Event())
+
+    assert (ended.value.outcome, ended.value.code) == (Outcome.STOP, "AGE_RESTRICTED")
+    assert ended.value.reason.startswith("age-restricted LIVE: TikTok shows it only to logged-in")
+    assert "SESSION_ID is set, but ingest never sends it" in ended.value.reason
+    assert "sid-9f8e7d6c" not in ended.value.reason
+    assert fake_tiktok.requests.count("/webcast/room/info/") == 1
+    assert await bus.length("raw") == 0
+
+    # Through the supervisor: the streamer is given up, not retried.
+    stop = asyncio.Event()
+    sleeps = Sleeps(stop, stop_after=1)
+    sup = supervisor(fake_tiktok, FramePublisher(MemoryBus(), "raw", paced=False), sleeps)
+    await run_supervisor(sup, stop)
+    assert sup.outcomes == [Outcome.STOP]
+    assert sleeps.delays == []
+
+
+async def test_an_age_restricted_room_that_can_be_read_anonymously_is_read(
+    fake_tiktok: FakeTikTok,
+) -> None:
+    m = Messages()
+    fake_tiktok.room(
+        age_restricted=True,
+        scripts=[
+            Script(initial=[m.chat(ZOE, "hi")], steps=[Send.result([m.control(3)], log_id=71)])
+        ],
+    )
+    bus = MemoryBus()
+    stop = asyncio.Event()
+    sup = supervisor(fake_tiktok, FramePublisher(bus, "raw", paced=False), Sleeps(stop, 1))
+
+    await run_supervisor(sup, stop)
+
+    assert sup.outcomes == [Outcome.POLL]
+    assert [f["type"] for f in await read_raw(bus, "raw")] == [
+        "ControlEvent.CONNECTED",
+        "WebcastChatMessage",
+        "WebcastControlMessage",
+        "ControlEvent.DISCONNECTED",
+    ]
+    # Room info is asked only to explain a failure: never on the way in.
+    assert "/webcast/room/info/" not in fake_tiktok.requests
 
 
 async def test_secrets_never_reach_a_reason(fake_tiktok: FakeTikTok) -> None:
@@ -616,3 +820,61 @@ def _gzip_header_but_not_gzip(payload: bytes, *, log_id: int) -> bytes:
         payload=gzip.compress(payload)[:-6],
     )
     return bytes(frame)
+
+
+# -- (6) messages without an id ------------------------------------------------------------------
+WEEKLY = "WebcastWeeklyRankRewardMessage"
+
+
+@pytest.mark.integration
+async def test_messages_without_an_id_keep_a_seq_no_and_an_event_each(
+    fake_tiktok: FakeTikTok,
+    redis_bus: RedisBus,
+    redis_url: str,
+    key_prefix: str,
+    migrated_database_url: str,
+) -> None:
+    m = Messages()
+    # TikTokLiveProto has no WeeklyRankReward class; its Hourly twin has the same layout
+    # (common = 1, winners = 2). No msgId in common, none on the envelope: as TikTok sends it.
+    rewards = [
+        m.without_id(P.WebcastHourlyRankRewardMessage(), method=WEEKLY),
+        m.without_id(P.WebcastHourlyRankRewardMessage(), method=WEEKLY),
+    ]
+    assert [(r.msg_id, header(_as_hourly(r))[0]) for r in rewards] == [(0, 0), (0, 0)]
+    fake_tiktok.room(
+        scripts=[
+            Script(
+                initial=[m.chat(ZOE, "hi")],
+                steps=[
+                    Send.result(rewards, log_id=81),
+                    Send.result([m.control(3)], log_id=82),
+                ],
+            )
+        ]
+    )
+    stop = asyncio.Event()
+    async with pipeline(redis_url, key_prefix, migrated_database_url) as ctx:
+        publisher = FramePublisher(redis_bus, ctx.keys.raw, paced=False)
+        sup = supervisor(fake_tiktok, publisher, Sleeps(stop, 1))
+        await run_supervisor(sup, stop)
+        events = await settled(ctx, lambda ev: len(of_type(ev, "DISCONNECTED")) == 1)
+        raw = await read_raw(redis_bus, ctx.keys.raw)
+
+    published = [f for f in raw if f["type"] == WEEKLY]
+    assert [base64.b64decode(f["data"]) for f in published] == [r.payload for r in rewards]
+    seq_nos = [int(f["seqNo"]) for f in published]
+    assert len(set(seq_nos)) == 2
+    assert all(s > 0 for s in seq_nos)
+    assert {f["sessionId"] for f in published} == {sup.sessions[0]}
+    stored = [e for e in of_type(events, "RAW") if e["payload"]["rawType"] == WEEKLY]
+    assert [e["seqNo"] for e in stored] == seq_nos
+    assert len({e["eventId"] for e in stored}) == 2
+    assert await redis_bus.length(f"{key_prefix}ttlc:dlq") == 0
+
+
+def _as_hourly(message: Any) -> Any:
+    """A fetched Weekly message read with the class its payload was built from."""
+    return P.ProtoMessageFetchResultBaseProtoMessage(
+        method="WebcastHourlyRankRewardMessage", payload=message.payload, msg_id=message.msg_id
+    )

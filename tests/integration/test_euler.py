@@ -3,9 +3,13 @@
 Shown here: raw binary frames and JSON frames both end as the expected events in the database
 (provider under the streamer supervisor → Redis → normalize + store → PostgreSQL); every close
 code of the policy leads to its action, asserted on what the provider raises and what the
-supervisor does next; the API key never reaches a log line, an event or ``ttlc:raw``;
-unreadable frames are skipped without ending the connection; ``stop`` closes cleanly.
-Only the database test needs Redis and PostgreSQL; the others publish to the in-process bus.
+supervisor does next (4429: the longer wait); the API key never reaches a log line, an event
+or ``ttlc:raw``; unreadable frames are skipped without ending the connection; ``stop`` closes
+cleanly; fetch results with needAck are acknowledged and heartbeats flow, which keeps a quiet
+room from Euler's inactivity close (4006); the live check asks Euler's REST API (the fake in
+``tests/fakes/euler_api.py``) so an offline creator costs no WebSocket, and a check that
+fails leaves the decision to the WebSocket. Only the database test needs Redis and
+PostgreSQL; the others publish to the in-process bus.
 """
 
 from __future__ import annotations
@@ -24,16 +28,19 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 import pytest
 from loguru import logger
 from sqlalchemy import text
+from TikTokLive.proto import HeartBeatMessage, WebcastPushFrame
 
 from tests.fakes.euler import (
     BAD_GZIP,
     CREATED_MS,
     FAM,
     GARBAGE,
+    INTERNAL_EXT,
     OWL,
     ROOM_ID,
     ZOE,
     Close,
+    Connection,
     FakeEuler,
     Hold,
     Reject,
@@ -52,6 +59,7 @@ from tests.fakes.euler import (
     social,
     worker_info,
 )
+from tests.fakes.euler_api import FakeEulerApi
 from tests.support.wait import free_port, wait_for
 from ttlp import log
 from ttlp.bus.memory import MemoryBus
@@ -59,9 +67,14 @@ from ttlp.contracts.events import RawFrame, frame_from_fields
 from ttlp.errors import ConfigError, PermanentError
 from ttlp.runtime import ROLES, open_context, supervise
 from ttlp.settings import Settings
+from ttlp.tiktok import envelope
 from ttlp.tiktok.normalize import normalize_frame
 from ttlp.tiktok.providers.base import ConnectionEnded, Outcome, Session
-from ttlp.tiktok.providers.euler import CLOSE_POLICY, EulerProvider
+from ttlp.tiktok.providers.euler import (
+    CLOSE_POLICY,
+    TOO_MANY_CONNECTIONS_BACKOFF,
+    EulerProvider,
+)
 from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.supervisor import StreamerSupervisor, SupervisorSettings
 
@@ -129,10 +142,13 @@ class Supervised:
     bus: MemoryBus
 
 
-async def supervise_once(url: str, fake: FakeEuler | None = None) -> Supervised:
-    """Run a supervisor on ``url`` until its first connection's consequence is visible:
-    it gave up, it sleeps before the next attempt, or it connected again at once."""
-    provider = Recording(EulerProvider(KEY, url))
+async def supervise_once(
+    url: str, fake: FakeEuler | None = None, *, euler: EulerProvider | None = None
+) -> Supervised:
+    """Run a supervisor on ``url`` (or with ``euler``, a provider of the test's making) until
+    its first connection's consequence is visible: it gave up, it sleeps before the next
+    attempt, or it connected again at once. The default provider skips the live check."""
+    provider = Recording(euler or EulerProvider(KEY, url, api_url=None))
     bus, sleeps, stop = MemoryBus(), Sleeps(), asyncio.Event()
     supervisor = StreamerSupervisor(
         provider,  # type: ignore[arg-type]
@@ -170,7 +186,10 @@ def assert_next_step(run: Supervised, outcome: Outcome, fake: FakeEuler | None =
         assert run.sleeps.delays == []
         assert fake is not None
         assert len(fake.connections) == 2  # reconnected at once
-    else:  # BACKOFF, RECONNECT: the first back-off step, 1 s ± 20 %
+    elif outcome is Outcome.BACKOFF:  # too many connections: the first step of the long wait
+        assert len(run.sleeps.delays) == 1
+        assert 48 <= run.sleeps.delays[0] <= 72  # 60 s ± 20 %, not the 1 s of a reconnect
+    else:  # RECONNECT: the first back-off step, 1 s ± 20 %
         assert len(run.sleeps.delays) == 1
         assert 0.8 <= run.sleeps.delays[0] <= 1.2
 
@@ -186,6 +205,7 @@ def test_an_unusable_url_is_refused_at_start(url: str) -> None:
 
 def test_url_asks_for_raw_messages_and_only_the_redacted_url_is_shown() -> None:
     provider = EulerProvider(KEY, "wss://ws.eulerstream.com")
+    assert provider.api_url == "https://api.eulerstream.com"  # the live check's default
     query = dict(parse_qsl(urlsplit(provider.url(HANDLE)).query))
     assert query == {"uniqueId": HANDLE, "apiKey": KEY, "features.rawMessages": "true"}
     shown = provider.redacted_url(HANDLE) + repr(provider)
@@ -271,7 +291,7 @@ async def test_binary_and_json_frames_end_as_events_in_the_database(
         open_context(settings, need_db=True) as ctx,
         FakeEuler([stream_script(), [Hold()]], unique_id=HANDLE, api_key=KEY) as fake,
     ):
-        provider = EulerProvider(KEY, fake.url)
+        provider = EulerProvider(KEY, fake.url, api_url=None)
         sleeps, stop = Sleeps(), asyncio.Event()
         supervisor = StreamerSupervisor(
             provider,
@@ -617,3 +637,205 @@ async def test_stop_closes_the_socket_cleanly_and_returns() -> None:
         await asyncio.wait_for(fake.connections[0].closed_by_client.wait(), 5)
     assert fake.connections[0].close_code == 1000
     assert [f.type for f in await frames(bus)] == ["ControlEvent.CONNECTED"]
+
+
+# -- 4429: the longer wait -----------------------------------------------------------------------
+async def test_too_many_connections_waits_longer_each_time_until_a_connection_opens() -> None:
+    """4429 says every connection the key may hold is taken: 60 s, then 120 s (± 20 %) for
+    the same streamer; a connection that opens (closed for another reason) starts afresh."""
+    scripts: list[list[Step]] = [
+        [Close(4429, "Too many concurrent connections")],
+        [Close(4429, "Too many concurrent connections")],
+        [*opening(), Close(1011)],
+        [Close(4429, "Too many concurrent connections")],
+    ]
+    waits: list[float | None] = []
+    async with FakeEuler(scripts, unique_id=HANDLE, api_key=KEY) as fake:
+        provider = EulerProvider(KEY, fake.url, api_url=None)
+        for _ in scripts:
+            with pytest.raises(ConnectionEnded) as ended:
+                await provider.run(HANDLE, session(MemoryBus()), asyncio.Event())
+            waits.append(ended.value.retry_after_s)
+    assert waits[2] is None  # after 1011: the supervisor's own back-off
+    first, second, again = (wait for wait in waits if wait is not None)
+    assert 48 <= first <= 72
+    assert 96 <= second <= 144
+    assert 48 <= again <= 72
+    assert TOO_MANY_CONNECTIONS_BACKOFF.delay(10, lambda: 0.5) == 900.0  # at most 15 min
+
+
+async def test_a_refused_handshake_with_retry_after_waits_as_asked() -> None:
+    async with FakeEuler([[Reject(429, retry_after="42")]], unique_id=HANDLE, api_key=KEY) as fake:
+        run = await supervise_once(fake.url, fake)
+    ended = run.provider.ended[0]
+    assert ended is not None
+    assert (ended.outcome, ended.code, ended.retry_after_s) == (Outcome.BACKOFF, "HTTP 429", 42)
+    assert run.sleeps.delays == [42]
+
+
+# -- what goes back: acks and heartbeats --------------------------------------------------------
+def test_an_ack_without_internal_ext_carries_a_dash_as_tiktoklive_sends_it() -> None:
+    frame = WebcastPushFrame().parse(envelope.ack_frame(7, ""))
+    assert (frame.payload_type, frame.log_id, frame.payload) == ("ack", 7, b"-")
+
+
+def acked(log_id: int) -> Callable[[Connection], bool]:
+    return lambda connection: any(f.log_id == log_id for f in connection.sent("ack"))
+
+
+async def test_a_fetch_result_that_needs_an_ack_is_acked_with_its_log_id_and_internal_ext() -> None:
+    script: list[Step] = [
+        *opening(),
+        Send(push_frame([chat(7441000000000000501, ZOE, "no ack")], gzipped=True, seq_id=5)),
+        Send(
+            push_frame(
+                [chat(7441000000000000502, OWL, "ack me")], gzipped=True, seq_id=6, need_ack=True
+            )
+        ),
+        Hold(),
+    ]
+    bus, stop = MemoryBus(), asyncio.Event()
+    async with FakeEuler([script], unique_id=HANDLE, api_key=KEY) as fake:
+        provider = EulerProvider(KEY, fake.url, api_url=None, heartbeat_interval_s=0)
+        task = asyncio.create_task(provider.run(HANDLE, session(bus), stop))
+        await wait_for(lambda: fake.connections, timeout=5, poll=0.01, what="a connection")
+        connection = fake.connections[0]
+        await asyncio.wait_for(connection.wait_received(acked(6 * 7)), 5)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    # Frames arrive in the order they were sent: an ack of the first frame would be here too.
+    (ack,) = connection.received
+    assert (ack.payload_type, ack.payload_encoding, ack.log_id) == ("ack", "pb", 42)
+    assert ack.payload == INTERNAL_EXT.encode()
+    assert provider.stats.acks == 1
+    assert [f.seq_no for f in await frames(bus) if f.type == "WebcastChatMessage"] == [
+        7441000000000000501,
+        7441000000000000502,
+    ]
+
+
+async def test_heartbeats_carry_the_room_and_count_up_from_one() -> None:
+    bus, stop = MemoryBus(), asyncio.Event()
+    async with FakeEuler([[*opening(), Hold()]], unique_id=HANDLE, api_key=KEY) as fake:
+        provider = EulerProvider(KEY, fake.url, api_url=None, heartbeat_interval_s=0.02)
+        task = asyncio.create_task(provider.run(HANDLE, session(bus), stop))
+        await wait_for(lambda: fake.connections, timeout=5, poll=0.01, what="a connection")
+        connection = fake.connections[0]
+        await asyncio.wait_for(connection.wait_received(lambda c: len(c.sent("hb")) >= 3), 5)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    beats = connection.sent("hb")
+    assert {(f.payload_encoding, f.log_id) for f in beats} == {("pb", 0)}
+    messages = [HeartBeatMessage().parse(f.payload) for f in beats]
+    assert {m.room_id for m in messages} == {ROOM_ID}  # sent once roomInfo named the room
+    assert [m.send_packet_seq_id for m in messages] == list(range(1, len(messages) + 1))
+    assert provider.stats.heartbeats == len(beats)
+    assert provider.stats.heartbeats_received >= 1  # the fake answers them, as TikTok does
+    assert connection.close_code == 1000
+
+
+async def test_heartbeats_keep_a_quiet_room_from_the_inactivity_close() -> None:
+    """Euler closes with 4006 when TikTok stays quiet for its inactivity timeout (the fake:
+    0.2 s); heartbeats (every 0.02 s) make TikTok answer, so a room without a single message
+    stays open well past the timeout."""
+    bus, stop = MemoryBus(), asyncio.Event()
+    async with FakeEuler(
+        [[*opening(), Hold()]], unique_id=HANDLE, api_key=KEY, inactivity_close_s=0.2
+    ) as fake:
+        provider = EulerProvider(KEY, fake.url, api_url=None, heartbeat_interval_s=0.02)
+        task = asyncio.create_task(provider.run(HANDLE, session(bus), stop))
+        await wait_for(lambda: fake.connections, timeout=5, poll=0.01, what="a connection")
+        connection = fake.connections[0]
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(connection.wait_received(lambda c: len(c.sent("hb")) >= 20), 10)
+        quiet_for = asyncio.get_running_loop().time() - started
+        assert not task.done()  # still connected ...
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert quiet_for > 0.2  # ... for longer than the inactivity timeout
+    assert not connection.closed_for_inactivity
+    assert connection.close_code == 1000  # closed by us, when asked to stop
+    assert [f.type for f in await frames(bus)] == ["ControlEvent.CONNECTED"]
+
+
+async def test_without_heartbeats_a_quiet_room_is_closed_with_4006_and_reconnected() -> None:
+    async with FakeEuler(
+        [[*opening(), Hold()]], unique_id=HANDLE, api_key=KEY, inactivity_close_s=0.2
+    ) as fake:
+        euler = EulerProvider(KEY, fake.url, api_url=None, heartbeat_interval_s=0)
+        run = await supervise_once(fake.url, fake, euler=euler)
+    assert fake.connections[0].closed_for_inactivity
+    ended = run.provider.ended[0]
+    assert ended is not None
+    assert (ended.outcome, ended.code) == (Outcome.RECONNECT, 4006)
+    assert_next_step(run, Outcome.RECONNECT, fake)
+
+
+# -- the live check: Euler's REST API ---------------------------------------------------------
+async def test_an_offline_creator_costs_no_websocket_and_is_polled_again() -> None:
+    async with (
+        FakeEulerApi(api_key=KEY, live={"someone.else": "42"}) as api,
+        FakeEuler([[*opening(), Hold()]], unique_id=HANDLE, api_key=KEY) as fake,
+    ):
+        run = await supervise_once(
+            fake.url, fake, euler=EulerProvider(KEY, fake.url, api_url=api.url)
+        )
+    assert fake.connections == []  # no handshake, nothing against the key's limits
+    assert run.supervisor.outcomes[0] is Outcome.POLL
+    assert run.sleeps.delays == [POLL_S]
+    (check,) = api.live_checks()
+    assert (check.method, check.query) == ("GET", {"uniqueId": HANDLE})
+    assert check.headers["x-api-key"] == KEY  # in a header, not in a URL that might be logged
+    assert await frames(run.bus) == []
+
+
+async def test_a_live_creator_is_connected() -> None:
+    async with (
+        FakeEulerApi(api_key=KEY, live={HANDLE: str(ROOM_ID)}) as api,
+        FakeEuler([[*opening(), Close(4005)]], unique_id=HANDLE, api_key=KEY) as fake,
+    ):
+        euler = EulerProvider(KEY, fake.url, api_url=api.url)
+        run = await supervise_once(fake.url, fake, euler=euler)
+    assert len(fake.connections) == 1
+    assert len(api.live_checks()) == 1
+    assert [f.type for f in await frames(run.bus)] == [
+        "ControlEvent.CONNECTED",
+        "ControlEvent.DISCONNECTED",
+    ]
+    assert euler.stats.live_check_failures == 0
+
+
+@pytest.mark.parametrize("failure", ["HTTP 500", "timeout", "unreachable", "HTTP 429"])
+async def test_a_live_check_that_fails_leaves_the_decision_to_the_websocket(failure: str) -> None:
+    """The WebSocket is the source of truth: a REST outage must not stop a live stream."""
+    status = int(failure.removeprefix("HTTP ")) if failure.startswith("HTTP") else 200
+    api = FakeEulerApi(api_key=KEY, status=status, delay_s=0.5 if failure == "timeout" else 0.0)
+    async with api, FakeEuler([[*opening(), Close(4404)]], unique_id=HANDLE, api_key=KEY) as fake:
+        api_url = f"http://127.0.0.1:{free_port()}" if failure == "unreachable" else api.url
+        euler = EulerProvider(KEY, fake.url, api_url=api_url, live_check_timeout_s=0.1)
+        run = await supervise_once(fake.url, fake, euler=euler)
+    assert len(fake.connections) == 1  # tried the WebSocket ...
+    ended = run.provider.ended[0]
+    assert ended is not None
+    assert (ended.outcome, ended.code) == (Outcome.POLL, 4404)  # ... which said "not live"
+    assert_next_step(run, Outcome.POLL, fake)
+    assert euler.stats.live_check_failures == 1
+    assert euler.live_check_off is None  # the next poll asks again
+    assert len(api.live_checks()) == (0 if failure == "unreachable" else 1)
+
+
+async def test_a_key_the_route_refuses_switches_the_check_off() -> None:
+    async with FakeEulerApi(api_key=KEY, status=403) as api:
+        provider = EulerProvider(KEY, "ws://127.0.0.1:9", api_url=api.url)
+        assert await provider.is_live(HANDLE) is True
+        assert await provider.is_live(HANDLE) is True
+    assert len(api.live_checks()) == 1  # asked once, not every poll
+    assert provider.live_check_off is not None
+    assert "403" in provider.live_check_off
+
+
+def test_an_unusable_api_url_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="Euler's API URL"):
+        EulerProvider(KEY, "wss://ws.eulerstream.com", api_url="ftp://api.eulerstream.com")

@@ -12,23 +12,29 @@ from ttlp.bus.memory import MemoryBus
 from ttlp.contracts.events import frame_from_fields
 from ttlp.tiktok.providers.base import ConnectionEnded, Message, Outcome, Session
 from ttlp.tiktok.publish import FramePublisher
-from ttlp.tiktok.supervisor import RECONNECT_BACKOFF, StreamerSupervisor, SupervisorSettings
+from ttlp.tiktok.supervisor import (
+    RECONNECT_BACKOFF,
+    RETRY_AFTER_MAX_S,
+    StreamerSupervisor,
+    SupervisorSettings,
+)
 
 RAW = "ttlc:raw"
 
 
 @dataclass
 class Scripted:
-    """A provider whose connections follow a script: each step is an Outcome (raised), "ok"
-    (connect, publish two messages, end normally), or "offline"."""
+    """A provider whose connections follow a script: each step is an Outcome (raised), a
+    ConnectionEnded (raised as it is), "ok" (connect, publish two messages, end normally), or
+    "offline"."""
 
-    steps: list[str | Outcome]
+    steps: list[str | Outcome | ConnectionEnded]
     name: str = "direct"
     connections: int = 0
     live_checks: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def _step(self) -> str | Outcome:
+    def _step(self) -> str | Outcome | ConnectionEnded:
         if not self.steps:
             self.done.set()
             return "wait"
@@ -48,6 +54,8 @@ class Scripted:
             return
         self.connections += 1
         await session.connected("7441234567890123456")
+        if isinstance(step, ConnectionEnded):
+            raise step
         if isinstance(step, Outcome):
             raise ConnectionEnded(step, f"scripted {step.value}", code=4500)
         await session.messages(
@@ -148,6 +156,20 @@ def test_backoff_is_capped_at_sixty_seconds() -> None:
     assert RECONNECT_BACKOFF.delay(7, lambda: 0.5) == 60.0
     assert RECONNECT_BACKOFF.delay(20, lambda: 1.0) == pytest.approx(72.0)
     assert RECONNECT_BACKOFF.delay(20, lambda: 0.0) == pytest.approx(48.0)
+
+
+async def test_a_wait_the_provider_was_asked_for_replaces_the_back_off() -> None:
+    def limited(wait_s: float) -> ConnectionEnded:
+        return ConnectionEnded(Outcome.BACKOFF, "rate limited", code=429, retry_after_s=wait_s)
+
+    provider = Scripted([limited(3600), limited(3 * 86400), Outcome.BACKOFF, "ok"])
+    supervisor, _, sleeps = await run_until_done(provider, poll_interval_s=7)
+    assert supervisor.outcomes[:4] == [Outcome.BACKOFF] * 3 + [Outcome.POLL]
+    assert sleeps.delays[0] == 3600  # as asked: not 1 s
+    assert sleeps.delays[1] == RETRY_AFTER_MAX_S == 6 * 3600  # a bogus wait is capped
+    # Without a wait asked for: the back-off, at the third failure in a row (4 s ± 20 %).
+    assert 3.2 <= sleeps.delays[2] <= 4.8
+    assert sleeps.delays[3] == 7
 
 
 async def test_gives_up_after_max_attempts() -> None:

@@ -97,6 +97,8 @@ def supervisors(
             SupervisorSettings(
                 max_attempts=ingest.reconnect_max_attempts,
                 poll_interval_s=ingest.poll_interval_s,
+                silence_s=ingest.silence_s,
+                streak_timeout_s=ingest.streak_timeout_s,
             ),
             lease=None if mock else ctx.bus.lease(ctx.keys.lease(handle), owner, ingest.lease_ms),
         )
@@ -117,7 +119,7 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
         if ctx.settings.replay_session:
             group.create_task(_replay_once(ctx, ctx.settings.replay_session, stop))
         else:
-            provider = make_provider(ctx.settings.ingest)
+            provider = make_provider(ctx.settings)
             if provider.name == "direct":
                 _adopt_tiktoklive_logger()
             publisher = publisher_for(ctx, provider)

@@ -8,6 +8,11 @@ gets TikTok's seqNo and timestamp.
 
 The descriptors below declare just the fields ingest needs (numbers from TikTokLiveProto, which
 mirrors TikTok's schema); every other field is skipped by the parser as unknown.
+
+Two frames go the other way, built here for every provider that speaks the push protocol
+itself (``ack_frame``, ``heartbeat_frame``): the acknowledgement of a fetch result that says
+``needAck`` and the periodic heartbeat, as TikTokLive's and TikTok-Live-Connector's WebSocket
+clients send them.
 """
 
 from __future__ import annotations
@@ -78,6 +83,13 @@ _MESSAGES: Final = (
         ],
     ),
     ("Header", [("common", 1, _F.TYPE_MESSAGE, None, ".ttlp.envelope.Common")]),
+    (
+        "HeartBeat",
+        [
+            ("room_id", 1, _F.TYPE_INT64, None, None),
+            ("send_packet_seq_id", 2, _F.TYPE_INT64, None, None),
+        ],
+    ),
 )
 
 
@@ -161,6 +173,39 @@ def message_header(payload: bytes) -> tuple[int, int | None]:
         return 0, None  # the normalizer will dead-letter the payload with the real reason
     common = header.common
     return common.msg_id, common.create_time or None
+
+
+ACK: Final = "ack"
+HEARTBEAT: Final = "hb"
+EMPTY_EXT: Final = "-"
+"""The ack payload when a fetch result has no internalExt (TikTokLive sends this)."""
+
+
+def ack_frame(log_id: int, internal_ext: str) -> bytes:
+    """The push frame acknowledging a fetch result that says ``needAck``.
+
+    payloadType ``ack``, ``logId`` = the received push frame's logId, payload = the fetch
+    result's ``internalExt`` as UTF-8 bytes (``-`` when it has none): what TikTokLive
+    (``send_ack``) and TikTok-Live-Connector (``sendAck``, which skips such a result) send.
+    """
+    frame = _classes()["PushFrame"](
+        log_id=log_id,
+        payload_encoding="pb",
+        payload_type=ACK,
+        payload=(internal_ext or EMPTY_EXT).encode(),
+    )
+    return bytes(frame.SerializeToString())
+
+
+def heartbeat_frame(room_id: int | str, seq_id: int = 0) -> bytes:
+    """The keep-alive push frame: payloadType ``hb`` around ``HeartBeatMessage{roomId,
+    sendPacketSeqId}``, as TikTokLive's ping loop and TikTok-Live-Connector's
+    ``sendHeartbeat`` build it (``seq_id`` counts the connection's heartbeats from 1)."""
+    heartbeat = _classes()["HeartBeat"](room_id=int(room_id), send_packet_seq_id=seq_id)
+    frame = _classes()["PushFrame"](
+        payload_encoding="pb", payload_type=HEARTBEAT, payload=heartbeat.SerializeToString()
+    )
+    return bytes(frame.SerializeToString())
 
 
 def gunzip(data: bytes) -> bytes:

@@ -22,8 +22,13 @@ from ttlp.aio import Backoff
 from ttlp.bus.lease import Lease
 from ttlp.tiktok.providers.base import ConnectionEnded, Outcome, Provider, Session
 from ttlp.tiktok.publish import FramePublisher
+from ttlp.tiktok.streaks import StreakTracker
 
 RECONNECT_BACKOFF: Final = Backoff(initial_s=1.0, max_s=60.0, factor=2.0, jitter=0.2)
+# The longest wait a provider's ``retry_after_s`` (a rate limit's reset, often an hour) can
+# impose: a bogus or clock-skewed header must not park a streamer for days; after 6 h the next
+# attempt simply asks again.
+RETRY_AFTER_MAX_S: Final = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,11 @@ class SupervisorSettings:
     """How often an offline streamer is checked again."""
     stable_after_s: float = 60.0
     """A connection that lasted this long resets the back-off and the attempt count."""
+    silence_s: float = 60.0
+    """A connection with no message from TikTok for this long is cut and reconnected (0 = never):
+    a live room sends viewer counts every few seconds, so silence means a dead connection."""
+    streak_timeout_s: float = 10.0
+    """A gift streak idle this long without its end frame is closed (``ttlp.tiktok.streaks``)."""
 
 
 @dataclass
@@ -46,19 +56,27 @@ class StreamerSupervisor:
     settings: SupervisorSettings = field(default_factory=SupervisorSettings)
     lease: Lease | None = None
     sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep
+    """The waits between connections (tests record them)."""
+    tick: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep
+    """The watchdog's period (tests drive it with a fake clock)."""
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
     sessions: list[str] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     """What each connection ended with, in order (observability and tests)."""
+    retry_after_s: float | None = field(default=None, init=False)
+    """The wait the last connection's ``ConnectionEnded`` asked for, if any."""
 
     def __post_init__(self) -> None:
         self.log = logger.bind(role="ingest", provider=self.provider.name, uniqueId=self.unique_id)
+        # One tracker per streamer: a streak survives a reconnect (a new session).
+        self.streaks = StreakTracker(self.settings.streak_timeout_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             if self.lease is not None and not await self._wait_for_lease(stop):
                 return
+            self.retry_after_s = None
             outcome, lasted = await self._connect_once(stop)
             self.outcomes.append(outcome)
             if stop.is_set():
@@ -82,6 +100,18 @@ class StreamerSupervisor:
                     self.log.error("reconnect attempts exhausted", attempts=failures)
                     break
                 delay = RECONNECT_BACKOFF.delay(failures)
+            if self.retry_after_s is not None:
+                # The other side said how long (e.g. the sign server's rate-limit reset): any
+                # sooner only earns another refusal.
+                asked = self.retry_after_s
+                delay = min(max(asked, 0.0), RETRY_AFTER_MAX_S)
+                self.log.warning(
+                    "waiting as long as the server asked",
+                    outcome=outcome.value,
+                    asked_s=round(asked, 1),
+                    wait_s=round(delay, 1),
+                    capped=asked > RETRY_AFTER_MAX_S,
+                )
             if self.lease is not None and outcome is not Outcome.RECONNECT_NOW:
                 # Waiting: let another replica take the streamer if it can do better.
                 with contextlib.suppress(Exception):
@@ -95,7 +125,14 @@ class StreamerSupervisor:
 
     async def _connect_once(self, stop: asyncio.Event) -> tuple[Outcome, float]:
         """One connection, from the live check to its end → (outcome, seconds connected)."""
-        session = Session(self.publisher, self.unique_id, self.provider.name, str(uuid.uuid4()))
+        session = Session(
+            self.publisher,
+            self.unique_id,
+            self.provider.name,
+            str(uuid.uuid4()),
+            streaks=self.streaks,
+            clock=self.clock,
+        )
         started = self.clock()
         try:
             if not await self.provider.is_live(self.unique_id):
@@ -106,6 +143,7 @@ class StreamerSupervisor:
             outcome, code, reason = Outcome.POLL, None, "stream ended"
         except ConnectionEnded as ended:
             outcome, code, reason = ended.outcome, ended.code, ended.reason
+            self.retry_after_s = ended.retry_after_s
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an unexpected failure is a reason to reconnect, not to die
@@ -116,6 +154,8 @@ class StreamerSupervisor:
         lasted = self.clock() - started
         if stop.is_set():
             outcome, reason = Outcome.STOP, "ttlp is stopping"
+            if session.room_id:  # streaks still open would never be counted: close them now
+                await session.expire_streaks(everything=True)
         if session.room_id:  # only a session that connected gets a DISCONNECTED
             will_reconnect = outcome not in (Outcome.STOP, Outcome.FINISHED) and not stop.is_set()
             await session.disconnected(code, reason, will_reconnect)
@@ -132,22 +172,48 @@ class StreamerSupervisor:
         return outcome, lasted
 
     async def _run_connection(self, session: Session, stop: asyncio.Event) -> None:
-        """Run the provider; with a lease, renew it alongside and cut the connection if lost."""
-        if self.lease is None:
-            await self.provider.run(self.unique_id, session, stop)
-            return
+        """Run the provider with its watchdog (streak timeout, silence) alongside; with a
+        lease, renew it too and cut the connection if it is lost."""
         connection = asyncio.create_task(self.provider.run(self.unique_id, session, stop))
-        keeper = asyncio.create_task(self._keep_lease(stop))
+        helpers = [asyncio.create_task(self._watch(session, stop))]
+        if self.lease is not None:
+            helpers.append(asyncio.create_task(self._keep_lease(stop)))
+        tasks = {connection, *helpers}
         try:
-            done, _ = await asyncio.wait({connection, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:  # also when we are cancelled: no orphan keeps the connection or the lease
-            for task in (connection, keeper):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(connection, keeper, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         if connection in done:
             connection.result()
-        else:
-            keeper.result()
+            return
+        for task in helpers:
+            if task in done:
+                task.result()
+
+    async def _watch(self, session: Session, stop: asyncio.Event) -> None:
+        """Close idle gift streaks; cut a connection TikTok has gone silent on.
+
+        Returns only when ``stop`` is set; raises ``ConnectionEnded`` on silence."""
+        settings = self.settings
+        periods = [p / 4 for p in (settings.silence_s, settings.streak_timeout_s) if p > 0]
+        every = min([1.0, *periods])
+        while not stop.is_set():
+            await self._sleep_or_stop(stop, every, self.tick)
+            if stop.is_set():
+                return
+            await session.expire_streaks()
+            last = session.last_message_at
+            if settings.silence_s > 0 and last is not None:
+                quiet = self.clock() - last
+                if quiet >= settings.silence_s:
+                    raise ConnectionEnded(
+                        Outcome.RECONNECT,
+                        f"no message from TikTok for {quiet:.0f} s while connected "
+                        f"(INGEST_SILENCE_S={settings.silence_s:g}): the connection is dead",
+                        code="SILENCE",
+                    )
 
     async def _keep_lease(self, stop: asyncio.Event) -> None:
         assert self.lease is not None
@@ -178,11 +244,16 @@ class StreamerSupervisor:
             await self._sleep_or_stop(stop, self.lease.ttl_ms / 3000)
         return False
 
-    async def _sleep_or_stop(self, stop: asyncio.Event, delay: float) -> None:
+    async def _sleep_or_stop(
+        self,
+        stop: asyncio.Event,
+        delay: float,
+        sleep: Callable[[float], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
         if delay <= 0:
             return
         waiter = asyncio.create_task(stop.wait())
-        sleeper = asyncio.create_task(self.sleep(delay))
+        sleeper = asyncio.create_task((sleep or self.sleep)(delay))
         await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
         for task in (waiter, sleeper):
             task.cancel()

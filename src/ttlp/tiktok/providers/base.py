@@ -16,7 +16,7 @@ import asyncio
 import base64
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -26,6 +26,7 @@ from ttlp.contracts.mapping import CONTROL_TYPE, stream_end_action
 from ttlp.errors import PermanentError
 from ttlp.tiktok import decode
 from ttlp.tiktok.publish import FramePublisher
+from ttlp.tiktok.streaks import GIFT_TYPE, TIMEOUT_TYPE, StreakTracker
 
 ProviderName = Literal["direct", "euler", "mock"]
 
@@ -49,13 +50,25 @@ class Outcome(enum.Enum):
 
 
 class ConnectionEnded(Exception):
-    """Raised by a provider to end a connection with a given ``Outcome``."""
+    """Raised by a provider to end a connection with a given ``Outcome``.
 
-    def __init__(self, outcome: Outcome, reason: str, *, code: int | str | None = None) -> None:
+    ``retry_after_s``: how long the other side asked us to wait (a rate limit's Retry-After or
+    reset time); when set, the supervisor waits that long instead of its usual delay.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        reason: str,
+        *,
+        code: int | str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
         self.code = code
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,11 @@ class Session:
     """One connection = one sessionId: publishes its frames as raw.v1.
 
     Message frames use TikTok's ``msgId`` as seqNo and its create time as timestamp; lifecycle
-    frames (``ControlEvent.*``) use a per-session counter from 1.
+    frames (``ControlEvent.*``) use a per-session counter from 1. A message without a msgId (0
+    or absent, e.g. ``WebcastWeeklyRankRewardMessage``) gets the next value of a second
+    per-session counter that starts at the clock in ms × 10⁶: id-less messages of one type
+    never share an eventId (the store would keep only the first), and the counter collides
+    neither with TikTok's msgIds (~7·10¹⁸) nor with the lifecycle counter.
     """
 
     publisher: FramePublisher
@@ -83,6 +100,21 @@ class Session:
     room_id: str | None = None
     frames: int = 0
     _lifecycle_seq: int = field(default=0, repr=False)
+    _fallback_seq: int = field(default_factory=lambda: int(time.time() * 1000) * 1_000_000)
+    streaks: StreakTracker = field(default_factory=StreakTracker)
+    """Open gift streaks (``ttlp.tiktok.streaks``): the supervisor passes one tracker per
+    streamer, so a streak survives a reconnect and its late frames stay recognised."""
+    clock: Callable[[], float] = time.monotonic
+    """The clock of ``last_message_at`` and of the streak timeout (tests pass a fake one)."""
+    last_message_at: float | None = None
+    """When TikTok's last message arrived (None before the first): the silence watchdog."""
+
+    def seq_no(self, msg_id: int | None) -> int:
+        """TikTok's msgId when the message has one, else the next per-session fallback."""
+        if msg_id is not None and msg_id > 0:
+            return msg_id
+        self._fallback_seq += 1
+        return self._fallback_seq
 
     def _frame(
         self, raw_type: str, seq_no: int, data: dict[str, object] | str, created_ms: float | None
@@ -110,6 +142,7 @@ class Session:
 
     async def connected(self, room_id: str) -> None:
         self.room_id = room_id
+        self.last_message_at = self.clock()  # silence is counted from the join
         await self._lifecycle(
             "CONNECTED",
             {
@@ -137,6 +170,7 @@ class Session:
         full), say so in the data: TikTok's messages of that time may be missing."""
         await self.publisher.publish(frames)
         self.frames += len(frames)
+        self.last_message_at = self.clock()
         gap = self.publisher.take_gap()
         if gap > 0:
             await self._lifecycle(
@@ -150,13 +184,14 @@ class Session:
 
     async def messages(self, messages: Iterable[Message]) -> None:
         """Publish fetched messages as base64-protobuf frames, in one batch."""
-        frames = [
-            self._frame(
-                m.method, max(m.msg_id, 0), base64.b64encode(m.payload).decode(), m.create_time_ms
-            )
-            for m in messages
-            if m.method
-        ]
+        frames = []
+        for m in messages:
+            if not m.method:
+                continue
+            data: dict[str, object] | str = base64.b64encode(m.payload).decode()
+            if m.method == GIFT_TYPE:
+                data = self.streaks.observe(data, m.create_time_ms, self.clock())
+            frames.append(self._frame(m.method, self.seq_no(m.msg_id), data, m.create_time_ms))
         if frames:
             await self._publish(frames)
 
@@ -164,7 +199,23 @@ class Session:
         self, raw_type: str, data: dict[str, object], msg_id: int, create_time_ms: int | None = None
     ) -> None:
         """Publish a message that arrived already decoded (e.g. Euler JSON frames)."""
-        await self._publish([self._frame(raw_type, max(msg_id, 0), data, create_time_ms)])
+        if raw_type == GIFT_TYPE:
+            data = self.streaks.observe(data, create_time_ms, self.clock())  # type: ignore[assignment]
+        await self._publish([self._frame(raw_type, self.seq_no(msg_id), data, create_time_ms)])
+
+    async def expire_streaks(self, *, everything: bool = False) -> int:
+        """Close the gift streaks idle for ``STREAK_TIMEOUT_S`` (``everything``: all still
+        open), one ``ControlEvent.STREAK_TIMEOUT`` frame each; return how many."""
+        closing = self.streaks.expire(self.clock(), everything=everything)
+        if not closing:
+            return 0
+        frames = []
+        for data, timestamp_ms in closing:
+            self._lifecycle_seq += 1
+            frames.append(self._frame(TIMEOUT_TYPE, self._lifecycle_seq, data, timestamp_ms))
+        await self.publisher.publish(frames)
+        self.frames += len(frames)
+        return len(frames)
 
 
 def ends_stream(payload: bytes) -> bool:

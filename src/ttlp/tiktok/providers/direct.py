@@ -36,7 +36,23 @@ ends with ``Outcome.RECONNECT`` (a short back-off, then the live check decides),
 a clean close of a live stream is no reason to lose ``poll_interval`` seconds of it.
 
 Errors are sorted by ``OUTCOMES`` (exception type → Outcome, most specific class wins) and
-raised as ``ConnectionEnded``; reasons have the sign key and the session id redacted.
+raised as ``ConnectionEnded``; reasons have the sign key and the session id redacted. Three
+cases TikTokLive 7.0.1 gets wrong for a long-running ingest are handled here:
+
+* a sign-server 429: TikTokLive builds ``SignatureRateLimitError`` from its ``RateLimit-*``
+  headers, and without them its constructor fails with ``TypeError`` (``int(None)``), which
+  looked like any other failure. A response hook on the sign server's own httpx client
+  (``_SignRateLimitHook``) turns every 429 into ``SignServerRateLimited`` before TikTokLive
+  reads it: ``Outcome.BACKOFF``, with the wait the headers ask for as ``retry_after_s`` (the
+  supervisor waits that long, often an hour, instead of 1–60 s).
+* ``UserNotFoundError``: TikTok answers it for creators who are not live or have never gone
+  live, not only for accounts that do not exist: ``Outcome.POLL`` (said once in the log), not
+  a stop. A handle that cannot be a TikTok handle at all still stops.
+* age-restricted rooms: TikTokLive recognises them only in its room-info route, which
+  ``start()`` calls only with ``fetch_room_info=True`` (never needed to read a room), so
+  ``AgeRestrictedError`` never reached ``OUTCOMES``. A connection that fails before joining
+  now asks that route once (``_diagnose``); an age-restricted room stops with a reason that
+  says so. Rooms that can be read anonymously despite the restriction are not affected.
 """
 
 from __future__ import annotations
@@ -46,11 +62,13 @@ import contextlib
 import functools
 import gzip
 import json
+import math
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
@@ -98,19 +116,130 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+
+class SignServerRateLimited(SignAPIError):  # type: ignore[misc]
+    """The sign server answered 429, with or without rate-limit headers.
+
+    Raised by ``_SignRateLimitHook`` instead of TikTokLive's ``SignatureRateLimitError``,
+    whose constructor needs ``RateLimit-Remaining`` and fails with ``TypeError`` without it.
+    ``retry_after_s`` is ``rate_limit_wait`` of the response (None: the headers say nothing).
+    """
+
+    def __init__(self, response: httpx.Response, retry_after_s: float | None) -> None:
+        self.retry_after_s = retry_after_s
+        message, label = _sign_server_message(response)
+        text = "the sign server rate-limited this key"
+        if label:
+            text += f" ({label})"
+        if message:
+            text += f": {message}"
+        text += (
+            f"; it asks to wait {retry_after_s:.0f} s"
+            if retry_after_s is not None
+            else "; it did not say for how long"
+        )
+        super().__init__(SignAPIError.ErrorReason.RATE_LIMIT, text, response=response)
+
+
+def _sign_server_message(response: httpx.Response) -> tuple[str, str]:
+    """(message, limit_label) of a sign server's JSON error body ("" when absent)."""
+    try:
+        body = json.loads(response.content) if response.content else {}
+    except ValueError:
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("message") or "")[:200], str(body.get("limit_label") or "")[:50]
+
+
+# A Unix time in seconds is above this (2001); a delta in seconds far below it.
+_EPOCH_S_MIN: Final = 1e9
+_EPOCH_MS_MIN: Final = 1e11
+
+
+def rate_limit_wait(headers: httpx.Headers, now: float) -> float | None:
+    """How long a 429 asks us to wait, in seconds from ``now`` (Unix time), or None.
+
+    The longest of what the headers say: ``Retry-After`` (seconds or an HTTP date);
+    ``RateLimit-Remaining``, which TikTokLive reads as its ``retry_after`` (the seconds its
+    own sign server, Euler Stream, makes a client wait — under the IETF draft's meaning, the
+    quota left, it is 0 on a 429 and changes nothing); ``RateLimit-Reset``, TikTokLive's
+    ``reset_time``: a Unix time (seconds, or ms), or, when small, seconds from now. The longest,
+    because waiting less than any of them only earns another 429.
+    """
+    waits: list[float] = []
+    retry_after = headers.get("Retry-After")
+    if retry_after:
+        seconds = _number(retry_after)
+        if seconds is None:
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                seconds = parsedate_to_datetime(retry_after).timestamp() - now
+        if seconds is not None:
+            waits.append(seconds)
+    remaining = _number(headers.get("RateLimit-Remaining"))
+    if remaining is not None:
+        waits.append(remaining)
+    reset = _number(headers.get("RateLimit-Reset"))
+    if reset is not None:
+        if reset >= _EPOCH_MS_MIN:
+            reset /= 1000
+        waits.append(reset - now if reset >= _EPOCH_S_MIN else reset)
+    positive = [w for w in waits if w > 0]
+    return max(positive) if positive else None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class _SignRateLimitHook:
+    """An httpx response hook for the sign server's client: a 429 raises
+    ``SignServerRateLimited`` before TikTokLive's route reads the response (the hook runs
+    inside ``AsyncClient.send``, so the route's caller gets the exception)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+
+    async def __call__(self, response: httpx.Response) -> None:
+        if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+            return
+        await response.aread()
+        raise SignServerRateLimited(response, rate_limit_wait(response.headers, self._clock()))
+
+
+def _rate_limited(exc: BaseException | None) -> SignServerRateLimited | None:
+    """The ``SignServerRateLimited`` behind ``exc`` (TikTokLive's signed-URL route wraps
+    whatever its SDK call raises in ``UnexpectedSignatureError``), if any."""
+    for _ in range(8):  # a short chain; never loop on a cycle
+        if exc is None:
+            return None
+        if isinstance(exc, SignServerRateLimited):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 # What each failure means for the next attempt. Looked up along the exception's MRO, so the
 # most specific entry wins (SignatureRateLimitError before SignAPIError before
 # TikTokLiveError). Anything not listed is a transient failure: RECONNECT.
 OUTCOMES: Final[dict[type[BaseException], Outcome]] = {
-    # The streamer: offline → look again later; no such user / cannot go live → stop.
+    # The streamer: offline, or "user not found" (what TikTok says of a creator who is not
+    # live or has never gone live) → look again later; a numeric id with no account → stop.
     UserOfflineError: Outcome.POLL,
-    UserNotFoundError: Outcome.STOP,
+    UserNotFoundError: Outcome.POLL,
     FailedResolveUserId: Outcome.STOP,
-    # Age-restricted rooms need a logged-in session, which ingest does not send.
+    # Age-restricted rooms need a logged-in session, which ingest does not send (_diagnose).
     AgeRestrictedError: Outcome.STOP,
     # The sign server: rate limited → back off; the key lacks the endpoint, or a session id
     # would be sent to a host nobody allowed → configuration, stop. Its other failures
     # (unreachable, 5xx, empty payload, no cookies, missing tokens) are transient.
+    SignServerRateLimited: Outcome.BACKOFF,
     SignatureRateLimitError: Outcome.BACKOFF,
     PremiumEndpointError: Outcome.STOP,
     AuthenticatedWebSocketConnectionError: Outcome.STOP,
@@ -157,6 +286,10 @@ DISCONNECT_TIMEOUT_S: Final = 2.0
 # instead of two, so fewer requests for TikTok to rate-limit.
 ROOM_HINT_TTL_S: Final = 30.0
 REASON_MAX_CHARS: Final = 500
+# What TikTok accepts as a handle (letters, digits, "_" and "."), as the api's HANDLE_RE.
+TIKTOK_HANDLE: Final = re.compile(r"[A-Za-z0-9_.]{1,64}")
+# The one room-info request after a failed connection (``_diagnose``) is bounded.
+DIAGNOSE_TIMEOUT_S: Final = 5.0
 _LIBRARY_PREFIX: Final = re.compile(r"^TikTokLive v[\w.]+ -> ")
 
 
@@ -194,31 +327,45 @@ class DirectProvider:
 
     name: ProviderName = "direct"
 
-    def __init__(self, settings: IngestSettings, *, ws_kwargs: dict[str, Any] | None = None):
-        """``ws_kwargs`` are extra options for the WebSocket connection (``websockets``)."""
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        ws_kwargs: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        """``ws_kwargs`` are extra options for the WebSocket connection (``websockets``);
+        ``clock`` is the wall clock a rate limit's reset time is measured against."""
         self.settings = settings
         self._ws_kwargs = dict(ws_kwargs or {})
         # websockets waits 10 s for a close handshake by default; a stop should not.
         self._ws_kwargs.setdefault("close_timeout", DISCONNECT_TIMEOUT_S)
         self._secrets = [s for s in (settings.sign_api_key, settings.session_id) if s]
         self._room_hints: dict[str, tuple[int, float]] = {}
+        self._clock = clock
+        self._log = logger.bind(role="ingest", provider=self.name)
+        self._not_found: set[str] = set()
+        """Streamers TikTok last said "user not found" of (logged once, until seen live)."""
 
     # -- Provider --------------------------------------------------------------------------
     async def is_live(self, unique_id: str) -> bool:
         """Room lookup (page, then API fallback) and TikTok's live check for that room."""
         self._apply_web_defaults()
+        _check_handle(unique_id)
         client = self._client(unique_id, None)
         try:
             room_id = await _room_id(client, unique_id)
             live = bool(await client.web.fetch_is_live(room_id=room_id))
         except UserOfflineError:
+            self._not_found.discard(unique_id)
             return False
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise self._ended(exc) from exc
+            raise self._ended(exc, unique_id) from exc
         finally:
             await _close_http(client)
+        self._not_found.discard(unique_id)
         if live:
             self._room_hints[unique_id] = (room_id, time.monotonic())
         return live
@@ -226,7 +373,8 @@ class DirectProvider:
     async def run(self, unique_id: str, session: Session, stop: asyncio.Event) -> None:
         """Connect, publish every fetched message, return when the stream ends or on stop."""
         self._apply_web_defaults()
-        connection = _Connection(session, log=logger.bind(role="ingest", provider=self.name))
+        _check_handle(unique_id)
+        connection = _Connection(session, log=self._log)
         client = self._client(unique_id, connection)
         room_hint = self._take_room_hint(unique_id)
         task: asyncio.Task[None] | None = None
@@ -245,7 +393,7 @@ class DirectProvider:
             if connection.stream_ended.is_set() or stop.is_set():
                 return
             if failure is not None:
-                raise self._ended(failure) from failure
+                raise await self._failed(failure, unique_id, client, connection, stop) from failure
             code = connection.close_code
             raise ConnectionEnded(
                 Outcome.RECONNECT, "TikTok closed the connection", code=code or "closed"
@@ -253,7 +401,7 @@ class DirectProvider:
         except (ConnectionEnded, asyncio.CancelledError):
             raise
         except Exception as exc:
-            raise self._ended(exc) from exc
+            raise await self._failed(exc, unique_id, client, connection, stop) from exc
         finally:
             await _shutdown(client, task)
 
@@ -265,12 +413,18 @@ class DirectProvider:
         ws_kwargs = dict(self._ws_kwargs)
         if connection is not None:
             ws_kwargs["create_protocol"] = functools.partial(_ScreeningProtocol, connection)
-        return _HookedClient(
+        client = _HookedClient(
             unique_id,
             connection,
             web_kwargs={"signer_kwargs": signer},
             ws_kwargs=ws_kwargs,
         )
+        if connection is not None:  # only a connection talks to the sign server
+            sign_http = client.web.signer.sdk_client.get_async_httpx_client()
+            hooks = sign_http.event_hooks
+            hooks["response"] = [*hooks["response"], _SignRateLimitHook(self._clock)]
+            sign_http.event_hooks = hooks
+        return client
 
     def _apply_web_defaults(self) -> None:
         # Read at call time by TikTokLive's routes: set before every use, so the provider in
@@ -285,8 +439,72 @@ class DirectProvider:
             return None
         return hint[0]
 
-    def _ended(self, exc: BaseException) -> ConnectionEnded:
+    async def _failed(
+        self,
+        exc: BaseException,
+        unique_id: str,
+        client: TikTokLiveClient,
+        connection: _Connection,
+        stop: asyncio.Event,
+    ) -> ConnectionEnded:
+        """``_ended(exc)``, unless ``_diagnose`` finds the room age-restricted. Asked only
+        for a transient-looking failure before joining: not after a rate limit or a block
+        (TikTok's room info then answers much like an age-restricted one), nor on stop."""
+        ended = self._ended(exc, unique_id)
+        if stop.is_set() or connection.announced or ended.outcome is not Outcome.RECONNECT:
+            return ended
+        room_id = client.room_id
+        if room_id is None:
+            return ended
+        age = await _diagnose(client, room_id)
+        if age is None:
+            return ended
+        self._log.bind(uniqueId=unique_id).warning(
+            "the LIVE is age-restricted: stopping this streamer", failure=ended.reason
+        )
+        return ConnectionEnded(
+            outcome_for(age), self._age_restricted_reason(), code="AGE_RESTRICTED"
+        )
+
+    def _age_restricted_reason(self) -> str:
+        session = (
+            "SESSION_ID is set, but ingest never sends it"
+            if self.settings.session_id
+            else "SESSION_ID is not used for ingest"
+        )
+        return (
+            "age-restricted LIVE: TikTok shows it only to logged-in viewers and the direct "
+            f"provider connects anonymously ({session}: TikTokLive warns that sending it to the "
+            "sign server risks the account); restart ttlp to try this streamer again"
+        )
+
+    def _ended(self, exc: BaseException, unique_id: str) -> ConnectionEnded:
+        limited = _rate_limited(exc)
+        if limited is not None:
+            return ConnectionEnded(
+                Outcome.BACKOFF,
+                self.safe_reason(limited),
+                code=_code(limited),
+                retry_after_s=limited.retry_after_s,
+            )
+        if isinstance(exc, UserNotFoundError):
+            return self._not_found_ended(unique_id)
         return ConnectionEnded(outcome_for(exc), self.safe_reason(exc), code=_code(exc))
+
+    def _not_found_ended(self, unique_id: str) -> ConnectionEnded:
+        """TikTok's "user not found": for a creator who exists, not live now (or never)."""
+        if unique_id not in self._not_found:  # once, not every poll interval
+            self._not_found.add(unique_id)
+            self._log.bind(uniqueId=unique_id).warning(
+                'TikTok said "user not found": for a creator who exists this means not live '
+                "now (or never live); polling until live (check the handle if it persists)"
+            )
+        return ConnectionEnded(
+            OUTCOMES[UserNotFoundError],
+            f'TikTok said "user not found" for @{unique_id[:64]}: not live now or never live '
+            "(or no such account)",
+            code=UserNotFoundError.__name__,
+        )
 
     def safe_reason(self, exc: BaseException) -> str:
         """``Type: message`` on one line, short, with every configured secret redacted."""
@@ -295,6 +513,38 @@ class DirectProvider:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text[:REASON_MAX_CHARS]
+
+
+def _check_handle(unique_id: str) -> None:
+    """Stop at once for a streamer name that cannot be a TikTok handle (after TikTokLive's
+    own clean-up: ``@`` and a profile URL are accepted); TikTok would only ever say "user
+    not found" of it, which for a real handle means "not live"."""
+    handle = TikTokLiveClient.parse_unique_id(unique_id)
+    if not TIKTOK_HANDLE.fullmatch(handle):
+        raise ConnectionEnded(
+            Outcome.STOP,
+            f"{unique_id[:100]!r} is not a TikTok handle (letters, digits, '_' and '.', at "
+            "most 64): fix TIKTOK_UNIQUE_ID",
+            code="INVALID_HANDLE",
+        )
+
+
+async def _diagnose(client: TikTokLiveClient, room_id: int) -> AgeRestrictedError | None:
+    """After a connection failed before joining: is the room age-restricted?
+
+    TikTokLive recognises that only in its room-info route (which connecting never needs,
+    so ``start()`` skips it), hence one request here, on failure only: an age-restricted
+    room that can still be read anonymously is read. Anything but that answer (the route
+    failing, a timeout) says nothing: None.
+    """
+    try:
+        async with asyncio.timeout(DIAGNOSE_TIMEOUT_S):
+            await client.web.fetch_room_info(room_id=room_id)
+    except AgeRestrictedError as exc:
+        return exc
+    except Exception:  # a failed diagnosis must not hide the failure it was asked about
+        return None
+    return None
 
 
 @dataclass
