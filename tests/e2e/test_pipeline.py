@@ -81,9 +81,12 @@ async def test_fixture_through_the_pipeline_then_replay(
     )
     session_id = await scalar(engine, "SELECT session_id FROM events LIMIT 1")
 
-    # The database holds exactly the expected events, in arrival order.
+    # The database holds exactly the expected events, in arrival order: the mock published the
+    # recorded session as written, so even the ids are the fixture's.
     live = await stored_events(engine, session_id)
     assert [canonical(e) for e in live] == [canonical(e) for e in UNIFIED]
+    assert [e["eventId"] for e in live] == [e["eventId"] for e in UNIFIED]
+    assert session_id == RAW[0]["sessionId"]
     assert {e["source"] for e in live} == {"live"}
     # The last valid frames (after both malformed runs) were processed too.
     assert live[-1]["eventType"] == UNIFIED[-1]["eventType"]
@@ -155,6 +158,62 @@ async def test_fixture_through_the_pipeline_then_replay(
     assert "Traceback" not in services.log_of(proc)
 
 
+async def test_the_dlq_smoke_test_and_a_recorded_session_fed_twice(
+    services: Ttlp, engine: AsyncEngine, redis: aioredis.Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    """Seed 003 §9.7: inject ``dlq-frames.ndjson`` through the mock, expect ``ttlc:dlq``
+    entries; lines that are not raw.v1 at all are published as they are and dead-lettered
+    too, after one warning. Then the recorded session, fed twice: stored once."""
+    fixture = tmp_path / "dlq.ndjson"
+    lines = (FIXTURES / "dlq-frames.ndjson").read_text().splitlines()
+    not_raw = ['{"schemaVersion": "raw.v1", "type": "WebcastChatMessage"}', "this is not JSON"]
+    fixture.write_text("\n".join([*lines, *not_raw, json.dumps(RAW[0])]) + "\n")
+    proc = services.start("run", "--roles", "all", MOCK_FIXTURE=str(fixture))
+    await wait_for(
+        lambda: _dlq_len_is(redis, key_prefix, len(MALFORMED) + len(not_raw)),
+        what="every malformed line in the DLQ",
+        alive=proc,
+        timeout=30,
+    )
+    letters = [fields for _, fields in await redis.xrange(f"{key_prefix}ttlc:dlq")]
+    reasons = Counter(fields["reason"] for fields in letters)
+    # The JSON object lacks raw.v1's fields; the other line is published as a lone ``data``.
+    assert reasons == Counter(m["expectedReason"] for m in MALFORMED) + Counter(
+        {"VALIDATION_ERROR": 1, "PARSE_ERROR": 1}
+    )
+    # The lines that are not raw.v1 are in their letters as they were written.
+    assert "this is not JSON" in letters[-1]["payload"]
+    assert '"WebcastChatMessage"' in letters[-2]["payload"]
+    log = services.log_of(proc)
+    assert log.count("MOCK_FIXTURE holds lines that are not raw.v1 frames") == 1
+    assert services.stop(proc) == 0, log[-3000:]
+
+    recorded = tmp_path / "recorded.ndjson"
+    recorded.write_text("\n".join(json.dumps(f) for f in RAW) + "\n")
+    raw_stream = f"{key_prefix}ttlc:raw"
+    before = await redis.xlen(raw_stream)
+    for run in range(2):
+        proc = services.start("run", "--roles", "all", MOCK_FIXTURE=str(recorded))
+        published = before + (run + 1) * len(RAW)
+        await wait_for(
+            lambda n=published: _xlen_is(redis, raw_stream, n),  # type: ignore[misc]
+            what=f"run {run} published the recorded session",
+            alive=proc,
+        )
+        await wait_for(lambda: _drained(redis, key_prefix), what="all groups drained", alive=proc)
+        assert services.stop(proc) == 0
+        stored = await stored_events(engine, RAW[0]["sessionId"])
+        assert [e["eventId"] for e in stored] == [e["eventId"] for e in UNIFIED], run
+        archived = await scalar(
+            engine, "SELECT count(*) FROM raw_frames WHERE session_id = :s", s=RAW[0]["sessionId"]
+        )
+        assert archived == len(RAW), run
+
+
+async def _xlen_is(redis: aioredis.Redis, stream: str, n: int) -> bool:
+    return bool(await redis.xlen(stream) == n)
+
+
 async def _count_is(engine: AsyncEngine, sql: str, n: int, **params: Any) -> bool:
     return bool(await scalar(engine, sql, **params) == n)
 
@@ -164,8 +223,10 @@ async def _dlq_len_is(redis: aioredis.Redis, prefix: str, n: int) -> bool:
 
 
 def big_fixture(tmp_path: Path, copies: int) -> tuple[Path, int]:
-    """The raw fixture repeated: one long session (the mock gives each frame a fresh seqNo)."""
-    lines = [json.dumps(f) for f in RAW] * copies
+    """The raw fixture repeated as one long session: each copy of a frame with its own seqNo
+    (the mock publishes lines as written, and the store keeps a (type, seqNo) once)."""
+    frames = [dict(f) for _ in range(copies) for f in RAW]
+    lines = [json.dumps({**f, "seqNo": n}) for n, f in enumerate(frames, 1)]
     path = tmp_path / "big.ndjson"
     path.write_text("\n".join(lines) + "\n")
     return path, len(lines)

@@ -169,14 +169,15 @@ def fault_pg() -> Iterator[FaultPostgres]:
 
 # -- traffic and observation -------------------------------------------------------------------
 def fault_fixture(path: Path, frames: int) -> Path:
-    """An NDJSON of ``frames`` valid raw.v1 frames (the bundled session, repeated): the mock
-    publishes it once, re-stamped (one session, fresh seqNos), then stops."""
-    lines = [
-        line
+    """An NDJSON of ``frames`` valid raw.v1 frames (the bundled session, repeated as one
+    session, each frame with its own seqNo): the mock publishes it once as written, then
+    stops."""
+    session = [
+        json.loads(line)
         for line in (FIXTURES / "raw-frames.ndjson").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith('{"fields"')
     ]
-    out = [lines[i % len(lines)] for i in range(frames)]
+    out = [json.dumps({**session[i % len(session)], "seqNo": i + 1}) for i in range(frames)]
     path.write_text("\n".join(out) + "\n")
     return path
 
