@@ -22,6 +22,8 @@ import {
   replayProgress,
   ruleCooldown,
   sessionLines,
+  coverageLines,
+  duration,
   time,
   userTitle,
 } from "../../src/ttlp/api/ui/format.js";
@@ -173,6 +175,22 @@ describe("labels and summaries", () => {
 
   test("dlqSummary", () => {
     assert.equal(dlqSummary(3), "3 in ttlc:dlq across every stage and streamer. `ttlp dlq retry <id>` sends one back where it failed.");
+  });
+
+  test("coverageLines: complete, each gap with its length, time and reason, nothing for a replay", () => {
+    assert.deepEqual(coverageLines({ complete: true, gaps: [] }, UTC), ["complete: connected all the while the streamer was live"]);
+    const gaps = [
+      { start: "2026-03-07T21:13:05Z", end: "2026-03-07T21:13:47Z", seconds: 42.4, reason: "no message from TikTok for 60 s" },
+      { start: "2026-03-07T22:00:00Z", end: "2026-03-07T23:01:01Z", seconds: 3661, reason: "ttlp stopped" },
+    ];
+    assert.deepEqual(coverageLines({ complete: false, gaps }, UTC), [
+      "missing 00:42 at 21:13:05 (no message from TikTok for 60 s)",
+      "missing 1:01:01 at 22:00:00 (ttlp stopped)",
+    ]);
+    assert.equal(coverageLines({ complete: null }, UTC), null);
+    assert.equal(coverageLines({}, UTC), null);
+    assert.equal(duration(0), "00:00");
+    assert.equal(duration(59.6), "01:00");
   });
 
   test("sessionLines", () => {

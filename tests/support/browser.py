@@ -73,8 +73,10 @@ class Server:
         return self.data_dir / "ttlp.db"
 
 
-def start_server(workdir: Path, *run_args: str) -> Server:
-    """``ttlp run`` on the embedded backends with the mock provider, accounts created first."""
+def start_server(workdir: Path, *run_args: str, fixture: Path | None = None) -> Server:
+    """``ttlp run`` on the embedded backends with the mock provider, accounts created first;
+    the mock reads ``fixture``, by default the bundled one with an HTML injection and a broken
+    frame (``xss_fixture``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
@@ -82,7 +84,7 @@ def start_server(workdir: Path, *run_args: str) -> Server:
         TTLP_DATA_DIR=str(workdir / "data"),
         API_HOST="127.0.0.1",
         API_PORT=str(port),
-        MOCK_FIXTURE=str(xss_fixture(workdir / "frames.ndjson")),
+        MOCK_FIXTURE=str(fixture or xss_fixture(workdir / "frames.ndjson")),
         TIKTOK_UNIQUE_ID="",
         LOG_LEVEL="info",
         # No Euler Stream account: moderation answers "not configured" (quick-action test).

@@ -18,9 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from sqlalchemy import (
@@ -48,6 +50,13 @@ MAX_PAGE: Final = 500
 DEFAULT_PAGE: Final = 100
 TOP_N: Final = 10
 SYSTEM_USER: Final = "0"
+LIFECYCLE_TYPES: Final = ("CONNECTED", "DISCONNECTED", "ERROR")
+MIN_GAP_S: Final = 1.0
+"""Shorter interruptions are not reported as gaps (a reconnect at once takes about a second)."""
+GAP_TAIL: Final = 50
+"""Events read back from a session's end to find its last TikTok message and DISCONNECTED."""
+PAUSED_FOR: Final = re.compile(r"paused for ([0-9]+(?:\.[0-9]+)?) s")
+"""The pause in an INGEST_PAUSED error (``ttlp.tiktok.providers.base.Session._publish``)."""
 
 Order = Literal["asc", "desc"]
 
@@ -230,6 +239,104 @@ class Queries:
         query = select(func.count()).select_from(events).where(events.c.session_id == session_id)
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+    async def session_gaps(self, session: dict[str, Any]) -> list[dict[str, Any]]:
+        """The times a live session's streamer was live but ttlp was not connected (README,
+        "Gaps"): before this session (since the last TikTok message of the previous session
+        of the same room), inside it (ingest paused by a bus outage) and after it (until the
+        next session of the room connected). Oldest first; a replay has none."""
+        if session.get("type") != "live":
+            return []
+        before = await self._neighbour_session(session, earlier=True)
+        after = await self._neighbour_session(session, earlier=False)
+        gaps = [
+            gap
+            for gap in (
+                await self._gap_between(before, session) if before else None,
+                *await self._paused_gaps(session["id"]),
+                await self._gap_between(session, after) if after else None,
+            )
+            if gap is not None
+        ]
+        return sorted(gaps, key=lambda g: g["start"])
+
+    async def _neighbour_session(
+        self, session: dict[str, Any], *, earlier: bool
+    ) -> dict[str, Any] | None:
+        c = sessions.c
+        at = session["created_at"]
+        query = select(sessions).where(
+            c.stream_id == session["stream_id"], c.type == "live", c.id != session["id"]
+        )
+        if earlier:
+            query = query.where(c.created_at <= at).order_by(c.created_at.desc(), c.id.desc())
+        else:
+            query = query.where(c.created_at >= at).order_by(c.created_at, c.id)
+        return await self._one(query.limit(1))
+
+    async def _gap_between(
+        self, first: dict[str, Any], then: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """From ``first``'s last TikTok message to ``then``'s connection; None when ``first``
+        saw the stream end (the streamer was not live between them) or they overlap."""
+        e = events.c
+        last_of_first = (
+            select(e.event_type, e.timestamp, e.event_data)
+            .where(e.session_id == first["id"])
+            .order_by(e.id.desc())
+        )
+        async with self.engine.connect() as conn:
+            tail = (await conn.execute(last_of_first.limit(GAP_TAIL))).mappings().all()
+            ended = (
+                await conn.execute(
+                    select(e.id)
+                    .where(e.session_id == first["id"], e.event_type == "STREAM_END")
+                    .limit(1)
+                )
+            ).first()
+        if ended is not None:
+            return None
+        messages = [row for row in tail if row["event_type"] not in LIFECYCLE_TYPES]
+        start = as_utc(messages[0]["timestamp"] if messages else first["ended_at"])
+        start = start or as_utc(first["created_at"])
+        end = as_utc(then["created_at"])
+        if start is None or end is None or (end - start).total_seconds() < MIN_GAP_S:
+            return None
+        reason = next(
+            (
+                _payload(row["event_data"]).get("reason")
+                for row in tail
+                if row["event_type"] == "DISCONNECTED"
+            ),
+            None,
+        )
+        return _gap(
+            start,
+            end,
+            reason or "the connection ended without a DISCONNECTED (ttlp stopped or crashed)",
+        )
+
+    async def _paused_gaps(self, session_id: str) -> list[dict[str, Any]]:
+        """ERROR lifecycle events with code INGEST_PAUSED: the bus was away, the buffer full."""
+        e = events.c
+        query = (
+            select(e.timestamp, e.event_data)
+            .where(e.session_id == session_id, e.event_type == "ERROR")
+            .order_by(e.id)
+        )
+        gaps = []
+        for row in await self._all(query):
+            payload = _payload(row["event_data"])
+            if payload.get("code") != "INGEST_PAUSED":
+                continue
+            paused = PAUSED_FOR.search(str(payload.get("message", "")))
+            end = as_utc(row["timestamp"])
+            if paused is None or end is None:
+                continue
+            start = end - timedelta(seconds=float(paused.group(1)))
+            if (end - start).total_seconds() >= MIN_GAP_S:
+                gaps.append(_gap(start, end, str(payload.get("message"))))
+        return gaps
 
     # -- users and notes -----------------------------------------------------------------------
     async def user(self, user_id: str) -> dict[str, Any] | None:
@@ -471,3 +578,14 @@ def _lower(value: str | None) -> str | None:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _payload(event_data: Any) -> dict[str, Any]:
+    """An event row's ``payload`` (the Json column may come back as text on some drivers)."""
+    data = json.loads(event_data) if isinstance(event_data, str | bytes) else event_data
+    payload = data.get("payload") if isinstance(data, dict) else None
+    return payload if isinstance(payload, dict) else {}
+
+
+def _gap(start: datetime, end: datetime, reason: str) -> dict[str, Any]:
+    return {"start": start, "end": end, "seconds": (end - start).total_seconds(), "reason": reason}

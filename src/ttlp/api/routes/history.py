@@ -75,6 +75,19 @@ class SessionOut(msgspec.Struct, rename="camel"):
     ended_at: str | None
     replayed_from: str | None
     event_count: int | None = None
+    complete: bool | None = None
+    """One session's page only: whether ttlp was connected all the while the streamer was
+    live around and during it (no ``gaps``)."""
+    gaps: list[GapOut] | None = None
+
+
+class GapOut(msgspec.Struct, rename="camel"):
+    """An interval in which the streamer was live but ttlp was not connected."""
+
+    start: str
+    end: str
+    seconds: float
+    reason: str
 
 
 class UserOut(msgspec.Struct, rename="camel"):
@@ -307,10 +320,20 @@ async def list_sessions(
     return [session_out(row) for row in rows]
 
 
-@get("/sessions/{session_id:str}", summary="One session, with its stored event count")
+@get(
+    "/sessions/{session_id:str}",
+    summary="One session, with its stored event count and the gaps in its coverage",
+)
 async def get_session(api: Api, request: Req, session_id: FromPath[str]) -> SessionOut:
     row = await session_in_scope(api, request, session_id)
-    return session_out(row, await api.queries.session_event_count(session_id))
+    out = session_out(row, await api.queries.session_event_count(session_id))
+    gaps = await api.queries.session_gaps(row)
+    out.gaps = [
+        GapOut(iso(g["start"]) or "", iso(g["end"]) or "", round(g["seconds"], 3), g["reason"])
+        for g in gaps
+    ]
+    out.complete = not gaps if row["type"] == "live" else None
+    return out
 
 
 @get("/sessions/{session_id:str}/events", summary="A session's events (keyset pages)")

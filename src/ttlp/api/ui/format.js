@@ -159,6 +159,23 @@ export function sessionLines(s, opts) {
   ];
 }
 
+/** A duration in seconds as m:ss, or h:mm:ss from an hour on. */
+export function duration(seconds) {
+  const total = Math.max(0, Math.round(seconds));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${String(m).padStart(2, "0")}:${sec}`;
+}
+
+/** A live session's coverage: "complete", or each gap as "missing 00:42 at 21:13:05 (why)";
+ *  null for a replay or a session fetched without it. */
+export function coverageLines(s, opts) {
+  if (s.complete === null || s.complete === undefined) return null;
+  if (s.complete) return ["complete: connected all the while the streamer was live"];
+  return (s.gaps ?? []).map((g) => `missing ${duration(g.seconds)} at ${time(g.start, opts)} (${g.reason})`);
+}
+
 /** The progress line of a replay: what the poll saw of the new session so far. */
 export function replayProgress(count, total) {
   if (total !== null && count >= total) return { text: `replayed: ${count} events`, done: true };

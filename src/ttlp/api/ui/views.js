@@ -8,7 +8,7 @@ import { api, qs } from "./api.js";
 import { barChart } from "./charts.js";
 import { bind, cdnImg, h, patch, toast } from "./dom.js";
 import { feedPanel, renderEvent } from "./feed.js";
-import { dateTime, replayProgress, sessionLines } from "./format.js";
+import { coverageLines, dateTime, replayProgress, sessionLines } from "./format.js";
 import { lifetime } from "./lifetime.js";
 import { analyticsQuery, analyticsView, BUCKETS } from "./stats.js";
 
@@ -240,6 +240,7 @@ export function mountSession(root, ctx) {
       { class: "session-head" },
       s.headError ? errorLine(s.headError) : null,
       s.session ? sessionLines(s.session).map((line) => h("p", { text: line })) : null,
+      s.session ? (coverageLines(s.session) ?? []).map((line) => h("p", { class: s.session.complete ? "coverage complete" : "coverage gap", text: line })) : null,
       s.session?.replayedFrom ? h("p", {}, "replay of ", h("a", { href: `#/session/${s.session.replayedFrom}`, text: s.session.replayedFrom })) : null,
     ),
     h(
