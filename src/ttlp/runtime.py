@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from ttlp.db.store import Store
 
 GC_THRESHOLD: Final = 50_000
+STATUS_FILE: Final = "bus-status.json"
+"""On the embedded default, the in-process bus mirrors its status reports (ingest's state per
+streamer) to this file in the data directory, for the CLI in another process."""
 
 RoleFn = Callable[["Context", asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -65,9 +68,14 @@ ROLES: Final[dict[str, RoleSpec]] = {
 
 
 def parse_roles(value: str) -> list[str]:
-    """``"all"`` or a comma-separated list of known role names → names in registry order."""
+    """``"all"`` or a comma-separated list of known role names → names in registry order.
+
+    An empty list is refused, not read as "all": an unset variable in a service definition
+    (``--roles ${TTLP_ROLES}``) must not start every role in one more process."""
     names = [n.strip() for n in value.split(",") if n.strip()]
-    if not names or names == ["all"]:
+    if not names:
+        raise ConfigError(f"no role given: choose from {', '.join(ROLES)} or 'all'")
+    if names == ["all"]:
         return list(ROLES)
     unknown = [n for n in names if n not in ROLES]
     if unknown:
@@ -129,7 +137,36 @@ def make_bus(settings: Settings) -> Bus:
         return RedisBus(settings.bus.redis_url, maxlen=settings.bus.stream_maxlen)
     from ttlp.bus.memory import MemoryBus
 
-    return MemoryBus(maxlen=settings.bus.stream_maxlen)
+    return MemoryBus(
+        maxlen=settings.bus.stream_maxlen, status_file=settings.data_path / STATUS_FILE
+    )
+
+
+def keep_dead_letters(bus: Bus, keys: Keys, engine: AsyncEngine) -> None:
+    """On the in-process bus, keep ``ttlc:dlq`` in the database (``ttlp.db.letters``): the
+    letters outlive the process and ``ttlp dlq`` in another process sees them. Capped as the
+    stream is on Redis by default (disk, not memory, holds them here), or at STREAM_MAXLEN
+    when that is larger. Redis keeps the stream itself."""
+    from ttlp.bus.memory import MemoryBus
+
+    if isinstance(bus, MemoryBus):
+        from ttlp.db.letters import LetterTable
+        from ttlp.settings import REDIS_STREAM_MAXLEN
+
+        bus.keep(keys.dlq, LetterTable(engine, maxlen=max(bus.maxlen, REDIS_STREAM_MAXLEN)))
+
+
+async def relay_moves(ctx: Context, stop: asyncio.Event) -> None:
+    """Run beside the roles on the in-process bus: carries out the retries ``ttlp dlq retry``
+    asked for from another process (``MemoryBus.relay``). Stops first, with ingest: what it
+    publishes must be drained like everything else."""
+    from ttlp.bus.memory import MemoryBus
+
+    if isinstance(ctx.bus, MemoryBus):
+        await ctx.bus.relay(stop)
+
+
+RELAY: Final = "dlq-relay"
 
 
 @contextlib.asynccontextmanager
@@ -171,7 +208,10 @@ async def open_context(
                 await asyncio.to_thread(upgrade, url)
             engine = create_engine(url)
             await check_ready(engine)
-        yield Context(settings=settings, bus=bus, keys=Keys(settings.bus.prefix), engine=engine)
+        keys = Keys(settings.bus.prefix)
+        if engine is not None:
+            keep_dead_letters(bus, keys, engine)
+        yield Context(settings=settings, bus=bus, keys=keys, engine=engine)
     finally:
         if keeper is not None:
             keeper.cancel()
@@ -200,6 +240,8 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
             "tokens with the same key (generate one with `openssl rand -hex 32`)"
         )
     fns = {name: ROLES[name].load() for name in roles}
+    if settings.embedded_bus:
+        fns[RELAY] = relay_moves
     tune_gc()
     need_db = any(ROLES[name].needs_db for name in roles)
     metrics = None
@@ -275,7 +317,7 @@ async def supervise(
 
 
 # Roles that put new entries into the pipeline from outside it; they stop first.
-PRODUCERS: Final = frozenset({"ingest"})
+PRODUCERS: Final = frozenset({"ingest", RELAY})
 DRAIN_POLL_S: Final = 0.05
 
 

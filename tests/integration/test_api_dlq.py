@@ -1,4 +1,7 @@
-"""``GET /dlq``: the dead letters a streamer may see, newest first, in pages (DESIGN §7.3)."""
+"""``/dlq`` (DESIGN §7.3), on both backends: the dead letters a streamer may see, newest first,
+in pages; one in full; retry and purge by id. Unknown stages are 400s naming the stages; unknown
+ids, and ids out of the account's scope, 404s naming them, with nothing done. On the embedded
+default the letters live in the database (the harness wires the bus as ``ttlp run`` does)."""
 
 from __future__ import annotations
 
@@ -175,3 +178,100 @@ async def test_a_letter_of_bytes_that_are_not_utf8_is_shown_not_a_500(api: ApiHa
     assert item["payloadEncoding"] == "base64"
     assert item["payload"]["data"] == '{"content":"\ufffd"}'
     assert item["streamId"] == FIXTURE_ROOM
+
+
+async def test_an_unknown_stage_is_a_400_naming_the_stages(
+    api: ApiHarness, letters: dict[str, str]
+) -> None:
+    headers = await api.login("owner", Role.STREAMER, ["*"])
+    response = await api.client.get("/dlq", params={"stage": "bogus"}, headers=headers)
+    body = assert_json_error(response, 400)
+    assert "unknown stage 'bogus'" in body["detail"]
+    (problem,) = body["extra"]
+    assert (problem["key"], problem["source"]) == ("stage", "query")
+    assert problem["message"] == "one of normalizer, store, rules, forwarder, ingest"
+
+
+async def test_one_letter_in_full_and_unknown_or_hidden_ids_are_404(
+    api: ApiHarness, letters: dict[str, str]
+) -> None:
+    owner = await api.login("owner", Role.STREAMER, ["*"])
+    response = await api.client.get(f"/dlq/{letters['own-frame']}", headers=owner)
+    assert response.status_code == 200, response.text
+    item = response.json()
+    assert item["id"] == letters["own-frame"]
+    assert item["payload"] == raw_entry(FIXTURE_ROOM)
+    assert item["sourceStream"] == api.keys.raw
+
+    body = assert_json_error(await api.client.get("/dlq/1-0", headers=owner), 404)
+    assert "1-0" in body["detail"]
+    assert_json_error(await api.client.get("/dlq/yesterday", headers=owner), 400)
+    luna = await api.login("luna", Role.STREAMER, [STREAMER_HANDLE])
+    hidden = letters["other-delivery"]
+    body = assert_json_error(await api.client.get(f"/dlq/{hidden}", headers=luna), 404)
+    assert hidden in body["detail"]
+
+
+async def test_retry_sends_a_frame_back_to_its_stream_at_once(
+    api: ApiHarness, letters: dict[str, str]
+) -> None:
+    """On both backends: the api runs in the process that runs the pipeline (on the embedded
+    default it relays), so nothing is left queued."""
+    headers = await api.login("owner", Role.STREAMER, ["*"])
+    frame, delivery = letters["own-frame"], letters["own-delivery"]
+    response = await api.client.post(
+        "/dlq/retry", json={"ids": [frame, delivery, letters["broken"]]}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "retried": [frame],
+        "queued": [],
+        "skipped": [  # oldest first
+            {"id": letters["broken"], "reason": "the payload is not JSON"},
+            {"id": delivery, "reason": "forward target 8 no longer exists"},
+        ],
+    }
+    (entry,) = await api.bus.range(api.keys.raw)
+    assert entry.fields == raw_entry(FIXTURE_ROOM)
+    left = [item["id"] for item in (await get_dlq(api, headers))["items"]]
+    assert frame not in left
+    assert delivery in left
+
+
+async def test_retry_and_purge_refuse_unknown_hidden_and_malformed_ids_and_do_nothing(
+    api: ApiHarness, letters: dict[str, str]
+) -> None:
+    owner = await api.login("owner", Role.STREAMER, ["*"])
+    luna = await api.login("luna", Role.STREAMER, [STREAMER_HANDLE])
+    for path in ("/dlq/retry", "/dlq/purge"):
+        ids = [letters["own-frame"], "1-0"]
+        body = assert_json_error(await api.client.post(path, json={"ids": ids}, headers=owner), 404)
+        assert "no dead letter 1-0" in body["detail"]
+        hidden = [letters["own-frame"], letters["other-delivery"]]
+        body = assert_json_error(
+            await api.client.post(path, json={"ids": hidden}, headers=luna), 404
+        )
+        assert letters["other-delivery"] in body["detail"]
+        for bad in ({}, {"ids": []}, {"ids": ["x"]}, {"ids": ["1-0"] * 201}, {"ids": "1-0"}):
+            assert_json_error(await api.client.post(path, json=bad, headers=owner), 400)
+        extra = {"ids": [letters["own-frame"]], "all": True}
+        assert_json_error(await api.client.post(path, json=extra, headers=owner), 400)
+    assert (await get_dlq(api, owner))["total"] == 4
+    assert await api.bus.length(api.keys.raw) == 0
+    moderator = await api.login("mod", Role.MODERATOR, [STREAMER_HANDLE])
+    for path in ("/dlq/retry", "/dlq/purge"):
+        ids = {"ids": [letters["own-frame"]]}
+        assert_json_error(await api.client.post(path, json=ids), 401)
+        assert_json_error(await api.client.post(path, json=ids, headers=moderator), 403)
+
+
+async def test_purge_deletes_the_letters_named(api: ApiHarness, letters: dict[str, str]) -> None:
+    luna = await api.login("luna", Role.STREAMER, [STREAMER_HANDLE])
+    mine = [letters["own-frame"], letters["own-delivery"]]
+    response = await api.client.post("/dlq/purge", json={"ids": mine}, headers=luna)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"purged": mine}
+    owner = await api.login("owner", Role.STREAMER, ["*"])
+    body = await get_dlq(api, owner)
+    assert [item["id"] for item in body["items"]] == [letters["broken"], letters["other-delivery"]]
+    assert body["total"] == 2

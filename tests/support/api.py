@@ -32,10 +32,11 @@ from ttlp.api.accounts import Accounts, Role
 from ttlp.api.app import create_app
 from ttlp.bus.base import Bus
 from ttlp.bus.keys import Keys
+from ttlp.bus.memory import MemoryBus
 from ttlp.contracts.events import UnifiedEvent, decode_event
 from ttlp.db.store import Store
 from ttlp.roles.api import ApiServer
-from ttlp.runtime import Context
+from ttlp.runtime import Context, keep_dead_letters
 from ttlp.settings import Settings
 
 STREAMER_HANDLE = "luna.beats"
@@ -199,8 +200,17 @@ async def api(
             settings, bus=msgspec.structs.replace(settings.bus, redis_url=backend_redis_url)
         )
     bus = backend_bus(backend_redis_url, settings.bus.stream_maxlen)
+    keys = Keys(key_prefix)
+    # As `ttlp run` has it: the in-process bus keeps ttlc:dlq in the database and relays the
+    # retries other processes ask for; on Redis neither applies.
+    keep_dead_letters(bus, keys, db_engine)
+    stop_relay = asyncio.Event()
+    relay = asyncio.create_task(bus.relay(stop_relay)) if isinstance(bus, MemoryBus) else None
     try:
-        async for h in harness(settings, bus, db_engine, Keys(key_prefix)):
+        async for h in harness(settings, bus, db_engine, keys):
             yield h
     finally:
+        stop_relay.set()
+        if relay is not None:
+            await relay
         await bus.close()

@@ -42,6 +42,13 @@ class Bus(Protocol):
     async def ping(self) -> None:
         """Raise when the backend is unreachable."""
 
+    async def set_status(self, key: str, field: str, value: str) -> None:
+        """Record one process's report under ``key`` (a Redis hash field; in-process, a dict
+        mirrored to a file so the CLI can read it): e.g. each watched streamer's ingest state."""
+
+    async def statuses(self, key: str) -> dict[str, str]:
+        """Every report recorded under ``key`` (field → value)."""
+
     async def publish(self, stream: str, fields: Mapping[str, str]) -> str:
         """XADD one entry (capped); return its id."""
 
@@ -88,6 +95,12 @@ class Bus(Protocol):
 
     async def delete(self, stream: str, ids: Sequence[str]) -> int:
         """XDEL."""
+
+    async def move(self, stream: str, entry_id: str, to: str, fields: Mapping[str, str]) -> bool:
+        """XADD ``fields`` to ``to`` and XDEL ``entry_id`` from ``stream``, as one step (how a
+        dead letter goes back where it failed). False when the move was only asked for: the
+        in-process bus of another process (``ttlp dlq`` on the embedded default) leaves it to
+        the process that runs the pipeline (``MemoryBus.relay``)."""
 
     async def length(self, stream: str) -> int:
         """XLEN (0 when the stream does not exist)."""

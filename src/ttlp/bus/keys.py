@@ -19,6 +19,10 @@ GROUP_RULES: Final = "rules"
 GROUP_FORWARDER: Final = "forwarder"
 GROUP_INGEST: Final = "ingest"
 
+# Stages: the ``stage`` of a ttlc:dlq entry, who gave up on it (each role's consume loop, and the
+# forwarder's deliveries). `ttlp dlq --stage` and `GET /dlq?stage=` accept these only.
+STAGES: Final = ("normalizer", "store", "rules", "forwarder", "ingest")
+
 
 class Keys(msgspec.Struct, frozen=True):
     """Stream and group names with ``REDIS_CONSUMER_GROUP_PREFIX`` applied."""
@@ -51,6 +55,11 @@ class Keys(msgspec.Struct, frozen=True):
     def lease(self, unique_id: str) -> str:
         """Key of the lease that says which ingest replica holds a streamer."""
         return f"{self.prefix}ttlc:lease:{unique_id}"
+
+    @property
+    def ingest_status(self) -> str:
+        """Hash of ingest's reports: one field per watched streamer (``ttlp.tiktok.status``)."""
+        return f"{self.prefix}ttlc:ingest:status"
 
     def consumer_name(self, name: str) -> str:
         """Key of the lease that says which live process uses a consumer name."""

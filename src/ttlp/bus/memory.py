@@ -4,7 +4,11 @@ Used by the embedded default (`ttlp run` with no REDIS_URL), where all roles sha
 It keeps what the roles rely on: ordered ids, groups with a last-delivered id, a pending entries
 list per group with delivery counts and idle times, history reads, ack, claim of idle entries,
 MAXLEN trimming (exact here) and blocking reads. Nothing survives the process: that is what the
-database is for.
+database is for; except a stream handed to ``keep``, which lives in a ``DurableStream`` instead of
+memory. The embedded default keeps ``ttlc:dlq`` so, in the database (``ttlp.db.letters``): dead
+letters survive a restart and ``ttlp dlq`` in another process reads and purges them. What that
+process cannot do is publish into this one's memory, so ``move`` (``ttlp dlq retry``) there only
+asks for the move, and ``relay`` in the process that runs the pipeline carries it out.
 """
 
 from __future__ import annotations
@@ -14,9 +18,61 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Protocol
 
+import msgspec
+from loguru import logger
+
+from ttlp.aio import sleep_or_stop
 from ttlp.bus.base import Entry, GroupInfo, parse_id
-from ttlp.errors import BusError
+from ttlp.errors import BusError, NotFoundError, is_transient
+
+RELAY_POLL_S: Final = 0.5
+"""How often ``relay`` looks for moves other processes asked for (``ttlp dlq retry``)."""
+RELAY_RETRY_S: Final = 5.0
+"""After a failed look (the database locked or away), wait this long: the marks stay meanwhile."""
+RELAY_BATCH: Final = 500
+MOVING_FIELD: Final = "_movingTo"
+"""Set on an entry of a durable stream whose move another process asked for and ``relay`` has
+not carried out yet: the stream it goes to. Not a field of the entry itself."""
+
+
+class DurableStream(Protocol):
+    """Where the in-process bus keeps a stream that must outlive the process and be seen by
+    other processes on the same store. Ids are the bus's (``<ms>-<seq>``, increasing)."""
+
+    async def add(self, stream: str, batch: Sequence[Mapping[str, str]]) -> list[str]:
+        """Append the entries (the store caps the stream, oldest first); return their ids."""
+
+    async def select(
+        self,
+        stream: str,
+        *,
+        low: tuple[int, int] | None,
+        high: tuple[int, int] | None,
+        high_inclusive: bool,
+        newest_first: bool,
+        count: int | None,
+    ) -> list[Entry]:
+        """Entries with ``low`` ≤ id ≤ ``high`` (< when not ``high_inclusive``); None = open."""
+
+    async def delete(self, stream: str, ids: Sequence[str]) -> int: ...
+
+    async def length(self, stream: str) -> int: ...
+
+    async def bounds(self, stream: str) -> tuple[str, str]: ...
+
+    async def request_move(
+        self, stream: str, entry_id: str, to: str, fields: Mapping[str, str]
+    ) -> bool:
+        """Mark the entry to be published to ``to`` as ``fields`` and deleted (by ``relay``);
+        False when there is no such entry."""
+
+    async def requested_moves(
+        self, stream: str, count: int
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """The oldest marked entries: (id, stream to publish to, fields to publish)."""
 
 
 @dataclass
@@ -75,9 +131,19 @@ def _now_ms() -> float:
 class MemoryBus:
     """In-process implementation of ``ttlp.bus.base.Bus``."""
 
-    def __init__(self, maxlen: int = 100_000) -> None:
+    def __init__(self, maxlen: int = 100_000, *, status_file: Path | None = None) -> None:
         self._maxlen = maxlen
         self._streams: dict[str, _Stream] = {}
+        self._statuses: dict[str, dict[str, str]] = {}
+        self._status_file = status_file
+        self._durable: dict[str, DurableStream] = {}
+        self._relaying = False
+
+    def keep(self, stream: str, store: DurableStream) -> None:
+        """Keep ``stream`` in ``store`` instead of memory, so that it outlives this process and
+        other processes on the same store see it. Such a stream is written and read as a whole
+        (publish, range, revrange, delete, length, bounds, move); no group consumes it."""
+        self._durable[stream] = store
 
     @property
     def maxlen(self) -> int:
@@ -108,12 +174,17 @@ class MemoryBus:
         stream.changed = asyncio.Event()
 
     async def publish(self, stream: str, fields: Mapping[str, str]) -> str:
+        if (durable := self._durable.get(stream)) is not None:
+            (entry_id,) = await durable.add(stream, [fields])
+            return entry_id
         s = self._stream(stream)
         entry_id = self._add(s, fields)
         self._notify(s)
         return entry_id
 
     async def publish_many(self, stream: str, batch: Sequence[Mapping[str, str]]) -> list[str]:
+        if (durable := self._durable.get(stream)) is not None:
+            return await durable.add(stream, batch) if batch else []
         s = self._stream(stream)
         ids = [self._add(s, fields) for fields in batch]
         if ids:
@@ -122,10 +193,15 @@ class MemoryBus:
 
     # -- groups ----------------------------------------------------------------------------
     async def ensure_group(self, stream: str, group: str, start: str = "0") -> None:
+        self._volatile(stream)
         s = self._stream(stream)
         if group not in s.groups:
             last = s.last_id if start == "$" else parse_id(start)
             s.groups[group] = _Group(last_delivered=last)
+
+    def _volatile(self, stream: str) -> None:
+        if stream in self._durable:
+            raise BusError(f"stream {stream!r} is kept in the database: nothing consumes it")
 
     def _group(self, stream: str, group: str) -> tuple[_Stream, _Group]:
         s = self._streams.get(stream)
@@ -217,6 +293,7 @@ class MemoryBus:
     async def read(
         self, stream: str, *, after: str, count: int, block_ms: int | None
     ) -> list[Entry]:
+        self._volatile(stream)
         s = self._stream(stream)
         begin = s.last_id if after == "$" else parse_id(after)
         entries = self._tail(s, begin, count)
@@ -234,9 +311,13 @@ class MemoryBus:
     async def range(
         self, stream: str, *, start: str = "-", end: str = "+", count: int | None = None
     ) -> list[Entry]:
-        s = self._stream(stream)
         lo = (0, 0) if start == "-" else parse_id(start)
         hi = None if end == "+" else parse_id(end)
+        if (durable := self._durable.get(stream)) is not None:
+            return await durable.select(
+                stream, low=lo, high=hi, high_inclusive=True, newest_first=False, count=count
+            )
+        s = self._stream(stream)
         out = []
         for key in s.from_(lo):
             if hi is not None and key > hi:
@@ -249,6 +330,15 @@ class MemoryBus:
     async def revrange(
         self, stream: str, *, end: str = "+", start: str = "-", count: int | None = None
     ) -> list[Entry]:
+        if (durable := self._durable.get(stream)) is not None:
+            return await durable.select(
+                stream,
+                low=None if start == "-" else parse_id(start),
+                high=None if end == "+" else parse_id(end.removeprefix("(")),
+                high_inclusive=not end.startswith("("),
+                newest_first=True,
+                count=count,
+            )
         s = self._stream(stream)
         if end == "+":
             hi = len(s.keys)
@@ -262,6 +352,8 @@ class MemoryBus:
         return [Entry(_fmt(key), dict(s.entries[key])) for key in reversed(s.keys[lo:hi])]
 
     async def delete(self, stream: str, ids: Sequence[str]) -> int:
+        if (durable := self._durable.get(stream)) is not None:
+            return await durable.delete(stream, ids)
         s = self._stream(stream)
         deleted = 0
         for key in map(parse_id, ids):
@@ -271,10 +363,14 @@ class MemoryBus:
         return deleted
 
     async def length(self, stream: str) -> int:
+        if (durable := self._durable.get(stream)) is not None:
+            return await durable.length(stream)
         s = self._streams.get(stream)
         return len(s.entries) if s else 0
 
     async def bounds(self, stream: str) -> tuple[str, str]:
+        if (durable := self._durable.get(stream)) is not None:
+            return await durable.bounds(stream)
         s = self._streams.get(stream)
         if s is None:
             return "0-0", "0-0"
@@ -296,9 +392,78 @@ class MemoryBus:
             for name, g in s.groups.items()
         ]
 
+    async def move(self, stream: str, entry_id: str, to: str, fields: Mapping[str, str]) -> bool:
+        """Publish ``fields`` to ``to`` and delete ``entry_id`` from ``stream``. From a durable
+        stream, in a process that does not ``relay`` (the CLI: this bus is not the one the
+        pipeline reads), the move is only asked for: False, the relay carries it out."""
+        durable = self._durable.get(stream)
+        if durable is not None and not self._relaying:
+            if not await durable.request_move(stream, entry_id, to, fields):
+                raise NotFoundError(f"no entry {entry_id} in {stream} (deleted meanwhile?)")
+            return False
+        await self.publish(to, fields)
+        await self.delete(stream, [entry_id])
+        return True
+
+    async def relay(self, stop: asyncio.Event, poll_s: float = RELAY_POLL_S) -> None:
+        """Until ``stop``: carry out the moves other processes asked for on the durable
+        streams (at once after a restart, then every ``poll_s``); moves asked in this process
+        are carried out at once from now on. Runs in the process that runs the pipeline.
+
+        Publish first, then delete: a crash in between publishes the entry again on the next
+        start, which its consumers take as a re-delivery (at least once, like every publish)."""
+        log = logger.bind(role="bus")
+        self._relaying = True
+        try:
+            while not stop.is_set():
+                pause = poll_s
+                try:
+                    for stream, durable in list(self._durable.items()):
+                        for entry_id, to, fields in await durable.requested_moves(
+                            stream, RELAY_BATCH
+                        ):
+                            await self.publish(to, fields)
+                            await durable.delete(stream, [entry_id])
+                            log.info("moved entry", stream=stream, entry_id=entry_id, to=to)
+                except Exception as exc:
+                    # A locked or unreachable database: the marks stay, a later look retries.
+                    pause = RELAY_RETRY_S
+                    log.opt(exception=not is_transient(exc)).warning(
+                        "cannot relay requested moves",
+                        error=f"{type(exc).__name__}: {exc}",
+                        retry_in_s=pause,
+                    )
+                await sleep_or_stop(stop, pause)
+        finally:
+            self._relaying = False
+
     def lease(self, key: str, owner: str, ttl_ms: int) -> None:
         """One process holds every streamer: no lease to take."""
         return None
 
+    async def set_status(self, key: str, field: str, value: str) -> None:
+        self._statuses.setdefault(key, {})[field] = value
+        if self._status_file is not None:
+            # The CLI runs in another process: it reads the reports from this file.
+            document = msgspec.json.encode(self._statuses)
+            temporary = self._status_file.with_suffix(".tmp")
+            await asyncio.to_thread(_replace, temporary, self._status_file, document)
+
+    async def statuses(self, key: str) -> dict[str, str]:
+        if key in self._statuses or self._status_file is None:
+            return dict(self._statuses.get(key, {}))
+        try:  # another process (the running `ttlp run`) wrote them
+            saved = msgspec.json.decode(self._status_file.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            return {}
+        found = saved.get(key) if isinstance(saved, dict) else None
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
     async def close(self) -> None:
         return None
+
+
+def _replace(temporary: Path, target: Path, document: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary.write_bytes(document)
+    temporary.replace(target)

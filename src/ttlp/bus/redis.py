@@ -200,6 +200,13 @@ class RedisBus:
         deleted: int = await self._client.xdel(stream, *ids)
         return deleted
 
+    async def move(self, stream: str, entry_id: str, to: str, fields: Mapping[str, str]) -> bool:
+        async with self._client.pipeline(transaction=True) as pipe:  # MULTI … EXEC
+            pipe.xadd(to, _fields(fields), maxlen=self._maxlen, approximate=True)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+        return True
+
     async def length(self, stream: str) -> int:
         n: int = await self._client.xlen(stream)
         return n
@@ -236,6 +243,13 @@ class RedisBus:
     def lease(self, key: str, owner: str, ttl_ms: int) -> Lease:
         return Lease(self._client, key, owner, ttl_ms)
 
+    async def set_status(self, key: str, field: str, value: str) -> None:
+        await self._client.hset(key, field, value)
+
+    async def statuses(self, key: str) -> dict[str, str]:
+        found = await self._client.hgetall(key)
+        return {_text(k): _text(v) for k, v in found.items()}
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -268,3 +282,7 @@ def _nogroup(exc: ResponseError, stream: str, group: str) -> Exception:
 
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else ""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from ttlp import __version__
+from ttlp.bus.keys import STAGES
 from ttlp.errors import ConfigError, TtlpError
 from ttlp.settings import Settings
 
@@ -218,10 +219,26 @@ def _password_option(fn: F) -> F:
 
 
 def _read_password(from_stdin: bool) -> str:
+    """The new password, checked against the rules before it is asked a second time (an
+    interactive user hears at once that it is too short, and types another one)."""
+    from ttlp.api.accounts import AccountError, check_password
+
     if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    value: str = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    return value
+        password = sys.stdin.readline().rstrip("\n")
+        check_password(password)
+        return password
+
+    def checked(value: str) -> str:
+        try:
+            check_password(value)
+        except AccountError as exc:
+            raise click.UsageError(str(exc)) from None
+        return value
+
+    entered: str = click.prompt(
+        "password", hide_input=True, confirmation_prompt=True, value_proc=checked
+    )
+    return entered
 
 
 @accounts.command("add")
@@ -237,9 +254,12 @@ def _read_password(from_stdin: bool) -> str:
 @_guarded
 def accounts_add(username: str, role: str, scope: str, password_stdin: bool, **flags: Any) -> None:
     """Create an account."""
+    from ttlp.api.accounts import check_username, parse_scopes
     from ttlp.cli.commands import accounts_command
 
     settings = _settings(**flags)
+    check_username(username)  # what can be checked is, before the password is asked for
+    parse_scopes(scope)
     password = _read_password(password_stdin)
     asyncio.run(accounts_command(settings, "add", username, password, role.upper(), scope))
 
@@ -290,12 +310,61 @@ def accounts_set_password(username: str, password_stdin: bool, **flags: Any) -> 
     asyncio.run(accounts_command(settings, "set-password", username, password))
 
 
+@accounts.command("set-role")
+@click.argument("username")
+@click.argument("role", type=_ROLE_CHOICE)
+@_common
+@_guarded
+def accounts_set_role(username: str, role: str, **flags: Any) -> None:
+    """Change an account's role (STREAMER, MODERATOR, VIEWER): its tokens stop working."""
+    from ttlp.cli.commands import accounts_command
+
+    asyncio.run(accounts_command(_settings(**flags), "set-role", username, role.upper()))
+
+
+@accounts.command("set-scope")
+@click.argument("username")
+@click.argument("scope")
+@_common
+@_guarded
+def accounts_set_scope(username: str, scope: str, **flags: Any) -> None:
+    """Change the streamers an account may see (handles, comma-separated, or *): its tokens
+    stop working."""
+    from ttlp.api.accounts import parse_scopes
+    from ttlp.cli.commands import accounts_command
+
+    parse_scopes(scope)
+    asyncio.run(accounts_command(_settings(**flags), "set-scope", username, scope))
+
+
+@accounts.command("delete")
+@click.argument("username")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_common
+@_guarded
+def accounts_delete(username: str, yes: bool, **flags: Any) -> None:
+    """Delete an account (asks first unless --yes); its tokens stop working. The last owner
+    (an enabled STREAMER of scope *) cannot be deleted."""
+    from ttlp.cli.commands import accounts_command
+
+    asyncio.run(accounts_command(_settings(**flags), "delete", username, yes=yes))
+
+
 @cli.group()
 def dlq() -> None:
-    """Dead letters (ttlc:dlq): list, retry where they failed, purge. Needs REDIS_URL."""
+    """Dead letters (ttlc:dlq): list, show, retry where they failed, purge. On the embedded
+    default they are kept in the database: these work whether `ttlp run` is running or not."""
 
 
-_STAGE_OPTION = click.option("--stage", help="Only entries of this stage (forwarder, normalizer…)")
+_STAGE_OPTION = click.option(
+    "--stage", type=click.Choice(STAGES), help="Only letters of this stage (who gave up)."
+)
+
+
+def _dlq(settings: Settings, action: str, **options: Any) -> None:
+    from ttlp.cli.dlq import dlq_command
+
+    sys.exit(asyncio.run(dlq_command(settings, action, **options)))
 
 
 @dlq.command("list")
@@ -305,35 +374,40 @@ _STAGE_OPTION = click.option("--stage", help="Only entries of this stage (forwar
 @_guarded
 def dlq_list(stage: str | None, limit: int, **flags: Any) -> None:
     """The newest dead letters: id, stage, reason, time, a short detail."""
-    from ttlp.cli.commands import dlq_command
+    _dlq(_settings(**flags), "list", stage=stage, limit=limit)
 
-    asyncio.run(dlq_command(_settings(**flags), "list", stage=stage, limit=limit))
+
+@dlq.command("show")
+@click.argument("entry_id", metavar="ID")
+@_common
+@_guarded
+def dlq_show(entry_id: str, **flags: Any) -> None:
+    """One dead letter in full: every field, the payload decoded and indented."""
+    _dlq(_settings(**flags), "show", ids=(entry_id,))
 
 
 @dlq.command("retry")
-@click.argument("ids", nargs=-1)
+@click.argument("ids", nargs=-1, metavar="[ID]...")
 @_STAGE_OPTION
-@click.option("--all", "everything", is_flag=True, help="Every entry (that can be retried).")
+@click.option("--all", "everything", is_flag=True, help="Every letter (of --stage, if given).")
 @_common
 @_guarded
 def dlq_retry(ids: tuple[str, ...], stage: str | None, everything: bool, **flags: Any) -> None:
-    """Retry entries: forwarder deliveries are queued again (attempts reset), normalizer
-    frames re-published to ttlc:raw; retried entries leave the queue."""
-    from ttlp.cli.commands import dlq_command
-
-    settings = _settings(**flags)
-    asyncio.run(dlq_command(settings, "retry", ids=ids, stage=stage, everything=everything))
+    """Send letters back where they failed: forwarder deliveries are queued again (attempts
+    reset), other letters go back to the stream they came from; retried letters leave the
+    queue. Exits 1 when a letter cannot be retried (it is named, with why)."""
+    _dlq(_settings(**flags), "retry", ids=ids, stage=stage, everything=everything)
 
 
 @dlq.command("purge")
-@click.argument("ids", nargs=-1)
+@click.argument("ids", nargs=-1, metavar="[ID]...")
 @_STAGE_OPTION
 @click.option(
     "--before",
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
-    help="Only entries dead-lettered before this time (UTC).",
+    help="Only letters dead-lettered before this time (UTC).",
 )
-@click.option("--all", "everything", is_flag=True, help="Every entry.")
+@click.option("--all", "everything", is_flag=True, help="Every letter (of --stage, if given).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_common
 @_guarded
@@ -345,15 +419,16 @@ def dlq_purge(
     yes: bool,
     **flags: Any,
 ) -> None:
-    """Delete entries (asks first unless --yes)."""
-    from ttlp.cli.commands import dlq_command
-
-    settings = _settings(**flags)
+    """Delete letters (asks first unless --yes)."""
     when = before.replace(tzinfo=UTC) if before is not None else None
-    asyncio.run(
-        dlq_command(
-            settings, "purge", ids=ids, stage=stage, before=when, everything=everything, yes=yes
-        )
+    _dlq(
+        _settings(**flags),
+        "purge",
+        ids=ids,
+        stage=stage,
+        before=when,
+        everything=everything,
+        yes=yes,
     )
 
 
