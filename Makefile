@@ -16,7 +16,10 @@ install: $(STAMP)
 
 ## Run every role in one process on the embedded backends (SQLite + in-process bus), fed by
 ## the mock provider at 20 frames/s in a loop: events flow and are stored. Ctrl+C stops it.
+## It prints where the web UI is and, on the first run, the setup link that makes the owner.
 run: install
+	@echo "ttlp: the command is $(BIN)/ttlp (in another terminal: $(BIN)/ttlp accounts list;"
+	@echo "      'source $(BIN)/activate' puts it on PATH). Below: 'web UI at ...' and, while no account exists, a one-time setup link."
 	$(BIN)/ttlp run --roles all --provider mock --rate 20 --loop --log-format pretty
 
 ## Lint, type-check and run the whole test suite (integration tests need PostgreSQL and Redis

@@ -240,3 +240,13 @@ def test_a_streamer_sees_the_dead_letters_and_a_moderator_cannot(login: Any) -> 
     moderator.goto("/#/dlq")
     moderator.wait_for_selector("#view-live")  # not a view of this role: sent to its default
     assert moderator.locator("table.dead-letters").count() == 0
+
+
+def test_the_header_shows_what_ingest_is_doing(login: Any) -> None:
+    page = login("moderator")
+    # The looping mock is between passes for a moment at most: connected, publishing.
+    wait_until(page, "document.querySelector('#ingest-status').dataset.state === 'connected'")
+    text = page.inner_text("#ingest-status")
+    assert text.startswith("ingest: connected"), text
+    assert page.get_attribute("#ingest-status", "title") is not None
+    screenshot(page, "header-ingest-status")

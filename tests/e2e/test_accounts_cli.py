@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.processes import TTLP
@@ -182,3 +184,110 @@ async def test_a_weak_new_password_is_refused_and_the_old_one_kept(
     error = one_line_error(cli("set-password", "luna", "--password-stdin", stdin="short"))
     assert "password" in error
     assert await Accounts(engine).authenticate("luna", PASSWORD) is not None
+
+
+# -- set-role, set-scope, delete; the last owner --------------------------------------------------
+def token_epochs(database: Path) -> dict[str, str]:
+    """username → password_changed_at: the stamp every token carries (a change ends tokens)."""
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return dict(conn.execute("SELECT username, password_changed_at FROM accounts").fetchall())
+
+
+def test_set_role_and_set_scope_change_the_account_and_end_its_tokens(cli: Cli) -> None:
+    assert cli.add("mod", "moderator", "luna.beats", password=PASSWORD).returncode == 0
+    before = token_epochs(cli.database)["mod"]
+    role = cli("set-role", "mod", "viewer")
+    assert role.returncode == 0, role.stderr
+    assert "VIEWER" in role.stdout
+    assert "older tokens no longer work" in role.stdout
+    after_role = token_epochs(cli.database)["mod"]
+    assert after_role != before
+    scope = cli("set-scope", "mod", "@Luna.Beats,other.streamer")
+    assert scope.returncode == 0, scope.stderr
+    assert cli.listed()["mod"][:3] == ["VIEWER", "luna.beats, other.streamer", "active"]
+    assert token_epochs(cli.database)["mod"] != after_role
+    same = cli("set-role", "mod", "VIEWER")
+    assert "unchanged" in same.stdout
+
+
+def test_delete_asks_first_and_deletes_only_on_yes(cli: Cli) -> None:
+    assert cli.add("mod", "moderator", "luna.beats", password=PASSWORD).returncode == 0
+    kept = cli("delete", "mod", stdin="n\n")
+    assert kept.returncode == 0, kept.stderr
+    assert "delete account mod (MODERATOR, scope luna.beats)?" in kept.stdout
+    assert "nothing deleted" in kept.stdout
+    assert "mod" in cli.listed()
+    gone = cli("delete", "mod", stdin="y\n")
+    assert gone.returncode == 0, gone.stderr
+    assert "mod" not in cli.listed()
+    assert cli.add("viewer", "viewer", "*", password=PASSWORD).returncode == 0
+    assert cli("delete", "viewer", "--yes").returncode == 0
+    assert cli.listed() == {}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("delete", "owner", "--yes"),
+        ("set-role", "owner", "MODERATOR"),
+        ("set-scope", "owner", "luna.beats"),
+        ("disable", "owner"),
+    ],
+    ids=["delete", "demote", "narrow", "disable"],
+)
+def test_the_last_owner_is_kept(cli: Cli, args: tuple[str, ...]) -> None:
+    assert cli.add("owner", "streamer", "*", password=PASSWORD).returncode == 0
+    assert cli.add("nova", "streamer", "dj.nova", password=PASSWORD).returncode == 0
+    error = one_line_error(cli(*args))
+    assert "'owner' is the last owner" in error
+    assert cli.listed()["owner"][:3] == ["STREAMER", "*", "active"]
+    assert cli("set-scope", "nova", "*").returncode == 0  # a second owner: now it may go
+    done = cli(*args, stdin="y\n")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("delete", "nobody", "--yes"), ("set-role", "nobody", "VIEWER"), ("set-scope", "nobody", "*")],
+    ids=["delete", "set-role", "set-scope"],
+)
+def test_changing_an_unknown_account_is_refused_in_one_line(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    assert cli.add("luna", password=PASSWORD).returncode == 0
+    assert "no account 'nobody'" in one_line_error(cli(*args))
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (("add", "two words", "--role", "viewer", "--scope", "*"), "username"),
+        (("add", "luna", "--role", "viewer", "--scope", "not a handle"), "handle"),
+        (("set-scope", "luna", ""), "scope"),
+    ],
+    ids=["username", "scope", "empty-scope"],
+)
+def test_a_bad_name_or_scope_is_refused_before_any_password_is_asked(
+    cli: Cli, args: tuple[str, ...], why: str
+) -> None:
+    result = cli(*args, stdin="")
+    assert why in one_line_error(result)
+    assert "password" not in result.stdout + result.stderr
+
+
+def test_a_short_password_is_refused_before_it_is_asked_again() -> None:
+    """Interactive: the rules are checked on the first entry, so the user types another one
+    at once instead of typing a bad one twice."""
+    from ttlp.cli import _read_password
+
+    @click.command()
+    def ask() -> None:
+        click.echo(f"got {len(_read_password(False))} characters")
+
+    result = CliRunner().invoke(ask, input=f"short\n{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert "Error: a password needs 8 to 1024 characters" in output
+    assert output.index("Error: a password needs") < output.index("Repeat for confirmation")
+    assert output.count("Repeat for confirmation") == 1
+    assert f"got {len(NEW_PASSWORD)} characters" in output

@@ -18,6 +18,7 @@ from tests.support.api import (
     FIXTURE_ROOM,
     OTHER_HANDLE,
     OTHER_ROOM,
+    PASSWORD,
     STREAMER_HANDLE,
     ApiHarness,
     other_stream_events,
@@ -300,6 +301,12 @@ async def test_websocket_actions_are_authorized_again_each_time(
         assert (disabled["ok"], disabled["status"]) == (False, 401)
         assert "log in again" in disabled["error"]
         await Accounts(api.engine).set_disabled("mod", False)
+        stale = await answer(socket, ban)  # disabling ended the token: enabling keeps it ended
+        assert (stale["ok"], stale["status"]) == (False, 401)
+    login = await api.client.post("/auth/login", json={"username": "mod", "password": PASSWORD})
+    api.client.cookies.clear()
+    fresh = {"Authorization": f"Bearer {login.json()['token']}"}
+    async with ws_connect(api.ws_url(FIXTURE_ROOM), additional_headers=fresh) as socket:
         assert (await answer(socket, ban))["ok"] is True
         await Accounts(api.engine).set_password("mod", "a brand new password")
         stale = await answer(socket, ban)  # the connection's token predates the change

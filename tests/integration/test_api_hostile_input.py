@@ -16,6 +16,7 @@ both backends (PostgreSQL refuses NUL in text; SQLite and the file system stop a
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import quote
@@ -105,7 +106,16 @@ async def known_ids(api: ApiHarness, headers: dict[str, str]) -> dict[str, str]:
         "user": FIXTURE_USER,
         "rule_id": str(await a_rule(api, headers)),
         "target_id": str(await a_target(api, headers)),
+        "username": "admin",
+        "invite_id": str(await an_invite(api, headers)),
     }
+
+
+async def an_invite(api: ApiHarness, headers: dict[str, str]) -> int:
+    body = {"username": f"invited{secrets.token_hex(4)}", "role": "VIEWER", "scopes": ["*"]}
+    response = await api.client.post("/accounts/invites", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
 
 
 async def operations(api: ApiHarness) -> list[tuple[str, str, dict[str, Any]]]:

@@ -9,6 +9,7 @@ import {
   chipLabel,
   countText,
   dateTime,
+  dlqOutcome,
   dlqSummary,
   errorLines,
   eventLabel,
@@ -24,6 +25,8 @@ import {
   sessionLines,
   coverageLines,
   duration,
+  ingestStatusText,
+  pickIngestReport,
   time,
   userTitle,
 } from "../../src/ttlp/api/ui/format.js";
@@ -174,7 +177,46 @@ describe("labels and summaries", () => {
   });
 
   test("dlqSummary", () => {
-    assert.equal(dlqSummary(3), "3 in ttlc:dlq across every stage and streamer. `ttlp dlq retry <id>` sends one back where it failed.");
+    assert.equal(dlqSummary(3), "3 in ttlc:dlq across every stage and streamer. Retry sends a letter back where it failed; Purge deletes it (so do `ttlp dlq retry|purge <id>`).");
+  });
+
+  test("dlqOutcome: what a retry or purge did, in one line", () => {
+    const none = { retried: [], queued: [], skipped: [], purged: [] };
+    assert.equal(dlqOutcome("purge", { ...none, purged: ["1-0", "2-0"] }), "2 dead letters purged");
+    assert.equal(dlqOutcome("retry", { ...none, retried: ["1-0"] }), "1 dead letter retried");
+    const mixed = { ...none, retried: ["1-0", "2-0"], queued: ["3-0"], skipped: [{ id: "4-0", reason: "the payload is not JSON" }] };
+    assert.equal(
+      dlqOutcome("retry", mixed),
+      "2 dead letters retried · 1 dead letter queued for the running ttlp · 1 dead letter not retried: the payload is not JSON",
+    );
+    assert.equal(dlqOutcome("retry", none), "nothing retried");
+  });
+
+  test("ingest status: each state as the header shows it, the reason as its title", () => {
+    const base = { uniqueId: "luna.beats", provider: "direct", reconnectsToday: 0, stale: false, lastMessageAgeS: null };
+    assert.deepEqual(ingestStatusText({ ...base, state: "connected", lastMessageAgeS: 2.4, reconnectsToday: 3 }, UTC), {
+      text: "ingest: connected · last message 2 s ago · 3 reconnects today",
+      title: "",
+      state: "connected",
+    });
+    const backoff = ingestStatusText({ ...base, state: "backing_off", until: "2026-03-07T21:14:05Z", reason: "ConnectError (host webcast.tiktok.com)" }, UTC);
+    assert.deepEqual(backoff, { text: "ingest: backing off · until 21:14:05", title: "ConnectError (host webcast.tiktok.com)", state: "backing_off" });
+    assert.equal(ingestStatusText({ ...base, state: "waiting_for_live", until: "2026-03-07T21:14:05Z" }, UTC).text, "ingest: waiting for live · next check 21:14:05");
+    const stopped = ingestStatusText({ ...base, state: "stopped", reason: "bad API key" }, UTC);
+    assert.deepEqual([stopped.text, stopped.title, stopped.state], ["ingest: stopped", "bad API key", "stopped"]);
+    const stale = ingestStatusText({ ...base, state: "connected", stale: true, updatedAt: "2026-03-07T21:00:00Z", reconnectsToday: 1 }, UTC);
+    assert.deepEqual([stale.text, stale.state], ["ingest: connected · 1 reconnect today · stale: no report since 21:00:00", "stale"]);
+    assert.equal(ingestStatusText(null, UTC).text, "ingest: no report");
+    assert.equal(ingestStatusText(undefined, UTC).text, "ingest: ?");
+  });
+
+  test("pickIngestReport: the picked streamer's, else the mock's when it is the only one", () => {
+    const luna = { uniqueId: "luna.beats" };
+    const mock = { uniqueId: "mock" };
+    assert.equal(pickIngestReport([mock, luna], "luna.beats"), luna);
+    assert.equal(pickIngestReport([mock], "luna.beats"), mock);
+    assert.equal(pickIngestReport([mock, { uniqueId: "other" }], "luna.beats"), null);
+    assert.equal(pickIngestReport([], "luna.beats"), null);
   });
 
   test("coverageLines: complete, each gap with its length, time and reason, nothing for a replay", () => {
@@ -197,6 +239,10 @@ describe("labels and summaries", () => {
     const s = { uniqueId: "luna.beats", type: "replay", provider: "mock", eventCount: 46, createdAt: AT, endedAt: null };
     assert.deepEqual(sessionLines(s, UTC), ["@luna.beats · replay · mock · 46 events", "started 07/03/2026, 21:05:09 · ended —"]);
     assert.equal(sessionLines({ type: "live", eventCount: 0 }, UTC)[0], "@? · live ·  · 0 events");
+    assert.equal(
+      sessionLines({ type: "live", eventCount: 3, createdAt: "2026-03-07T21:05:09Z", endedAt: "2026-03-07T21:06:00Z", interrupted: true }, UTC)[1],
+      "started 07/03/2026, 21:05:09 · ended 07/03/2026, 21:06:00 (interrupted: ttlp stopped without closing it)",
+    );
   });
 
   test("replayProgress: counting up, done at the source's count", () => {

@@ -73,10 +73,12 @@ class Server:
         return self.data_dir / "ttlp.db"
 
 
-def start_server(workdir: Path, *run_args: str, fixture: Path | None = None) -> Server:
-    """``ttlp run`` on the embedded backends with the mock provider, accounts created first;
-    the mock reads ``fixture``, by default the bundled one with an HTML injection and a broken
-    frame (``xss_fixture``)."""
+def start_server(
+    workdir: Path, *run_args: str, fixture: Path | None = None, accounts: bool = True
+) -> Server:
+    """``ttlp run`` on the embedded backends with the mock provider, accounts created first
+    (``accounts=False``: none, as on a first run); the mock reads ``fixture``, by default the
+    bundled one with an HTML injection and a broken frame (``xss_fixture``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
@@ -91,7 +93,7 @@ def start_server(workdir: Path, *run_args: str, fixture: Path | None = None) -> 
         EULER_API_KEY="",
         SESSION_ID="",
     )
-    for name, role in ACCOUNTS.items():
+    for name, role in ACCOUNTS.items() if accounts else ():
         done = subprocess.run(
             [*TTLP, "accounts", "add", name, f"--role={role}", f"--scope={STREAMER}", *STDIN],
             input=PASSWORD + "\n",

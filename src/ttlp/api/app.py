@@ -55,10 +55,12 @@ from ttlp.api.errors import http_error, too_many_requests, ttlp_error, unexpecte
 from ttlp.api.feed import Feed, make_channels
 from ttlp.api.guard import input_guard
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
-from ttlp.api.routes import actions, analytics, auth, dlq, history, live, ops
+from ttlp.api.routes import accounts as accounts_routes
+from ttlp.api.routes import actions, analytics, auth, dlq, history, ingest, live, ops
 from ttlp.api.routes import forward as forward_routes
 from ttlp.api.routes import rules as rules_routes
 from ttlp.api.routes import ui as ui_routes
+from ttlp.api.setup import SetupLink
 from ttlp.api.state import ApiState
 from ttlp.bus.base import Bus
 from ttlp.bus.keys import Keys
@@ -178,6 +180,16 @@ def _rate_limit_store(settings: Settings, keys: Keys) -> Store:
     return MemoryStore()
 
 
+def _setup_store(settings: Settings, keys: Keys) -> Store | None:
+    """Where every api replica registers its setup link (``ttlp.api.setup``): Redis, or
+    nowhere for a process of its own."""
+    if not settings.bus.redis_url:
+        return None
+    from litestar.stores.redis import RedisStore
+
+    return RedisStore.with_client(url=settings.bus.redis_url, namespace=f"{keys.prefix}ttlp:setup")
+
+
 SIGNATURE_ONLY: Final = frozenset({"api", "request", "self"})
 """Handler parameters that are not request input (dependencies, the connection)."""
 
@@ -275,6 +287,8 @@ def create_app(
     )
     metrics = ApiMetrics()
     account_cache = AccountCache(accounts)
+    setup_store = _setup_store(config, keys)
+    setup = SetupLink(accounts, setup_store)
     api = ApiState(
         settings=config,
         bus=bus,
@@ -286,6 +300,7 @@ def create_app(
         metrics=metrics,
         account_cache=account_cache,
         outbound=Outbound(config.outbound),
+        setup=setup,
     )
     jwt_auth = make_jwt_auth(config, account_cache)
     ip_limit = RateLimitConfig(
@@ -324,13 +339,33 @@ def create_app(
             # Litestar does not close the stores it is given (the Redis one holds a pool).
             await rate_limit_store.__aexit__(None, None, None)
 
+    @contextlib.asynccontextmanager
+    async def setup_link(_app: Litestar) -> AsyncIterator[None]:
+        # Before the server accepts requests: the role prints the link once it listens.
+        try:
+            await setup.open()
+        except Exception as exc:  # the database away: no link now; a restart makes one
+            log.warning("could not look for accounts: no setup link", error=type(exc).__name__)
+        keeping = asyncio.create_task(setup.keep(stop), name="api-setup-link")
+        try:
+            yield
+        finally:
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
+            await setup.close()
+            if setup_store is not None:
+                await setup_store.__aexit__(None, None, None)
+
     app = Litestar(
         route_handlers=[
             *auth.routes,
+            *accounts_routes.routes,
             *history.routes,
             *live.routes,
             *analytics.routes,
             *ops.routes,
+            *ingest.routes,
             *dlq.routes,
             *rules_routes.routes,
             *actions.routes,
@@ -341,7 +376,7 @@ def create_app(
         plugins=[channels],
         middleware=[account_limit.middleware],
         on_app_init=[jwt_auth.on_app_init, outer_middleware_first],
-        lifespan=[feed_tail],
+        lifespan=[feed_tail, setup_link],
         stores={"rate_limit": rate_limit_store},
         exception_handlers={
             TooManyRequestsException: too_many_requests,

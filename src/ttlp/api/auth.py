@@ -163,6 +163,17 @@ def require(role: Role) -> Any:
     return guard
 
 
+def require_owner(
+    connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+) -> None:
+    """A guard: the account is the owner, an enabled STREAMER of scope ``*`` (accounts)."""
+    account = current_account(connection)
+    if not account.owner:
+        raise PermissionDeniedException(
+            "managing accounts needs the owner: a STREAMER account of scope *"
+        )
+
+
 def ensure_scope(account: Account, unique_id: str | None) -> None:
     """403 unless the account may see the streamer ``unique_id``."""
     if not account.may_see(unique_id):

@@ -28,6 +28,19 @@ class Unprocessable(HTTPException):
     status_code = 422
 
 
+class Conflict(HTTPException):
+    """409: the request is well formed but the state refuses it (a taken name, the last owner).
+    For ``raises=``; the routes raise ``ttlp.errors.InputError`` subclasses with this status."""
+
+    status_code = 409
+
+
+class Gone(HTTPException):
+    """410: a one-time link that was used or expired. For ``raises=``, like ``Conflict``."""
+
+    status_code = 410
+
+
 def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(
         {"status_code": status, "detail": detail},

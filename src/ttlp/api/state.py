@@ -18,6 +18,7 @@ from ttlp.api.accounts import ALL_STREAMS, Account, Accounts
 from ttlp.api.auth import AccountCache, ensure_scope
 from ttlp.api.feed import Feed, handle_channel, room_channel
 from ttlp.api.metrics import ApiMetrics
+from ttlp.api.setup import SetupLink
 from ttlp.bus.base import Bus, parse_id
 from ttlp.bus.keys import Keys
 from ttlp.db.queries import Queries
@@ -44,6 +45,7 @@ class ApiState:
         metrics: ApiMetrics,
         account_cache: AccountCache,
         outbound: Outbound,
+        setup: SetupLink,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -57,6 +59,8 @@ class ApiState:
         self.outbound = outbound
         """The outbound rules (SSRF guard) a forward target's or webhook's URL is checked with
         when written; it never sends from the api (the forward and rules roles do)."""
+        self.setup = setup
+        """The first-run setup link (its token is None once accounts exist)."""
         self.feed = feed
         self.metrics = metrics
         self.started = time.monotonic()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Final
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ttlp.bus.base import Bus
-from ttlp.errors import ConfigError
 from ttlp.runtime import Context, is_drained, open_context
 from ttlp.settings import Settings
 from ttlp.tiktok.publish import FramePublisher
@@ -75,19 +74,64 @@ async def _drain(ctx: Context) -> None:
 
 
 async def status_command(settings: Settings) -> None:
+    from ttlp.tiktok.providers.fallback import fake_events_warning
+
     console = Console()
+    if (warning := fake_events_warning(settings)) is not None:  # the mock stands in for TikTok
+        console.print(warning, style="bold red", markup=False)
     if settings.embedded_bus:
         console.print(
             "[yellow]No REDIS_URL: the in-process bus lives inside the running `ttlp run`; "
             "stream figures need Redis.[/]"
         )
         async with open_context(settings, need_db=True) as ctx:
+            await _print_ingest(console, ctx)
+            await _print_dlq(console, ctx)  # kept in the database: readable from here
             await _print_db(console, ctx)
         return
     async with open_context(settings, need_db=settings.db.url is not None) as ctx:
+        await _print_ingest(console, ctx)
         await _print_bus(console, ctx.bus, ctx)
         if ctx.engine is not None:
             await _print_db(console, ctx)
+
+
+async def _print_ingest(console: Console, ctx: Context) -> None:
+    """Each watched streamer's ingest state, as its replica last reported it."""
+    from ttlp.tiktok.status import decode_reports
+
+    reports = decode_reports(await ctx.bus.statuses(ctx.keys.ingest_status))
+    if not reports:
+        console.print("ingest: no reports (no ingest role has run on this bus yet)")
+        return
+    table = Table(title="ingest", title_justify="left")
+    for column in (
+        "streamer",
+        "provider",
+        "state",
+        "since",
+        "until",
+        "last message",
+        "reconnects today",
+        "replica",
+        "reason",
+    ):
+        table.add_column(column, justify="right" if column == "reconnects today" else "left")
+    for r in reports:
+        state = r["state"].replace("_", " ") + (" [yellow](stale report)[/]" if r["stale"] else "")
+        age = r["lastMessageAgeS"]
+        table.add_row(
+            f"@{r['uniqueId']}",
+            r["provider"],
+            state,
+            r.get("since") or "",
+            r.get("until") or "",
+            "" if age is None else f"{age:g} s ago",
+            str(r.get("reconnectsToday", 0)),
+            r.get("replica") or "",
+            escape(r.get("reason") or ""),
+        )
+    console.print(table)
 
 
 async def _print_bus(console: Console, bus: Bus, ctx: Context) -> None:
@@ -113,7 +157,11 @@ async def _print_bus(console: Console, bus: Bus, ctx: Context) -> None:
                 g.last_delivered_id,
             )
     console.print(table)
-    dlq = await bus.length(ctx.keys.dlq)
+    await _print_dlq(console, ctx)
+
+
+async def _print_dlq(console: Console, ctx: Context) -> None:
+    dlq = await ctx.bus.length(ctx.keys.dlq)
     colour = "red" if dlq else "green"
     console.print(f"dead-letter queue ({ctx.keys.dlq}): [{colour}]{dlq}[/] entries")
 
@@ -157,9 +205,10 @@ async def _print_forward(console: Console, ctx: Context) -> None:
     console.print(table)
 
 
-async def accounts_command(settings: Settings, action: str, *args: str) -> None:
-    """``ttlp accounts add|list|disable|enable|set-password`` against the configured database."""
-    from ttlp.api.accounts import Accounts, Role, parse_scopes
+async def accounts_command(settings: Settings, action: str, *args: str, yes: bool = False) -> None:
+    """``ttlp accounts add|list|disable|enable|set-password|set-role|set-scope|delete``
+    against the configured database."""
+    from ttlp.api.accounts import Accounts, NoSuchAccount, Role, parse_scopes
 
     console = Console()
     async with open_context(settings, need_db=True) as ctx:
@@ -173,7 +222,7 @@ async def accounts_command(settings: Settings, action: str, *args: str) -> None:
                 f"scope {', '.join(account.scopes)}"
             )
         elif action == "list":
-            table = Table("username", "role", "scope", "status", "created")
+            table = Table("username", "role", "scope", "status", "created", "owner")
             for account in await accounts.list():
                 table.add_row(
                     account.username,
@@ -181,6 +230,7 @@ async def accounts_command(settings: Settings, action: str, *args: str) -> None:
                     ", ".join(account.scopes),
                     "disabled" if account.disabled else "active",
                     account.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "yes" if account.owner else "",
                 )
             console.print(table)
         elif action in ("disable", "enable"):
@@ -189,61 +239,32 @@ async def accounts_command(settings: Settings, action: str, *args: str) -> None:
         elif action == "set-password":
             await accounts.set_password(args[0], args[1])
             console.print(f"password of {args[0]} changed; older tokens no longer work")
-        else:  # pragma: no cover - the CLI only passes the actions above
-            raise ValueError(action)
-
-
-async def dlq_command(
-    settings: Settings,
-    action: str,
-    *,
-    ids: tuple[str, ...] = (),
-    stage: str | None = None,
-    limit: int = 50,
-    before: datetime | None = None,
-    everything: bool = False,
-    yes: bool = False,
-) -> None:
-    """``ttlp dlq list|retry|purge`` (see ``ttlp.bus.dlq``)."""
-    from ttlp.bus import dlq
-    from ttlp.forward.store import ForwardStore
-
-    if settings.embedded_bus:
-        raise ConfigError(
-            "ttlp dlq needs REDIS_URL: without it the dead-letter stream lives inside the "
-            "running `ttlp run` process and ends with it"
-        )
-    console = Console()
-    async with open_context(settings, need_db=action == "retry") as ctx:
-        chosen = await dlq.letters(
-            ctx.bus, ctx.keys, stage=stage, before=before, ids=list(ids) or None
-        )
-        if action == "list":
-            shown = chosen[-limit:][::-1]
-            table = Table(title=f"{ctx.keys.dlq}: {len(chosen)} entries, newest first")
-            for column in ("id", "stage", "reason", "failed at", "detail"):
-                table.add_column(column)
-            for letter in shown:
-                table.add_row(
-                    letter.id, letter.stage, letter.reason, letter.failed_at, letter.detail()
-                )
-            console.print(table)
-            return
-        if not (ids or stage or before or everything):
-            raise ConfigError(f"dlq {action}: give entry ids, --stage, --before or --all")
-        if action == "retry":
-            reset = ForwardStore(ctx.engine).reset if ctx.engine is not None else None
-            result = await dlq.retry(ctx.bus, ctx.keys, reset, chosen)
-            for entry_id, why in result.skipped:
-                console.print(f"[yellow]{entry_id} left in the queue: {why}[/]")
-            console.print(f"{len(result.retried)} entries retried")
-        elif action == "purge":
-            if not chosen:
-                console.print("nothing to purge")
-                return
-            if not yes and not click.confirm(f"delete {len(chosen)} dead letters?"):
+        elif action in ("set-role", "set-scope"):
+            username, value = args
+            before = await accounts.get(username)
+            if action == "set-role":
+                account = await accounts.change(username, role=Role(value))
+            else:
+                account = await accounts.change(username, scopes=parse_scopes(value))
+            outcome = "unchanged" if account == before else "older tokens no longer work"
+            console.print(
+                f"account {account.username}: {account.role.value}, scope "
+                f"{', '.join(account.scopes)}; {outcome}",
+                markup=False,
+            )
+        elif action == "delete":
+            (username,) = args
+            doomed = await accounts.get(username)
+            if doomed is None:
+                raise NoSuchAccount(f"no account {username!r}")
+            question = (
+                f"delete account {doomed.username} ({doomed.role.value}, scope "
+                f"{', '.join(doomed.scopes)})?"
+            )
+            if not yes and not click.confirm(question):
                 console.print("nothing deleted")
                 return
-            console.print(f"{await dlq.purge(ctx.bus, ctx.keys, chosen)} entries deleted")
+            await accounts.delete(username)
+            console.print(f"account {username} deleted; its tokens no longer work", markup=False)
         else:  # pragma: no cover - the CLI only passes the actions above
             raise ValueError(action)

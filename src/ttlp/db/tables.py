@@ -70,6 +70,8 @@ EVENT_ID_LEN: Final = 64
 USER_ID_LEN: Final = 32
 HANDLE_LEN: Final = 128
 RAW_TYPE_LEN: Final = 128
+STREAM_KEY_LEN: Final = 255
+"""A bus stream key, REDIS_CONSUMER_GROUP_PREFIX included."""
 
 LIVE_DEDUPE_WHERE: Final = (
     "source = 'live' AND event_type NOT IN ('CONNECTED', 'DISCONNECTED', 'ERROR')"
@@ -192,6 +194,25 @@ accounts: Final = Table(
     sqlite_autoincrement=True,
 )
 
+account_invites: Final = Table(
+    "account_invites",
+    metadata,
+    # A one-time link that makes an account (0005): the owner fixes the username, role and
+    # scope, the invitee picks the password. Only the SHA-256 of the link's token is kept.
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("username", String(HANDLE_LEN), nullable=False),
+    Column("role", String(ROLE_LEN), nullable=False),
+    Column("scopes", Json, nullable=False),
+    Column("created_by", String(HANDLE_LEN), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp),  # NULL until the account is made; a used link answers 410
+    CheckConstraint("role IN ('STREAMER', 'MODERATOR', 'VIEWER')", name="role"),
+    Index("ix_account_invites_username", "username"),
+    sqlite_autoincrement=True,
+)
+
 user_notes: Final = Table(
     "user_notes",
     metadata,
@@ -301,4 +322,21 @@ forward_deliveries: Final = Table(
     Index("ix_forward_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
     sqlite_autoincrement=True,
+)
+
+dead_letters: Final = Table(
+    "dead_letters",
+    metadata,
+    # ttlc:dlq of the embedded default (0006): the in-process bus keeps that stream here, so its
+    # letters survive a restart and `ttlp dlq` in another process sees them (ttlp.db.letters).
+    # One row per entry, keyed by stream (prefix included) and entry id (<ms>-<seq>).
+    Column("stream", String(STREAM_KEY_LEN), primary_key=True),
+    Column("ms", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("fields", Text, nullable=False),  # the entry's fields, JSON (ASCII-escaped)
+    # Set by `ttlp dlq retry` in another process: the running ttlp publishes move_fields to
+    # move_to and deletes the row (MemoryBus.relay).
+    Column("move_to", String(STREAM_KEY_LEN)),
+    Column("move_fields", Text),
+    Index("ix_dead_letters_stream_move_to", "stream", "move_to"),
 )

@@ -52,18 +52,11 @@ def account_out(account: Account) -> AccountOut:
     return AccountOut(account.username, account.role.value, list(account.scopes))
 
 
-@post(
-    "/auth/login",
-    status_code=HTTP_200_OK,
-    summary="Log in: a JWT and a session cookie",
-    raises=[NotAuthorizedException],  # wrong username or password
-)
-async def login(data: JSONBody[LoginRequest], api: Api, request: Req) -> Response[LoginResponse]:
-    if not 1 <= len(data.username) <= 128 or not data.password:
-        raise NotAuthorizedException("wrong username or password")
-    account = await api.accounts.authenticate(data.username, data.password)
-    if account is None:
-        raise NotAuthorizedException("wrong username or password")
+def session_response(
+    account: Account, api: Api, request: Req, status_code: int = HTTP_200_OK
+) -> Response[LoginResponse]:
+    """A token for ``account``, in the body and as the UI's HttpOnly cookie: what a login
+    answers, and the first-run setup and an accepted invite too (they log the new account in)."""
     jwt_auth = request.app.state.jwt_auth
     ttl = api.settings.api.token_ttl_s
     token = jwt_auth.create_token(
@@ -88,7 +81,22 @@ async def login(data: JSONBody[LoginRequest], api: Api, request: Req) -> Respons
         samesite="strict",
         secure=api.settings.api.cookie_secure,
     )
-    return Response(body, cookies=[cookie])
+    return Response(body, status_code=status_code, cookies=[cookie])
+
+
+@post(
+    "/auth/login",
+    status_code=HTTP_200_OK,
+    summary="Log in: a JWT and a session cookie",
+    raises=[NotAuthorizedException],  # wrong username or password
+)
+async def login(data: JSONBody[LoginRequest], api: Api, request: Req) -> Response[LoginResponse]:
+    if not 1 <= len(data.username) <= 128 or not data.password:
+        raise NotAuthorizedException("wrong username or password")
+    account = await api.accounts.authenticate(data.username, data.password)
+    if account is None:
+        raise NotAuthorizedException("wrong username or password")
+    return session_response(account, api, request)
 
 
 @post(

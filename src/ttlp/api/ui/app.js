@@ -7,11 +7,31 @@ import { api, HttpError, setUnauthorizedHandler } from "./api.js";
 import { mountDeadLetters } from "./dlq.js";
 import { bind, h, patch } from "./dom.js";
 import { LiveFeed } from "./feed.js";
-import { feedStatusText } from "./format.js";
-import { mayUse, moveActive, paletteMatches, parseHash, pickStream, selectedUserId, streamHandles } from "./nav.js";
+import { feedStatusText, ingestStatusText, pickIngestReport } from "./format.js";
+import { mayOpen, mayUse, moveActive, paletteMatches, parseHash, pickStream, selectedUserId, streamHandles } from "./nav.js";
 import { mountAnalytics, mountLive, mountModerate, mountRules, mountSession, mountSessions } from "./views.js";
 
 const STREAMS_POLL_MS = 5000;
+
+/** A view whose module is loaded when it is first opened (the owner's Accounts page): the
+ * pages everyone loads stay as small as they were. */
+function lazyView(load, name) {
+  return (root, ctx) => {
+    let view = null;
+    let gone = false;
+    load().then((module) => {
+      if (!gone) view = module[name](root, ctx);
+    });
+    return {
+      update: (params) => view?.update?.(params),
+      destroy() {
+        gone = true;
+        view?.destroy();
+      },
+    };
+  };
+}
+const mountAccounts = lazyView(() => import("./accounts.js"), "mountAccounts");
 
 // Views in the navigation, with the lowest role that may use them (DESIGN §7.1): a view the
 // role may not use is not rendered at all, neither its link nor its page.
@@ -22,6 +42,7 @@ const VIEWS = [
   { id: "sessions", label: "Sessions", min: "VIEWER", mount: mountSessions },
   { id: "rules", label: "Rules", min: "MODERATOR", mount: mountRules },
   { id: "dlq", label: "Dead letters", min: "STREAMER", mount: mountDeadLetters },
+  { id: "accounts", label: "Accounts", min: "STREAMER", owner: true, mount: mountAccounts },
 ];
 const HIDDEN_VIEWS = [{ id: "session", label: "Session", min: "VIEWER", mount: mountSession }];
 
@@ -32,9 +53,14 @@ const app = {
   may(role) {
     return mayUse(this.account, role);
   },
+  mayOpen(view) {
+    return mayOpen(this.account, view);
+  },
 };
 let current = null; // {id, view}
 let streamsTimer = 0;
+let ingestTimer = 0;
+const INGEST_POLL_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,13 +79,19 @@ function renderLogin(s, act) {
     ),
     h("button", { type: "submit", text: "Log in" }),
     h("p", { class: "error", role: "alert", text: s.error }),
+    s.noAccount ? h("p", { class: "hint", id: "setup-hint", text: SETUP_HINT }) : null,
   );
 }
+
+const SETUP_HINT =
+  "No account exists yet. When it started, ttlp printed a setup link in its terminal " +
+  "(\"no account yet: open http://…/#/setup/…\"): open it to create the owner account. " +
+  "Restarting ttlp prints a new one.";
 
 function showLogin(message = "") {
   teardown();
   $("top").hidden = true;
-  const state = { username: "", password: "", error: message };
+  const state = { username: "", password: "", error: message, noAccount: false };
   const act = {
     submit: async (e) => {
       e.preventDefault();
@@ -75,6 +107,27 @@ function showLogin(message = "") {
   const update = bind(main, state, (s) => renderLogin(s, act)); // in place of whatever view was there
   update();
   main.querySelector("input[name=username]").focus();
+  api("/auth/setup", { quiet401: true })
+    .then((setup) => setup.needed && update((s) => (s.noAccount = true)))
+    .catch(() => {});
+}
+
+// -- links that open before a login: first-run setup, invites (onboarding.js) --------------------
+const ONBOARDING = { setup: "mountSetup", invite: "mountInvite" }; // in onboarding.js, loaded on use
+
+/** Show the setup or invite page when the hash is one of their links; whether it was. Once
+ * done the link leaves the address bar and the history (it holds the token). */
+function onboarding() {
+  const { id, params } = parseHash(location.hash);
+  if (!ONBOARDING[id] || !params[0]) return false;
+  teardown();
+  $("top").hidden = true;
+  const done = (account, next) => {
+    history.replaceState(null, "", `#/${next}`);
+    start(account);
+  };
+  import("./onboarding.js").then((module) => module[ONBOARDING[id]]($("main"), params[0], done));
+  return true;
 }
 
 function teardown() {
@@ -84,6 +137,7 @@ function teardown() {
   app.feed = null;
   app.account = null;
   clearTimeout(streamsTimer);
+  clearTimeout(ingestTimer);
 }
 
 async function logout() {
@@ -103,6 +157,30 @@ async function start(account) {
   renderNav(null);
   await loadStreams();
   route();
+  pollIngest();
+}
+
+/** The header's ingest line for the picked streamer, refreshed every few seconds. */
+async function pollIngest() {
+  clearTimeout(ingestTimer);
+  if (!app.account) return;
+  try {
+    const res = await api("/ingest/status", { quiet401: true });
+    app.ingest = res.streamers;
+  } catch {
+    app.ingest = null; // shown as unknown; the next poll tries again
+  }
+  showIngest();
+  ingestTimer = setTimeout(pollIngest, INGEST_POLL_MS);
+}
+
+function showIngest() {
+  const el = $("ingest-status");
+  const report = pickIngestReport(app.ingest ?? [], app.stream);
+  const { text, title, state } = ingestStatusText(app.ingest ? report : undefined);
+  el.textContent = text;
+  el.title = title;
+  el.dataset.state = state;
 }
 
 /** Handles the account may see: its scopes and the streams stored so far. */
@@ -131,6 +209,7 @@ function setStream(handle) {
   if (!handle) return;
   $("stream").value = handle;
   localStorage.setItem("ttlp.stream", handle);
+  showIngest();
   if (app.may("MODERATOR")) {
     app.feed = new LiveFeed(handle);
     app.feed.subscribe(feedStatus);
@@ -150,7 +229,7 @@ function feedStatus(feed) {
 function renderNav(active) {
   patch(
     $("nav"),
-    VIEWS.filter((v) => app.may(v.min)).map((v) =>
+    VIEWS.filter((v) => app.mayOpen(v)).map((v) =>
       h("a", { href: `#/${v.id}`, class: v.id === active ? "active" : undefined, dataset: { view: v.id }, text: v.label }),
     ),
   );
@@ -163,7 +242,7 @@ function navigate(path) {
 function route(force = false) {
   if (!app.account) return;
   const { id, params } = parseHash(location.hash);
-  const view = [...VIEWS, ...HIDDEN_VIEWS].find((v) => v.id === id && app.may(v.min));
+  const view = [...VIEWS, ...HIDDEN_VIEWS].find((v) => v.id === id && app.mayOpen(v));
   if (!view) {
     navigate(app.may("MODERATOR") ? "live" : "analytics");
     return;
@@ -195,7 +274,7 @@ function paletteItems() {
   for (const a of user ? QUICK_ACTIONS : []) {
     items.push({ label: `${a.label}: @${user.uniqueId}`, run: () => moderateUser(app, user, a.op) });
   }
-  items.push(...VIEWS.filter((v) => app.may(v.min)).map((v) => ({ label: `Go to ${v.label}`, go: v.id })));
+  items.push(...VIEWS.filter((v) => app.mayOpen(v)).map((v) => ({ label: `Go to ${v.label}`, go: v.id })));
   if (app.feed && app.may("MODERATOR")) {
     for (const u of [...app.feed.users.values()].reverse()) {
       items.push({ label: `@${u.uniqueId}${u.displayName ? ` · ${u.displayName}` : ""}`, go: `moderate/${u.userId}` });
@@ -261,7 +340,8 @@ function boot() {
       openPalette();
     }
   });
-  window.addEventListener("hashchange", () => route());
+  window.addEventListener("hashchange", () => onboarding() || route());
+  if (onboarding()) return;
   api("/auth/me", { quiet401: true })
     .then(start)
     .catch(() => showLogin());

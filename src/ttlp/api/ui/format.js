@@ -148,14 +148,25 @@ export function payloadText(payload) {
 }
 
 export function dlqSummary(total) {
-  return `${total} in ttlc:dlq across every stage and streamer. \`ttlp dlq retry <id>\` sends one back where it failed.`;
+  return `${total} in ttlc:dlq across every stage and streamer. Retry sends a letter back where it failed; Purge deletes it (so do \`ttlp dlq retry|purge <id>\`).`;
+}
+
+/** What a retry or purge did: ``{retried, queued, skipped: [{id, reason}], purged}`` → a line. */
+export function dlqOutcome(op, outcome) {
+  const n = (count) => `${count} dead letter${count === 1 ? "" : "s"}`;
+  if (op === "purge") return `${n(outcome.purged.length)} purged`;
+  const parts = [];
+  if (outcome.retried.length) parts.push(`${n(outcome.retried.length)} retried`);
+  if (outcome.queued.length) parts.push(`${n(outcome.queued.length)} queued for the running ttlp`);
+  if (outcome.skipped.length) parts.push(`${n(outcome.skipped.length)} not retried: ${outcome.skipped[0].reason}`);
+  return parts.join(" · ") || "nothing retried";
 }
 
 /** A session's head lines: who/type/provider/count, then start and end. */
 export function sessionLines(s, opts) {
   return [
     `@${s.uniqueId ?? "?"} · ${s.type} · ${s.provider ?? ""} · ${s.eventCount} events`,
-    `started ${dateTime(s.createdAt, opts)} · ended ${dateTime(s.endedAt, opts)}`,
+    `started ${dateTime(s.createdAt, opts)} · ended ${dateTime(s.endedAt, opts)}${s.interrupted ? " (interrupted: ttlp stopped without closing it)" : ""}`,
   ];
 }
 
@@ -181,3 +192,40 @@ export function replayProgress(count, total) {
   if (total !== null && count >= total) return { text: `replayed: ${count} events`, done: true };
   return { text: `replaying: ${count} / ${total ?? "?"} events`, done: false };
 }
+
+/** The ingest report of the picked streamer (the mock's when only the mock reports), or null. */
+export function pickIngestReport(reports, stream) {
+  const mine = reports.find((r) => r.uniqueId === stream);
+  if (mine) return mine;
+  return reports.length === 1 && reports[0].uniqueId === "mock" ? reports[0] : null;
+}
+
+const INGEST_STATES = {
+  starting: "starting",
+  checking: "checking whether live…",
+  connected: "connected",
+  waiting_for_live: "waiting for live",
+  backing_off: "backing off",
+  waiting_for_lease: "held by another replica",
+  stopped: "stopped",
+  finished: "finished",
+};
+
+/** The header's ingest line: {text, title (the reason), state (for colour)}. ``report``
+ *  undefined: the status could not be fetched; null: nobody reports on this streamer. */
+export function ingestStatusText(report, opts) {
+  if (report === undefined) return { text: "ingest: ?", title: "GET /ingest/status failed", state: "unknown" };
+  if (report === null) return { text: "ingest: no report", title: "no ingest role watches this streamer", state: "unknown" };
+  const parts = [`ingest: ${INGEST_STATES[report.state] ?? report.state}`];
+  if (report.state === "connected" && report.lastMessageAgeS !== null && report.lastMessageAgeS !== undefined) {
+    parts.push(`last message ${Math.round(report.lastMessageAgeS)} s ago`);
+  }
+  if (report.until && (report.state === "backing_off" || report.state === "waiting_for_live")) {
+    parts.push(`${report.state === "backing_off" ? "until" : "next check"} ${time(report.until, opts)}`);
+  }
+  if (report.reconnectsToday) parts.push(`${report.reconnectsToday} reconnect${report.reconnectsToday === 1 ? "" : "s"} today`);
+  if (report.stale) parts.push(`stale: no report since ${time(report.updatedAt, opts)}`);
+  const state = report.stale ? "stale" : report.state;
+  return { text: parts.join(" · "), title: report.reason ?? "", state };
+}
+

@@ -9,6 +9,18 @@ export function mayUse(account, role) {
   return Boolean(account) && RANK[account.role] >= RANK[role];
 }
 
+/** The owner: an enabled STREAMER of scope "*" (manages the accounts). */
+export function isOwner(account) {
+  return Boolean(account) && account.role === "STREAMER" && (account.scopes ?? []).includes("*") && !account.disabled;
+}
+
+/** Whether ``account`` may open ``view`` ({min, owner}): its role is ``min`` or higher, and
+ * for an ``owner`` view it is the owner (an enabled STREAMER of scope "*"). */
+export function mayOpen(account, view) {
+  if (!mayUse(account, view.min)) return false;
+  return !view.owner || isOwner(account);
+}
+
 /** ``#/<view>/<param>…`` → {id, params} (decoded; id "" for an empty hash). */
 export function parseHash(hash) {
   const [id = "", ...params] = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);

@@ -150,7 +150,7 @@ function renderSessionRow(x, s, act) {
     h("td", {}, h("a", { href: `#/session/${x.id}`, text: x.id.slice(0, 8) })),
     h("td", { text: x.type }),
     h("td", { text: dateTime(x.createdAt) }),
-    h("td", { text: dateTime(x.endedAt) }),
+    h("td", { text: dateTime(x.endedAt) + (x.interrupted ? " · interrupted" : ""), class: x.interrupted ? "interrupted" : undefined }),
     h("td", {}, x.replayedFrom ? h("a", { href: `#/session/${x.replayedFrom}`, class: "replayed-from", text: x.replayedFrom.slice(0, 8) }) : "—"),
     h(
       "td",
