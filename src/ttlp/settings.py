@@ -140,6 +140,10 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     streak_timeout_s: Annotated[float, env("STREAK_TIMEOUT_S", ge=0)] = 10.0
     """A gift streak idle this long without TikTok's end frame is closed with its last count,
     once, for analytics, rules, the forwarder and the UI alike; 0 = never."""
+    provider_fallback: bool = False
+    """Not a variable: True when nothing named the provider (neither INGEST_PROVIDER nor
+    ``--provider``) nor a streamer (TIKTOK_UNIQUE_ID, ``--unique-id``), so the ingest runs the
+    mock: fake events. Fine for the embedded demo; on Redis or PostgreSQL the ingest warns."""
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -251,14 +255,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = binding.read(environ)
             if value is not None:
                 raw[binding.section][binding.field] = value
-        ingest = raw["ingest"]
-        ingest.setdefault("provider", "direct" if ingest.get("unique_ids") else "mock")
-
         for dotted, value in overrides.items():
             if value is None:
                 continue
             section, _, field = dotted.rpartition(".")
             raw[section][field] = value
+        # After the flags: `--unique-id alice` alone means the direct provider, as the variable.
+        ingest = raw["ingest"]
+        if "provider" not in ingest:
+            ingest["provider"] = "direct" if ingest.get("unique_ids") else "mock"
+            ingest["provider_fallback"] = ingest["provider"] == "mock"
 
         top = raw.pop("")
         try:

@@ -3,7 +3,10 @@
 The Dockerfile is parsed with ``dockerfile-parse`` (its instructions, the stages, ``ARG``
 substitution in ``FROM``, the final stage's ``ENV``); the build context is what the Docker SDK's
 own ``.dockerignore`` matcher (``docker.utils.build.exclude_paths``) keeps; the Compose files are
-YAML. Nothing here re-implements Docker or Compose: the helpers only pick the parsed values apart.
+YAML. Nothing here re-implements Docker or Compose: the helpers only pick the parsed values apart,
+except ``container_environment``, which applies the few documented Compose rules that decide what
+a container's process receives (``env_file`` under ``environment``, ``${...}`` interpolation) to
+the plain subset of them the project's files use, and fails on anything outside that subset.
 """
 
 from __future__ import annotations
@@ -130,3 +133,83 @@ def environment(service: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(env, list):
         return dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
     return dict(env)
+
+
+# -- what a container receives -----------------------------------------------------------------
+REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
+"""A variable reference as the Compose Specification's interpolation section writes it."""
+ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)")
+
+
+def env_file_values(text: str) -> dict[str, str]:
+    """``NAME=value`` lines of an env file, as Compose reads the plain ones: blank lines and
+    ``#`` comments skipped, the value up to the end of the line, stripped. Quotes, ``export``,
+    trailing comments and ``$`` (which Compose would interpolate) are refused, not emulated."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = ASSIGNMENT.fullmatch(stripped)
+        assert match, f"line {number} is not NAME=value: {line!r}"
+        value = match["value"].strip()
+        plain = not value.startswith(("'", '"')) and " #" not in value and "$" not in value
+        assert plain, f"line {number}: quotes, a trailing comment or $ in {line!r}"
+        values[match["name"]] = value
+    return values
+
+
+def interpolate(value: str, variables: Mapping[str, str]) -> str:
+    """``value`` with each ``${NAME...}`` resolved from ``variables`` (Compose's rules: ``:-``
+    and ``-`` defaults, ``:?`` and ``?`` errors, ``:+`` and ``+`` alternatives, ``$$``)."""
+
+    def resolve(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"] or "", match["arg"]
+        present = name in variables
+        current = variables.get(name, "")
+        empty = not current if op.startswith(":") else not present
+        if op.endswith("-"):
+            return arg if empty else current
+        if op.endswith("?"):
+            assert not empty, f"Compose refuses to start: {arg or name}"
+            return current
+        if op.endswith("+"):
+            return "" if empty else arg
+        return current
+
+    return REFERENCE.sub(resolve, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def env_files(service: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """(path, required) of each ``env_file`` entry, in order (short or long syntax)."""
+    entries = service.get("env_file") or []
+    if isinstance(entries, str):
+        entries = [entries]
+    out = []
+    for entry in entries:
+        if isinstance(entry, str):
+            out.append((entry, True))
+        else:
+            required = entry.get("required", True)
+            out.append((entry["path"], str(required).lower() not in {"false", "0"}))
+    return out
+
+
+def container_environment(
+    service: Mapping[str, Any], project_dir: Path, variables: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables a service's process gets from Compose: its ``env_file`` files (relative to
+    ``project_dir``), then its ``environment`` over them (Compose: ``environment`` wins), each
+    interpolated from ``variables`` (the shell and the project's .env, as Compose reads them).
+    The image's own ``ENV`` is not included."""
+    received: dict[str, str] = {}
+    for path, required in env_files(service):
+        file = project_dir / interpolate(path, variables)
+        if not file.exists():
+            assert not required, f"Compose refuses to start: env_file {file} is missing"
+            continue
+        received.update(env_file_values(file.read_text(encoding="utf-8")))
+    for name, value in environment(service).items():
+        assert value is not None, f"{name}: a bare name takes its value from the shell"
+        received[name] = interpolate(str(value), variables)
+    return received

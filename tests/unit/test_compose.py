@@ -23,6 +23,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -30,12 +31,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 import jsonschema
 import pytest
 
-from tests.support.containers import COMPOSE, COMPOSE_TEST, environment, load_compose
+from tests.support.containers import (
+    COMPOSE,
+    COMPOSE_TEST,
+    REFERENCE,
+    container_environment,
+    env_file_values,
+    environment,
+    exec_form,
+    load_compose,
+    stages,
+    values,
+)
 from tests.support.paths import FIXTURES, REPO
+from tests.support.readme import code_blocks, commands, configuration_table, section
 from ttlp.settings import Settings, documented_variables
+from ttlp.tiktok.providers.fallback import fake_events_warning
 
 ENV_EXAMPLE = REPO / ".env.example"
 SCHEMA = FIXTURES / "compose-spec.json"
@@ -52,12 +67,24 @@ SECRET_VARIABLES = {
 }
 REQUIRED_SECRETS = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET"}
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|API_KEY|TOKEN|SESSION_ID|AUTH", re.IGNORECASE)
-REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
-"""A variable reference as the Compose Specification's interpolation section writes it."""
 DUMMY_SECRET = "0123456789abcdef" * 4
 DUMMY_ENV = dict.fromkeys(REQUIRED_SECRETS, DUMMY_SECRET)
 COMPOSE_ONLY = {"COMPOSE_PROFILES", "TTLP_IMAGE", "POSTGRES_PASSWORD", "REDIS_PASSWORD"}
 """Variables of .env.example that configure Compose, not ttlp."""
+FORCED = {
+    "REDIS_URL": f"redis://:{DUMMY_SECRET}@redis:6379/0",
+    "DATABASE_URL": f"postgresql://ttlp:{DUMMY_SECRET}@postgres:5432/ttlp",
+    "API_HOST": "0.0.0.0",
+    "API_PORT": "3000",
+    "METRICS_PORT": "9100",
+    "TTLP_DATA_DIR": "/data",
+    "CONSUMER_NAME": "",
+}
+"""What docker-compose.yml gives every ttlp service whatever .env says (with the dummy
+passwords): its ``environment:`` wins over ``env_file``."""
+CHECKED = {"JWT_SECRET"}
+"""In ``environment:`` only so that Compose refuses to start without it: .env's value."""
+COMMENTED = re.compile(r"#\s?([A-Z][A-Z0-9_]*)=(.*)")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -277,26 +304,151 @@ def test_app_service_environment_builds_valid_settings(
         assert settings.metrics_port == 9100
 
 
-def test_app_services_pass_the_tiktok_settings_through(compose: dict[str, Any]) -> None:
-    passed = {
-        "INGEST_PROVIDER",
-        "TIKTOK_UNIQUE_ID",
-        "EULER_API_KEY",
-        "SESSION_ID",
-        "RECONNECT_MAX_ATTEMPTS",
-        "EVENT_RETENTION_DAYS",
-        "LOG_LEVEL",
-        "REDIS_CONSUMER_GROUP_PREFIX",
-        "MOCK_RATE",
-        "MOCK_LOOP",
-    }
+# -- every setting reaches every ttlp service: the README table, .env.example, Compose ----------
+def dot_env(tmp_path: Path, text: str) -> dict[str, str]:
+    """``text`` as the project's .env (next to a copy of docker-compose.yml's directory view):
+    the variables Compose interpolates with, the required secrets filled in as a user would."""
+    filled = re.sub(
+        rf"^({'|'.join(sorted(REQUIRED_SECRETS))})=$", rf"\1={DUMMY_SECRET}", text, flags=re.M
+    )
+    (tmp_path / ".env").write_text(filled, encoding="utf-8")
+    return env_file_values(filled)
+
+
+def received(
+    compose: dict[str, Any], name: str, tmp_path: Path, env: dict[str, str]
+) -> dict[str, str]:
+    """What the ttlp process of service ``name`` gets, with ``tmp_path/.env`` as the project's
+    .env (the one `env_file: .env` names, relative to the compose file)."""
+    return container_environment(compose["services"][name], tmp_path, env)
+
+
+def example_lines() -> dict[str, tuple[bool, str]]:
+    """Every variable .env.example shows: name → (set, i.e. not commented out; its value)."""
+    shown: dict[str, tuple[bool, str]] = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        set_ = re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line)
+        commented = COMMENTED.fullmatch(line)
+        match = set_ or commented
+        if match and match.group(1) not in shown:
+            shown[match.group(1)] = (set_ is not None, match.group(2))
+    return shown
+
+
+def test_the_readme_table_env_example_and_compose_name_the_same_variables(
+    compose: dict[str, Any],
+) -> None:
+    """The three lists: the README's Configuration table is every variable ttlp reads,
+    .env.example shows each of them (set, or commented out at its default), and each ttlp
+    service reads .env whole, its ``environment:`` forcing only the documented few."""
+    readme = configuration_table()
+    assert set(readme) == {v.name for v in documented_variables()}
+    shown = example_lines()
+    assert sorted(set(readme) - set(shown)) == [], "README variables missing from .env.example"
+    assert sorted(set(shown) - set(readme) - COMPOSE_ONLY) == [], "unknown in .env.example"
+    defaults = {v.name: v.default for v in documented_variables()}
+    for name, (is_set, value) in shown.items():
+        if name in readme and not is_set:  # uncommenting it must not change anything
+            assert value in {"", defaults[name]}, f"# {name}={value}: not ttlp's default"
     for name, service in app_services(compose).items():
-        env = environment(service)
-        for variable in passed:
-            match = REFERENCE.fullmatch(str(env.get(variable)))
-            assert match is not None, f"{name}: {variable} is not passed through"
-            # An unset variable stays empty, which ttlp reads as "use my default".
-            assert (match["name"], match["op"], match["arg"]) == (variable, ":-", ""), name
+        assert set(environment(service)) == set(FORCED) | CHECKED, name
+        assert [(f["path"], f["required"]) for f in service["env_file"]] == [(".env", False)], name
+
+
+def test_every_variable_set_in_env_example_reaches_every_ttlp_service(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    env = dot_env(tmp_path, ENV_EXAMPLE.read_text(encoding="utf-8"))
+    for name in app_services(compose):
+        got = received(compose, name, tmp_path, env)
+        for variable, value in env.items():
+            assert got[variable] == FORCED.get(variable, value), f"{name}: {variable}"
+        for variable, value in FORCED.items():
+            assert got[variable] == value, f"{name}: {variable}"
+
+
+def test_every_readme_variable_set_in_env_reaches_every_ttlp_service(
+    compose: dict[str, Any], compose_test: dict[str, Any], tmp_path: Path
+) -> None:
+    """.env.example with every line uncommented and a value of its own: each reaches each ttlp
+    service, except what the compose file forces (and the test override, its own)."""
+    lines = []
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"#?\s?([A-Z][A-Z0-9_]*)=.*", line)
+        if match and match.group(1) not in COMPOSE_ONLY:
+            line = f"{match.group(1)}=from-env-{match.group(1).lower()}"
+        lines.append(line)
+    env = dot_env(tmp_path, "\n".join(lines) + "\n")
+    assert set(configuration_table()) <= set(env)
+    for name in app_services(compose):
+        got = received(compose, name, tmp_path, env)
+        for variable in configuration_table():
+            expected = FORCED.get(variable, env[variable])
+            assert got[variable] == expected, f"{name}: {variable}"
+        merged = {
+            **compose["services"][name],
+            "environment": {
+                **environment(compose["services"][name]),
+                **environment(compose_test["services"][name]),
+            },
+        }
+        under_test = container_environment(merged, tmp_path, env)
+        assert under_test["INGEST_PROVIDER"] == "mock", name
+        assert under_test["TIKTOK_UNIQUE_ID"] == "", name
+        assert under_test["WEBHOOK_ALLOWLIST"] == env["WEBHOOK_ALLOWLIST"], name
+
+
+def test_env_example_as_env_runs_the_mock_and_says_so(
+    compose: dict[str, Any], compose_test: dict[str, Any], tmp_path: Path
+) -> None:
+    """Copied as it is, .env.example names no streamer: every ttlp service gets valid settings
+    that run the mock provider and carry its warning; with a streamer, no warning; under the
+    test override the mock is chosen on purpose, also without it."""
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    env = dot_env(tmp_path, text)
+    for name in app_services(compose):
+        settings = Settings.from_env(received(compose, name, tmp_path, env))
+        assert (settings.api.port, settings.metrics_port) == (3000, 9100), name
+        assert settings.ingest.provider == "mock", name
+        assert fake_events_warning(settings) is not None, name
+        merged = {
+            **compose["services"][name],
+            "environment": {
+                **environment(compose["services"][name]),
+                **environment(compose_test["services"][name]),
+            },
+        }
+        assert (
+            fake_events_warning(Settings.from_env(container_environment(merged, tmp_path, env)))
+            is None
+        )
+    env = dot_env(
+        tmp_path, text.replace("\nTIKTOK_UNIQUE_ID=\n", "\nTIKTOK_UNIQUE_ID=luna.beats\n")
+    )
+    settings = Settings.from_env(received(compose, "ingest", tmp_path, env))
+    assert (settings.ingest.provider, settings.ingest.unique_ids) == ("direct", ("luna.beats",))
+    assert fake_events_warning(settings) is None
+
+
+def test_a_dot_env_for_running_ttlp_directly_cannot_misdirect_a_container(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    outside = "\n".join(
+        [
+            *(f"{name}={DUMMY_SECRET}" for name in sorted(REQUIRED_SECRETS)),
+            "REDIS_URL=redis://localhost:6379/0",
+            "DATABASE_URL=postgresql://me@localhost/ttlp",
+            "API_HOST=127.0.0.1",
+            "API_PORT=8080",
+            "METRICS_PORT=9200",
+            "TTLP_DATA_DIR=/home/me/ttlp",
+            "CONSUMER_NAME=laptop",
+        ]
+    )
+    env = dot_env(tmp_path, outside + "\n")
+    for name in app_services(compose):
+        got = received(compose, name, tmp_path, env)
+        assert {k: got[k] for k in FORCED} == FORCED, name
 
 
 def test_every_long_running_service_has_a_healthcheck(
@@ -325,7 +477,11 @@ def test_every_long_running_service_has_a_healthcheck(
 def test_one_shot_migrate_runs_before_every_role(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["migrate"]["command"] == ["migrate"]
-    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    # Redis too: one-off commands run in this service (`run --rm migrate accounts add ...`).
+    assert services["migrate"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
     for name, service in app_services(compose).items():
         if name == "migrate":
             continue
@@ -375,6 +531,72 @@ def test_profiles_select_one_deployment(
     assert started == expected
     for name in started:  # Compose refuses a service that depends on one left out
         assert set(services[name].get("depends_on", {})) <= started, name
+
+
+def ttlp_command(args: list[str]) -> click.Context:
+    """``ttlp args`` parsed by ttlp's own CLI, down to its subcommand, without running it (an
+    unknown command, a missing required option or a bad value raises click's error)."""
+    from ttlp.cli import cli
+
+    command: click.Command = cli
+    words, path = list(args), ["ttlp"]
+    while isinstance(command, click.Group):
+        assert words, f"`{' '.join(path)}` needs a subcommand"
+        name, *words = words
+        sub = command.get_command(click.Context(command), name)
+        assert sub is not None, f"ttlp has no command `{' '.join([*path, name])}`"
+        command, path = sub, [*path, name]
+    return command.make_context(" ".join(path), words)
+
+
+def compose_runs() -> list[list[str]]:
+    """Every complete ``docker compose run --rm ...`` the README's Docker section shows."""
+    text = section("Deploying with Docker Compose")
+    shown = [c for block in code_blocks(text) for c in commands(block)]
+    shown += re.findall(r"`(docker compose run [^`]*)`", text)
+    return [shlex.split(c) for c in shown if c.startswith("docker compose run --rm ")]
+
+
+def test_the_readme_first_account_command_works_in_either_profile(
+    compose: dict[str, Any],
+) -> None:
+    """``docker compose run --rm <service> <ttlp args>``: the service exists whichever profile
+    is up (it has none), runs the ttlp image's ``ttlp`` entrypoint with the stack's settings,
+    starts what ``ttlp accounts`` connects to (PostgreSQL and Redis: it opens the bus too), and
+    the rest is a command ttlp's CLI accepts."""
+    runs = compose_runs()
+    accounts = [argv for argv in runs if "accounts" in argv]
+    assert len(accounts) == 1, "the README shows one first-account command"
+    (entrypoint,) = values(stages()[-1], "ENTRYPOINT")
+    assert exec_form(entrypoint) == ["ttlp"]
+    services = compose["services"]
+    for argv in runs:
+        options, rest = argv[3:], []
+        while options and options[0].startswith("-"):
+            flag = options.pop(0)
+            if flag in {"-e", "--env", "-u", "--user", "-w", "--workdir"}:
+                options.pop(0)
+        name, *rest = options
+        service = services[name]
+        for profiles in ({"all"}, {"split"}):
+            assert name in active(services, profiles), f"{name} is not up in profile {profiles}"
+        assert name in app_services(compose), name
+        assert "entrypoint" not in service, name
+        assert {"postgres", "redis"} <= set(service["depends_on"]), name
+        assert "DATABASE_URL" in environment(service)
+        assert "REDIS_URL" in environment(service)
+        ttlp_command(rest)
+    (first,) = accounts
+    context = ttlp_command(first[first.index("accounts") :])
+    assert context.command.name == "add"
+    assert (context.params["role"].upper(), context.params["scope"]) == ("STREAMER", "luna.beats")
+
+
+def test_a_command_ttlp_does_not_have_is_caught() -> None:
+    with pytest.raises(click.UsageError):
+        ttlp_command(["accounts", "add", "luna", "--scope", "x"])  # no --role
+    with pytest.raises(AssertionError, match="no command"):
+        ttlp_command(["acounts", "add"])
 
 
 def test_env_example_makes_the_all_in_one_the_default(compose: dict[str, Any]) -> None:

@@ -87,6 +87,29 @@ def test_provider_defaults_to_direct_when_a_streamer_is_named() -> None:
     assert Settings.from_env({"TIKTOK_UNIQUE_ID": " , "}).ingest.provider == "mock"
 
 
+def test_a_streamer_flag_alone_means_the_direct_provider_too() -> None:
+    """``ttlp run --unique-id alice`` watches alice, as TIKTOK_UNIQUE_ID=alice does."""
+    s = Settings.from_env({}, **{"ingest.unique_ids": ("alice",)})
+    assert (s.ingest.provider, s.ingest.provider_fallback) == ("direct", False)
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "fallback"),
+    [
+        ({}, {}, True),
+        ({"TIKTOK_UNIQUE_ID": " , "}, {}, True),
+        ({"INGEST_PROVIDER": "mock"}, {}, False),
+        ({}, {"ingest.provider": "mock"}, False),
+        ({"TIKTOK_UNIQUE_ID": "alice"}, {}, False),
+    ],
+    ids=["nothing", "blank-streamer", "variable", "flag", "streamer"],
+)
+def test_the_mock_is_a_fallback_only_when_nothing_named_a_provider_or_streamer(
+    env: dict[str, str], flags: dict[str, Any], fallback: bool
+) -> None:
+    assert Settings.from_env(env, **flags).ingest.provider_fallback is fallback
+
+
 def test_blank_values_count_as_unset() -> None:
     s = Settings.from_env({"REDIS_URL": "", "API_PORT": "  ", "INGEST_PROVIDER": ""})
     assert s.bus.redis_url is None
