@@ -153,6 +153,9 @@ async def test_fixture_through_the_pipeline_then_replay(
         f"dead-letter queue ({key_prefix}ttlc:dlq): {len(MALFORMED)} entries",
     ):
         assert needle in status.stdout, status.stdout
+    # Ingest's report on the shared bus: the mock published its fixture and is done.
+    [mock] = [line for line in status.stdout.splitlines() if "@mock" in line]
+    assert [c.strip() for c in mock.split("│") if c.strip()][:3] == ["@mock", "mock", "finished"]
 
     assert services.stop(proc) == 0, services.log_of(proc)[-3000:]
     assert "Traceback" not in services.log_of(proc)

@@ -48,12 +48,13 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ttlp.aio import parse_iso, to_iso
+from ttlp.aio import as_utc, parse_iso, to_iso
 from ttlp.contracts.events import (
     EVENT_CLASSES,
     RAW_SCHEMA_VERSION,
@@ -249,6 +250,41 @@ class Store:
                 f"session {source_session_id} is not in the database: check the session id "
                 "(a replay needs a session whose frames were archived)"
             )
+
+    async def close_interrupted_sessions(self, quiet_since: datetime | None = None) -> list[str]:
+        """Close the live sessions a crash left open (no DISCONNECTED or stream end came): ended
+        at their last event (their start when they have none), ``meta.interrupted`` true.
+
+        ``quiet_since``: only sessions with nothing ingested after it (another ingest replica
+        may still be feeding the others; ingest time, not TikTok's: a recorded session fed
+        through the mock carries old TikTok times); None: every open live session (one process,
+        just started). Returns the ids closed."""
+        s, e = tables.sessions, tables.events
+        mine = e.c.session_id == s.c.id
+        last_event = select(func.max(e.c.timestamp)).where(mine).scalar_subquery()
+        last_ingested = select(func.max(e.c.ingested_at)).where(mine).scalar_subquery()
+        query = select(
+            s.c.id,
+            s.c.created_at,
+            s.c.meta,
+            last_event.label("last"),
+            last_ingested.label("ingested"),
+        ).where(s.c.type == "live", s.c.ended_at.is_(None))
+        closed: list[str] = []
+        async with self.engine.begin() as conn:
+            for row in (await conn.execute(query)).all():
+                ended = row.last or row.created_at
+                heard = row.ingested or ended
+                if quiet_since is not None and as_utc(heard) > quiet_since:
+                    continue
+                meta = {**(row.meta or {}), "interrupted": True}
+                await conn.execute(
+                    update(s)
+                    .where(s.c.id == row.id, s.c.ended_at.is_(None))
+                    .values(ended_at=ended, meta=meta)
+                )
+                closed.append(row.id)
+        return closed
 
     # -- reads -------------------------------------------------------------------------------
     async def iter_session_frames(

@@ -1,5 +1,6 @@
 """ingest: a provider (direct: TikTokLive; euler: Euler Stream; mock: an NDJSON file) and
-replay requests from ``ttlc:control`` → ``ttlc:raw``. One supervisor per streamer."""
+replay requests from ``ttlc:control`` → ``ttlc:raw``. One supervisor per streamer; a warning
+while the mock stands in for an unconfigured streamer on a deployment."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from ttlp.bus.base import Entry
 from ttlp.bus.consumer import BatchHandler, Failure
 from ttlp.errors import TtlpError
 from ttlp.runtime import Context
-from ttlp.tiktok.providers import make_provider
+from ttlp.tiktok.providers import fallback, make_provider
 from ttlp.tiktok.providers.base import Provider
 from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.replay import replay_session
+from ttlp.tiktok.status import Sink, StreamerStatus, encode, report_field
 from ttlp.tiktok.supervisor import StreamerSupervisor, SupervisorSettings
 
 
@@ -101,9 +103,20 @@ def supervisors(
                 streak_timeout_s=ingest.streak_timeout_s,
             ),
             lease=None if mock else ctx.bus.lease(ctx.keys.lease(handle), owner, ingest.lease_ms),
+            status_sink=status_sink(ctx),
+            replica=ctx.settings.bus.consumer_name,
         )
         for handle in handles
     ]
+
+
+def status_sink(ctx: Context) -> Sink:
+    """Reports go to the bus, one field per (streamer, replica): ``ttlp.tiktok.status``."""
+
+    async def sink(status: StreamerStatus) -> None:
+        await ctx.bus.set_status(ctx.keys.ingest_status, report_field(status), encode(status))
+
+    return sink
 
 
 async def run(ctx: Context, stop: asyncio.Event) -> None:
@@ -125,6 +138,8 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
             publisher = publisher_for(ctx, provider)
             for supervisor in supervisors(ctx, provider, publisher):
                 group.create_task(supervisor.run(stop))
+            # No streamer configured: the mock's events are fake, and a deployment must say so.
+            group.create_task(fallback.announce(ctx.settings, stop))
     if publisher is not None and (left := await publisher.drain(ctx.settings.grace_period_s)):
         logger.bind(role="ingest").error(
             "stopping with frames the bus never took (it was unreachable)", frames=left

@@ -7,11 +7,13 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import msgspec
 from loguru import logger
 
+from ttlp.aio import sleep_or_stop
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
 from ttlp.bus.consumer import BatchHandler, Failure
@@ -29,6 +31,9 @@ from ttlp.runtime import Context
 
 # A newcomer running `make run` should see the store at work without a line per batch.
 PROGRESS_EVERY_S: Final = 5.0
+CATCH_UP_POLL_S: Final = 1.0
+INTERRUPTED_WITHOUT_SILENCE_S: Final = 600.0
+"""With the silence watchdog off, how long a session must have been quiet to be closed."""
 
 
 def make_archive_handler(store: Store, max_frame_bytes: int) -> BatchHandler:
@@ -120,6 +125,52 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
         handler=make_events_handler(ctx.store),
         stage="store",
     )
+    if ctx.settings.embedded_bus:
+        # This process is the only ingest, and nothing of this run is stored yet.
+        await close_interrupted_sessions(ctx, stop)
     async with asyncio.TaskGroup() as group:
         group.create_task(archive.run(stop))
         group.create_task(storage.run(stop))
+        if not ctx.settings.embedded_bus:
+            group.create_task(close_interrupted_sessions(ctx, stop))
+
+
+async def close_interrupted_sessions(ctx: Context, stop: asyncio.Event) -> None:
+    """At start, close the live sessions a crash left open ("running" forever otherwise).
+
+    On the embedded default this process is the only ingest and has just started: every open
+    live session was interrupted, and it runs before anything of this run is stored. On a
+    shared bus it runs once the events waiting on the bus are stored, and other ingest replicas
+    may be connected: only sessions with nothing ingested for ``interrupted_after_s`` are
+    closed (a connected session hears from TikTok at least every ``INGEST_SILENCE_S``, or is
+    cut with a DISCONNECTED)."""
+    log = logger.bind(role="store")
+    try:
+        quiet_since = None
+        if not ctx.settings.embedded_bus:
+            while not stop.is_set() and not await _caught_up(ctx):
+                await sleep_or_stop(stop, CATCH_UP_POLL_S)
+            if stop.is_set():
+                return
+            quiet_since = datetime.now(UTC) - timedelta(seconds=interrupted_after_s(ctx))
+        closed = await ctx.store.close_interrupted_sessions(quiet_since)
+    except Exception as exc:  # the database away: the next start tries again
+        log.warning("could not close interrupted sessions", error=f"{type(exc).__name__}: {exc}")
+        return
+    if closed:
+        log.warning(
+            "closed sessions a crash left open (marked interrupted)",
+            sessions=len(closed),
+            first=closed[0],
+        )
+
+
+def interrupted_after_s(ctx: Context) -> float:
+    silence = ctx.settings.ingest.silence_s
+    return 2 * silence + 60 if silence > 0 else INTERRUPTED_WITHOUT_SILENCE_S
+
+
+async def _caught_up(ctx: Context) -> bool:
+    groups = await ctx.bus.groups(ctx.keys.events)
+    mine = next((g for g in groups if g.name == ctx.keys.group(keys.GROUP_STORAGE)), None)
+    return mine is not None and not mine.pending and not mine.lag

@@ -18,10 +18,11 @@ from typing import Any, Final
 
 from loguru import logger
 
-from ttlp.aio import Backoff
+from ttlp.aio import Backoff, now_iso
 from ttlp.bus.lease import Lease
 from ttlp.tiktok.providers.base import ConnectionEnded, Outcome, Provider, Session
 from ttlp.tiktok.publish import FramePublisher
+from ttlp.tiktok.status import Sink, State, StatusReporter
 from ttlp.tiktok.streaks import StreakTracker
 
 RECONNECT_BACKOFF: Final = Backoff(initial_s=1.0, max_s=60.0, factor=2.0, jitter=0.2)
@@ -65,13 +66,28 @@ class StreamerSupervisor:
     """What each connection ended with, in order (observability and tests)."""
     retry_after_s: float | None = field(default=None, init=False)
     """The wait the last connection's ``ConnectionEnded`` asked for, if any."""
+    status_sink: Sink | None = None
+    """Where this streamer's ``StreamerStatus`` is reported (``ttlp.tiktok.status``)."""
+    replica: str = ""
 
     def __post_init__(self) -> None:
         self.log = logger.bind(role="ingest", provider=self.provider.name, uniqueId=self.unique_id)
         # One tracker per streamer: a streak survives a reconnect (a new session).
         self.streaks = StreakTracker(self.settings.streak_timeout_s)
+        self.status = StatusReporter(
+            self.unique_id, self.provider.name, self.replica, self.status_sink
+        )
+        self.last_reason: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self.status.set("starting")
+        try:
+            await self._run(stop)
+        finally:
+            if stop.is_set():
+                await self.status.set("stopped", reason="ttlp is stopping")
+
+    async def _run(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             if self.lease is not None and not await self._wait_for_lease(stop):
@@ -85,8 +101,10 @@ class StreamerSupervisor:
                 failures = 0
             if outcome is Outcome.STOP:
                 self.log.error("giving up on this streamer")
+                await self.status.set("stopped", reason=self.last_reason)
                 break
             if outcome is Outcome.FINISHED:
+                await self.status.set("finished", reason=self.last_reason)
                 break
             if outcome is Outcome.POLL:
                 failures = 0
@@ -98,6 +116,11 @@ class StreamerSupervisor:
                 max_attempts = self.settings.max_attempts
                 if max_attempts and failures >= max_attempts:
                     self.log.error("reconnect attempts exhausted", attempts=failures)
+                    await self.status.set(
+                        "stopped",
+                        reason=f"{failures} reconnect attempts failed in a row "
+                        f"(RECONNECT_MAX_ATTEMPTS); the last: {self.last_reason}",
+                    )
                     break
                 delay = RECONNECT_BACKOFF.delay(failures)
             if self.retry_after_s is not None:
@@ -118,6 +141,9 @@ class StreamerSupervisor:
                     await self.lease.release()
             if delay > 0:
                 self.log.info("next attempt", outcome=outcome.value, in_s=round(delay, 2))
+            if delay > 0:
+                waiting: State = "waiting_for_live" if outcome is Outcome.POLL else "backing_off"
+                await self.status.set(waiting, reason=self.last_reason, in_s=delay)
             await self._sleep_or_stop(stop, delay)
         if self.lease is not None:
             with contextlib.suppress(Exception):
@@ -134,9 +160,11 @@ class StreamerSupervisor:
             clock=self.clock,
         )
         started = self.clock()
+        await self.status.set("checking")
         try:
             if not await self.provider.is_live(self.unique_id):
                 self.log.info("streamer is offline")
+                self.last_reason = "the streamer is not live"
                 return Outcome.POLL, 0.0
             self.sessions.append(session.session_id)
             await self._run_connection(session, stop)
@@ -147,11 +175,14 @@ class StreamerSupervisor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an unexpected failure is a reason to reconnect, not to die
-            outcome, code, reason = Outcome.RECONNECT, None, f"{type(exc).__name__}: {exc}"
+            outcome, code, reason = Outcome.RECONNECT, None, describe_failure(exc)
             self.log.opt(exception=exc).warning("connection failed")
             if session.room_id:
                 await session.error(reason, type(exc).__name__)
         lasted = self.clock() - started
+        self.last_reason = reason
+        if session.room_id:  # joined, even if it ended before the watchdog saw it
+            await self.status.connected(session.room_id, session.session_id)
         if stop.is_set():
             outcome, reason = Outcome.STOP, "ttlp is stopping"
             if session.room_id:  # streaks still open would never be counted: close them now
@@ -199,12 +230,21 @@ class StreamerSupervisor:
         settings = self.settings
         periods = [p / 4 for p in (settings.silence_s, settings.streak_timeout_s) if p > 0]
         every = min([1.0, *periods])
+        reported_connection = False
+        reported_message: float | None = None
         while not stop.is_set():
             await self._sleep_or_stop(stop, every, self.tick)
             if stop.is_set():
                 return
             await session.expire_streaks()
             last = session.last_message_at
+            # Joined the room (the mock, which joins none, once it publishes).
+            if (session.room_id or session.frames) and not reported_connection:
+                reported_connection = True
+                await self.status.connected(session.room_id, session.session_id)
+            if last is not None and last != reported_message and reported_connection:
+                reported_message = last
+                await self.status.message_seen(now_iso(), self.clock())
             if settings.silence_s > 0 and last is not None:
                 quiet = self.clock() - last
                 if quiet >= settings.silence_s:
@@ -237,8 +277,10 @@ class StreamerSupervisor:
             except Exception as exc:  # Redis away: keep trying, never connect without a lease
                 self.log.warning("cannot reach the lease", error=str(exc)[:200])
             if not logged:
-                self.log.info(
-                    "another replica holds this streamer", holder=await _holder(self.lease)
+                holder = await _holder(self.lease)
+                self.log.info("another replica holds this streamer", holder=holder)
+                await self.status.set(
+                    "waiting_for_lease", reason=f"replica {holder or '?'} holds this streamer"
                 )
                 logged = True
             await self._sleep_or_stop(stop, self.lease.ttl_ms / 3000)
@@ -257,6 +299,29 @@ class StreamerSupervisor:
         await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
         for task in (waiter, sleeper):
             task.cancel()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """``Type: message``, and the host the failure was about when the error (or its cause)
+    knows it: "ConnectError: [Errno 111] Connection refused (host webcast.tiktok.com)"."""
+    text = f"{type(exc).__name__}: {exc}"
+    host = _host_of(exc)
+    return f"{text} (host {host})" if host and host not in text else text
+
+
+def _host_of(exc: BaseException) -> str | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        try:  # httpx errors: .request (a RuntimeError when the error has none)
+            host = getattr(getattr(getattr(current, "request", None), "url", None), "host", None)
+        except RuntimeError:
+            host = None
+        if isinstance(host, str) and host:
+            return host
+        current = current.__cause__ or current.__context__
+    return None
 
 
 async def _holder(lease: Lease) -> str | None:

@@ -75,6 +75,9 @@ class SessionOut(msgspec.Struct, rename="camel"):
     ended_at: str | None
     replayed_from: str | None
     event_count: int | None = None
+    interrupted: bool = False
+    """The connection ended without a DISCONNECTED (ttlp crashed or was killed): closed at
+    ttlp's next start, at its last event."""
     complete: bool | None = None
     """One session's page only: whether ttlp was connected all the while the streamer was
     live around and during it (no ``gaps``)."""
@@ -227,6 +230,7 @@ def session_out(row: dict[str, Any], event_count: int | None = None) -> SessionO
         ended_at=iso(row.get("ended_at")),
         replayed_from=meta.get("replayedFrom") if isinstance(meta, dict) else None,
         event_count=event_count,
+        interrupted=isinstance(meta, dict) and meta.get("interrupted") is True,
     )
 
 
