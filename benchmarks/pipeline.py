@@ -143,7 +143,7 @@ async def run_pipeline(
         _instrument(ctx, latencies)
         stop = asyncio.Event()
         roles = [asyncio.create_task(ROLES[name].load()(ctx, stop)) for name in BENCH_ROLES]
-        provider = MockProvider(lines, rate=rate, loop=False)
+        provider = MockProvider(lines, rate=rate, loop=False, restamp=True)
         publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,))
         started = time.perf_counter()
         producer = asyncio.create_task(StreamerSupervisor(provider, "mock", publisher).run(stop))

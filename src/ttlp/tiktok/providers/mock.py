@@ -126,10 +126,21 @@ class MockProvider:
 
     name: ProviderName = "mock"
 
-    def __init__(self, lines: list[Line], *, rate: float = 0.0, loop: bool = False) -> None:
+    def __init__(
+        self,
+        lines: list[Line],
+        *,
+        rate: float = 0.0,
+        loop: bool = False,
+        restamp: bool | None = None,
+    ) -> None:
+        """``restamp`` (default: as ``loop``): give each pass a new session, fresh seqNos and
+        the current time, as a load generator must (the pipeline benchmark sets it without
+        ``loop``: one pass of exactly the frames it counts)."""
         self.lines = lines
         self.rate = rate
         self.loop = loop
+        self.restamp = loop if restamp is None else restamp
         self._seq = SeqCounter()
         self._started: float | None = None
         self._sent = 0
@@ -153,7 +164,7 @@ class MockProvider:
                 lines=len(invalid),
                 first=invalid[0][:300],
             )
-        if self.loop:
+        if self.restamp:
             log.info("mock session started", session_id=session_id, frames=len(self.lines))
         else:
             log.info("mock publishing the fixture as written", frames=len(self.lines))
@@ -167,7 +178,7 @@ class MockProvider:
                 await publisher.publish_fields([line.fields])
                 continue
             assert line.frame is not None
-            if self.loop:
+            if self.restamp:
                 now = now_iso()
                 batch.append(
                     msgspec.structs.replace(
