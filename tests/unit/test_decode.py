@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.tiktoklive import importing_tiktoklive
 from ttlp.errors import PermanentError
 from ttlp.tiktok import decode
 
-# Importing TikTokLive gives its logger a stderr handler and stops it propagating to the
-# root logger, where ttlp's logging (and tests/unit/test_log.py) expects it: undo that here.
-_tiktok_logger = logging.getLogger("TikTokLive")
-_logger_state = (list(_tiktok_logger.handlers), _tiktok_logger.propagate, _tiktok_logger.level)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # TikTokLive's websockets import
+with importing_tiktoklive():
     import TikTokLive.proto as P
     from TikTokLive.events.proto_events import EVENT_MAPPINGS
     from TikTokLiveProto.v3.webcast.model.base import emoji
     from TikTokLiveProto.v3.webcast.model.message import common as message_common
-_tiktok_logger.handlers[:], _tiktok_logger.propagate = _logger_state[0], _logger_state[1]
-_tiktok_logger.setLevel(_logger_state[2])
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MAPPED_TYPES = (

@@ -21,9 +21,7 @@ from __future__ import annotations
 import base64
 import collections
 import json
-import logging
 import os
-import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,25 +32,19 @@ import msgspec
 import pytest
 
 from tests.support.paths import FIXTURES, REPO
+from tests.support.tiktoklive import importing_tiktoklive
 from ttlp.contracts import events as ev
 from ttlp.contracts.events import RawFrame
 from ttlp.tiktok import decode
 from ttlp.tiktok.normalize import normalize_frame
 
-# Importing TikTokLive gives its logger a stderr handler and stops it propagating to the
-# root logger, where ttlp's logging tests expect it: undo that here.
-_tiktok_logger = logging.getLogger("TikTokLive")
-_logger_state = (list(_tiktok_logger.handlers), _tiktok_logger.propagate, _tiktok_logger.level)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # TikTokLive's websockets import
+with importing_tiktoklive():
     from TikTokLive.client.client import TikTokLiveClient
     from TikTokLive.events import custom_events as custom
     from TikTokLive.events import proto_events as pe
     from TikTokLive.proto.custom_proto import ExtendedGift, ExtendedUser
     from TikTokLiveProto.v3.webcast.im import BarrageMessageBarrageType, LinkMicBattleBattleAction
     from TikTokLiveProto.v3.webcast.model.data import BadgeSceneType
-_tiktok_logger.handlers[:], _tiktok_logger.propagate = _logger_state[0], _logger_state[1]
-_tiktok_logger.setLevel(_logger_state[2])
 
 CORPUS_NAME: Final = "tiktoklivejava-2023.ndjson"
 CORPUS_PLACES: Final = (

@@ -312,9 +312,8 @@ def _gift(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     # repeatEnd=1 closes it. Non-streakable gifts are complete in their single frame, so
     # `streakEnd` is true for every frame that should be counted (DESIGN §4). A frame of a
     # streak the ingest already closed by its timeout counts as neither (ttlp.tiktok.streaks).
-    streak_active = streakable and not repeat_end
-    if data.get(STREAK_CLOSED_KEY) is True:
-        streak_active, repeat_end = False, False
+    closed = data.get(STREAK_CLOSED_KEY) is True
+    streak_active = streakable and not repeat_end and not closed
     name = _str(gift.get("name", data.get("giftName")), "gift.name") or f"gift {gift_id}"
     payload = {
         "giftId": gift_id,
@@ -323,7 +322,7 @@ def _gift(frame: RawFrame, data: dict[str, Any]) -> Mapped:
         "coins": (diamonds or 0) * repeat,
         "diamondCount": diamonds,
         "streakActive": streak_active,
-        "streakEnd": not streak_active and data.get(STREAK_CLOSED_KEY) is not True,
+        "streakEnd": not streak_active and not closed,
         "isGiftStreak": streakable,
         "giftImageUrl": _first_url(gift.get("image")),
     }
