@@ -86,8 +86,45 @@ class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
     url: Annotated[str | None, env("DATABASE_URL")] = None
     """PostgreSQL (postgresql://, postgres://, postgresql+asyncpg://) or sqlite:///;
     unset → SQLite file ``ttlp.db`` in the data directory."""
-    event_retention_days: Annotated[int, env("EVENT_RETENTION_DAYS")] = 90
-    """Events older than this are eligible for pruning."""
+
+
+class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How long data is kept (DESIGN §6, ttlp.db.retention). 0 = kept forever."""
+
+    event_retention_days: Annotated[int, env("EVENT_RETENTION_DAYS", ge=0)] = 90
+    """Events and raw frames older than this (by TikTok time) are archived: hidden from every
+    view, then deleted after RETENTION_GRACE_DAYS."""
+    grace_days: Annotated[int, env("RETENTION_GRACE_DAYS", ge=0)] = 7
+    """Archived events and frames are deleted this long after they were archived; until then
+    raising EVENT_RETENTION_DAYS and pruning again brings them back."""
+    actions_log_retention_days: Annotated[int, env("ACTIONS_LOG_RETENTION_DAYS", ge=0)] = 90
+    """Rule firings (actions_log) and finished forward deliveries older than this are deleted."""
+    session_retention_days: Annotated[int, env("SESSION_RETENTION_DAYS", ge=0)] = 365
+    """Sessions and streams that ended longer ago than this, with no events left, are deleted."""
+    user_retention_days: Annotated[int, env("USER_RETENTION_DAYS", ge=0)] = 365
+    """TikTok users not seen for this long are pseudonymized: handle, names and avatar
+    replaced, the id kept as a salted hash so counts survive; their notes are deleted."""
+    batch_size: Annotated[int, env("PRUNE_BATCH_SIZE", ge=100)] = 5_000
+    """Rows archived or deleted per transaction, so the live pipeline never waits long."""
+    interval_s: Annotated[float, env("PRUNE_INTERVAL_S", ge=0)] = 86_400.0
+    """How often the store role prunes (0 = never: prune with `ttlp prune` only)."""
+    pseudonym_salt: Annotated[
+        str | None, env("PSEUDONYM_SALT", default="random, kept in the database")
+    ] = None
+    """Secret salt of pseudonymized and erased user ids (secret); unset → generated once and
+    kept in the database's ttlp_meta table."""
+
+    def check(self) -> None:
+        """A user is pseudonymized only once nothing else names them: their events and raw
+        frames (raw frames are kept as received and cannot be rewritten) are deleted first."""
+        users, events = self.user_retention_days, self.event_retention_days
+        if users and (not events or users < events + self.grace_days):
+            raise ConfigError(
+                f"USER_RETENTION_DAYS ({users}) must be at least EVENT_RETENTION_DAYS + "
+                f"RETENTION_GRACE_DAYS ({events} + {self.grace_days}; 0 = events kept forever): "
+                "a user is pseudonymized only after their events and raw frames are deleted. "
+                "Raise USER_RETENTION_DAYS, or set it to 0 to keep users as they are"
+            )
 
 
 class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -218,6 +255,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbound: OutboundSettings = OutboundSettings()
     rules: RulesSettings = RulesSettings()
     forward: ForwardSettings = ForwardSettings()
+    retention: RetentionSettings = RetentionSettings()
     data_dir: Annotated[
         str, env("TTLP_DATA_DIR", default="$XDG_DATA_HOME/ttlp or ~/.local/share/ttlp")
     ] = ""
@@ -275,6 +313,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def _finish(self, environ: Mapping[str, str]) -> Settings:
         """Fill the defaults derived from other values (and from ``environ``'s home)."""
+        self.retention.check()
         changes: dict[str, Any] = {}
         if not self.data_dir:
             changes["data_dir"] = str(_data_home(environ) / "ttlp")
@@ -305,6 +344,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             self.ingest.session_id,
             self.ingest.sign_api_key,
             self.api.jwt_secret,
+            self.retention.pseudonym_salt,
         ]
         for url in (self.db.url, self.bus.redis_url):
             if url:

@@ -670,7 +670,7 @@ def test_env_example_values_are_valid_ttlp_settings() -> None:
     values = {k: v for k, v in env_example().items() if k not in COMPOSE_ONLY}
     settings = Settings.from_env(values)
     assert settings.api.port == int(values["API_PORT"])
-    assert settings.db.event_retention_days == int(values["EVENT_RETENTION_DAYS"])
+    assert settings.retention.event_retention_days == int(values["EVENT_RETENTION_DAYS"])
 
 
 # -- what docker-compose.test.yml changes ----------------------------------------------------------

@@ -44,7 +44,7 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert s.embedded_bus
     assert s.db.url is None
     assert s.ingest.provider == "mock"
-    assert (s.api.port, s.ingest.reconnect_max_attempts, s.db.event_retention_days) == (3000, 0, 90)
+    assert (s.api.port, s.ingest.reconnect_max_attempts, s.retention.event_retention_days) == (3000, 0, 90)
     assert s.log_level == "info"
     assert s.bus.prefix == ""
     assert s.bus.consumer_name  # the host name
@@ -77,7 +77,7 @@ def test_seed_variables_are_read() -> None:
     assert s.ingest.provider == "euler"
     assert s.ingest.unique_ids == ("alice", "bob")
     assert (s.bus.redis_url, s.db.url, s.api.port) == ("redis://r:6379/0", "postgres://x/y", 8080)
-    assert (s.ingest.reconnect_max_attempts, s.db.event_retention_days) == (7, 30)
+    assert (s.ingest.reconnect_max_attempts, s.retention.event_retention_days) == (7, 30)
     assert (s.log_level, s.bus.prefix, s.bus.stream_maxlen) == ("debug", "t1-", 500)
     assert (s.ingest.mock_loop, s.ingest.mock_rate) == (True, 2.5)
 

@@ -77,6 +77,8 @@ LIVE_DEDUPE_WHERE: Final = (
     "source = 'live' AND event_type NOT IN ('CONNECTED', 'DISCONNECTED', 'ERROR')"
 )
 """Rows the cross-session dedupe index covers: live, non-lifecycle events."""
+NOT_ARCHIVED: Final = "archived_at IS NULL"
+ARCHIVED: Final = "archived_at IS NOT NULL"
 
 streams: Final = Table(
     "streams",
@@ -119,8 +121,22 @@ raw_frames: Final = Table(
     Column("unique_id", String(HANDLE_LEN)),
     Column("data", Text, nullable=False),  # the frame's data as the JSON text it arrived in
     Column("received_at", Timestamp, nullable=False),
+    Column("archived_at", Timestamp),  # set by retention; deleted after the grace period
     UniqueConstraint("session_id", "type", "seq_no"),
     Index("ix_raw_frames_session_id_id", "session_id", "id"),
+    # Retention (0007): rows still live by TikTok time; archived rows by when they were.
+    Index(
+        "ix_raw_frames_timestamp_live",
+        "timestamp",
+        postgresql_where=text(NOT_ARCHIVED),
+        sqlite_where=text(NOT_ARCHIVED),
+    ),
+    Index(
+        "ix_raw_frames_archived_at",
+        "archived_at",
+        postgresql_where=text(ARCHIVED),
+        sqlite_where=text(ARCHIVED),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -161,6 +177,19 @@ events: Final = Table(
         postgresql_where=text(LIVE_DEDUPE_WHERE),
         sqlite_where=text(LIVE_DEDUPE_WHERE),
     ),
+    # Retention (0007), as on raw_frames.
+    Index(
+        "ix_events_timestamp_live",
+        "timestamp",
+        postgresql_where=text(NOT_ARCHIVED),
+        sqlite_where=text(NOT_ARCHIVED),
+    ),
+    Index(
+        "ix_events_archived_at",
+        "archived_at",
+        postgresql_where=text(ARCHIVED),
+        sqlite_where=text(ARCHIVED),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -174,7 +203,10 @@ users: Final = Table(
     Column("first_seen", Timestamp, nullable=False),
     Column("last_seen", Timestamp, nullable=False),
     Column("event_count", BigInteger, nullable=False),
+    # Set when retention pseudonymized the user (0007): user_id is then the salted hash.
+    Column("pseudonymized_at", Timestamp),
     Index("ix_users_unique_id", "unique_id"),
+    Index("ix_users_last_seen", "last_seen"),
 )
 
 ROLE_LEN: Final = 16
@@ -285,6 +317,8 @@ actions_log: Final = Table(
     UniqueConstraint("rule_id", "event_id"),
     Index("ix_actions_log_rule_id_id", "rule_id", "id"),
     Index("ix_actions_log_rule_id_user_id_created_at", "rule_id", "user_id", "created_at"),
+    Index("ix_actions_log_created_at", "created_at"),  # retention (0007)
+    Index("ix_actions_log_user_id", "user_id"),  # GDPR erasure (0007)
     CheckConstraint("status IN ('success', 'failed', 'skipped')", name="status"),
     sqlite_autoincrement=True,
 )
@@ -320,6 +354,7 @@ forward_deliveries: Final = Table(
     Column("updated_at", Timestamp, nullable=False),
     UniqueConstraint("target_id", "event_id"),
     Index("ix_forward_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_forward_deliveries_updated_at", "updated_at"),  # retention (0007)
     CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
     sqlite_autoincrement=True,
 )
@@ -339,4 +374,30 @@ dead_letters: Final = Table(
     Column("move_to", String(STREAM_KEY_LEN)),
     Column("move_fields", Text),
     Index("ix_dead_letters_stream_move_to", "stream", "move_to"),
+)
+
+# -- retention and GDPR (0007) -----------------------------------------------------------------
+gdpr_erasures: Final = Table(
+    "gdpr_erasures",
+    metadata,
+    # The audit of one erasure: who asked, when, how many rows went. Never the erased data:
+    # the subject is kept only as the salted hash (ttlp.db.retention), so the store can refuse
+    # the user's events should a replay or a backlog bring them again.
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("subject_hash", String(64), nullable=False),
+    Column("requested_by", String(HANDLE_LEN), nullable=False),  # the account, or "cli"
+    Column("erased_at", Timestamp, nullable=False),
+    Column("rows", Json, nullable=False),  # {"events": n, "raw_frames": n, ...}
+    Column("total_rows", BigInteger, nullable=False),
+    Index("ix_gdpr_erasures_subject_hash", "subject_hash"),
+    sqlite_autoincrement=True,
+)
+
+ttlp_meta: Final = Table(
+    "ttlp_meta",
+    metadata,
+    # Small instance-wide values: the generated pseudonym salt, the last prune's report.
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
 )
