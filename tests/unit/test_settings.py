@@ -44,7 +44,11 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert s.embedded_bus
     assert s.db.url is None
     assert s.ingest.provider == "mock"
-    assert (s.api.port, s.ingest.reconnect_max_attempts, s.retention.event_retention_days) == (3000, 0, 90)
+    assert (s.api.port, s.ingest.reconnect_max_attempts, s.retention.event_retention_days) == (
+        3000,
+        0,
+        90,
+    )
     assert s.log_level == "info"
     assert s.bus.prefix == ""
     assert s.bus.consumer_name  # the host name
