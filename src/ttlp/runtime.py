@@ -102,7 +102,7 @@ class Context:
                 raise RuntimeError("this role was started without a database")
             from ttlp.db.store import Store
 
-            self._store = Store(self.engine)
+            self._store = Store(self.engine, pseudonym_salt=self.settings.retention.pseudonym_salt)
         return self._store
 
     def consumer(

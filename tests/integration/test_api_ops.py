@@ -414,6 +414,8 @@ CROSS_PARAMETER_RULES = (
     # the document (so does /forward/targets' eventTypes).
     "/dlq/retry",
     "/dlq/purge",
+    # Exactly one of userId/uniqueId (400): not in OpenAPI.
+    "/gdpr/erasures",
 )
 EXAMPLES_PER_OPERATION = 20
 

@@ -57,7 +57,9 @@ from ttlp.api.guard import input_guard
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
 from ttlp.api.routes import accounts as accounts_routes
 from ttlp.api.routes import actions, analytics, auth, dlq, history, ingest, live, ops
+from ttlp.api.routes import export as export_routes
 from ttlp.api.routes import forward as forward_routes
+from ttlp.api.routes import gdpr as gdpr_routes
 from ttlp.api.routes import rules as rules_routes
 from ttlp.api.routes import ui as ui_routes
 from ttlp.api.setup import SetupLink
@@ -362,6 +364,7 @@ def create_app(
             *auth.routes,
             *accounts_routes.routes,
             *history.routes,
+            *export_routes.routes,
             *live.routes,
             *analytics.routes,
             *ops.routes,
@@ -370,6 +373,7 @@ def create_app(
             *rules_routes.routes,
             *actions.routes,
             *forward_routes.routes,
+            *gdpr_routes.routes,
             *ui_routes.routes,
         ],
         dependencies={"api": Provide(lambda: api, sync_to_thread=False)},

@@ -1,4 +1,4 @@
-"""The ``ttlp`` command: run roles, migrate, replay, status, accounts, dlq, bench.
+"""The ``ttlp`` command: run roles, migrate, replay, status, accounts, dlq, gdpr, bench.
 
 Settings come from the environment (seed variable names) and are overridden by flags; they are
 built once here and passed down. Expected failures (``TtlpError``) print one line that says what
@@ -169,6 +169,19 @@ def status(**flags: Any) -> None:
 
     settings = _settings(**flags)
     asyncio.run(status_command(settings))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Count what a run would do now; change nothing.")
+@_common
+@_guarded
+def prune(dry_run: bool, **flags: Any) -> None:
+    """Apply retention now: archive, then delete, old events and raw frames; delete old rule
+    firings, deliveries, sessions and streams; pseudonymize inactive TikTok users."""
+    from ttlp.cli.prune import prune_command
+
+    settings = _settings(**flags)
+    sys.exit(asyncio.run(prune_command(settings, dry_run)))
 
 
 @cli.command()
@@ -430,6 +443,129 @@ def dlq_purge(
         everything=everything,
         yes=yes,
     )
+
+
+# -- export and import (ttlp.cli.transfer) --------------------------------------------------------
+def _iso_time(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    from ttlp.aio import parse_iso
+
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from None
+
+
+@cli.command("export")
+@click.option("--session", "sessions", multiple=True, metavar="ID", help="A session (repeatable).")
+@click.option("--stream", metavar="ROOM_ID", help="One room (broadcast).")
+@click.option("--streamer", metavar="@HANDLE", help="Every room of a streamer.")
+@click.option("--since", callback=_iso_time, help="From this TikTok time (ISO 8601, inclusive).")
+@click.option("--until", callback=_iso_time, help="Before this TikTok time (exclusive).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "csv", "parquet"]),
+    help="Events as NDJSON (UnifiedEvent v1, default), CSV, or Parquet (needs pyarrow).",
+)
+@click.option("--raw", is_flag=True, help="The raw.v1 frames instead (NDJSON): what import reads.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File.")
+@_common
+@_guarded
+def export_cmd(
+    sessions: tuple[str, ...],
+    stream: str | None,
+    streamer: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    fmt: str | None,
+    raw: bool,
+    output: Path | None,
+    **flags: Any,
+) -> None:
+    """Export stored events (or, with --raw, raw frames) in arrival order; no selector =
+    everything. Writes to stdout unless -o FILE (then with a progress bar on stderr)."""
+    import os
+
+    from ttlp.cli.transfer import export_command
+
+    if raw and fmt not in (None, "ndjson"):
+        raise click.UsageError("--raw writes raw.v1 NDJSON: leave out --format")
+    settings = _settings(**flags)
+    complete = asyncio.run(
+        export_command(
+            settings,
+            "raw" if raw else fmt or "ndjson",  # type: ignore[arg-type]
+            output,
+            sessions=sessions,
+            stream=stream,
+            streamer=streamer,
+            since=since,
+            until=until,
+        )
+    )
+    if not complete:  # stdout closed early (`ttlp export | head`): quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+@cli.command("import")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@_common
+@_guarded
+def import_cmd(source: str, **flags: Any) -> None:
+    """Re-process raw.v1 NDJSON (`ttlp export --raw`) through the pipeline into the configured
+    database (stdin when - or omitted). Importing a file twice adds nothing."""
+    from ttlp.cli.transfer import import_command, print_report
+
+    settings = _settings(**flags)
+    if source == "-":
+        report = asyncio.run(import_command(settings, sys.stdin.buffer, "stdin"))
+    else:
+        try:
+            stream = Path(source).open("rb")  # noqa: SIM115 - closed below, after the run
+        except OSError as exc:
+            raise ConfigError(f"cannot read {source}: {exc.strerror}") from None
+        with stream:
+            report = asyncio.run(import_command(settings, stream, source))
+    print_report(report)
+
+
+@cli.group()
+def gdpr() -> None:
+    """GDPR erasure of one TikTok user: everything stored about them, in one transaction, with
+    an audit row (who asked, when, how many rows; never whom); their events are refused after."""
+
+
+@gdpr.command("erase")
+@click.option("--user-id", help="The TikTok user id (digits).")
+@click.option("--handle", help="The TikTok handle (@name; case does not matter).")
+@click.option("--dry-run", is_flag=True, help="Show what would be erased; erase nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_common
+@_guarded
+def gdpr_erase(
+    user_id: str | None, handle: str | None, dry_run: bool, yes: bool, **flags: Any
+) -> None:
+    """Erase a TikTok user (--user-id or --handle): their events and the events naming them,
+    the raw frames naming them, notes, the users row, rule actions, forward deliveries. Shows
+    the counts and asks first (refused without --yes where nobody can answer)."""
+    from ttlp.cli.gdpr import erase_command
+
+    settings = _settings(**flags)
+    asyncio.run(erase_command(settings, user_id=user_id, handle=handle, dry_run=dry_run, yes=yes))
+
+
+@gdpr.command("list")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@_common
+@_guarded
+def gdpr_list(limit: int, **flags: Any) -> None:
+    """The erasures' audit rows, newest first."""
+    from ttlp.cli.gdpr import list_command
+
+    asyncio.run(list_command(_settings(**flags), limit))
 
 
 def main() -> None:

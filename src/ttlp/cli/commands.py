@@ -176,6 +176,10 @@ async def _print_db(console: Console, ctx: Context) -> None:
     for name, count in totals.items():
         table.add_row(name, str(count))
     console.print(table)
+    from ttlp.cli.prune import print_last_prune
+
+    assert ctx.engine is not None
+    await print_last_prune(console, ctx.engine)
     await _print_forward(console, ctx)
 
 

@@ -57,6 +57,9 @@ GAP_TAIL: Final = 50
 """Events read back from a session's end to find its last TikTok message and DISCONNECTED."""
 PAUSED_FOR: Final = re.compile(r"paused for ([0-9]+(?:\.[0-9]+)?) s")
 """The pause in an INGEST_PAUSED error (``ttlp.tiktok.providers.base.Session._publish``)."""
+SHOWN: Final = events.c.archived_at.is_(None)
+"""Events retention has archived (``ttlp.db.retention``) are hidden from every view: every
+read of ``events`` below carries this condition."""
 
 Order = Literal["asc", "desc"]
 
@@ -164,7 +167,7 @@ class Queries:
         return page
 
     def _conditions(self, where: EventFilter) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
+        conditions: list[ColumnElement[bool]] = [SHOWN]
         if where.session_id is not None:
             conditions.append(events.c.session_id == where.session_id)
         if where.stream_ids is not None:
@@ -236,7 +239,9 @@ class Queries:
         return await self._all(query.limit(limit))
 
     async def session_event_count(self, session_id: str) -> int:
-        query = select(func.count()).select_from(events).where(events.c.session_id == session_id)
+        query = (
+            select(func.count()).select_from(events).where(events.c.session_id == session_id, SHOWN)
+        )
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
@@ -282,7 +287,7 @@ class Queries:
         e = events.c
         last_of_first = (
             select(e.event_type, e.timestamp, e.event_data)
-            .where(e.session_id == first["id"])
+            .where(e.session_id == first["id"], SHOWN)
             .order_by(e.id.desc())
         )
         async with self.engine.connect() as conn:
@@ -290,7 +295,7 @@ class Queries:
             ended = (
                 await conn.execute(
                     select(e.id)
-                    .where(e.session_id == first["id"], e.event_type == "STREAM_END")
+                    .where(e.session_id == first["id"], e.event_type == "STREAM_END", SHOWN)
                     .limit(1)
                 )
             ).first()
@@ -321,7 +326,7 @@ class Queries:
         e = events.c
         query = (
             select(e.timestamp, e.event_data)
-            .where(e.session_id == session_id, e.event_type == "ERROR")
+            .where(e.session_id == session_id, e.event_type == "ERROR", SHOWN)
             .order_by(e.id)
         )
         gaps = []
@@ -353,7 +358,7 @@ class Queries:
     async def user_seen_in(self, user_id: str, stream_ids: Sequence[str]) -> bool:
         """Whether the user has any event (live or replayed) in one of these rooms."""
         query = select(events.c.id).where(
-            events.c.user_id == user_id, events.c.stream_id.in_(list(stream_ids))
+            events.c.user_id == user_id, events.c.stream_id.in_(list(stream_ids)), SHOWN
         )
         async with self.engine.connect() as conn:
             return (await conn.execute(query.limit(1))).first() is not None
@@ -369,6 +374,7 @@ class Queries:
             events.c.user_id == user_id,
             events.c.stream_id.in_(list(stream_ids)),
             events.c.source == "live",
+            SHOWN,
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).one()
@@ -382,7 +388,7 @@ class Queries:
             select(handle)
             .distinct()
             .select_from(events.join(streams, streams.c.id == events.c.stream_id))
-            .where(events.c.user_id == user_id, streams.c.unique_id.is_not(None))
+            .where(events.c.user_id == user_id, streams.c.unique_id.is_not(None), SHOWN)
         )
         if scopes is not None:
             query = query.where(handle.in_([s.lower() for s in scopes]))

@@ -43,6 +43,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     literal,
     or_,
@@ -67,6 +68,7 @@ from ttlp.contracts.events import (
     encode,
 )
 from ttlp.db import tables
+from ttlp.db.erasure import ErasedSubjects
 from ttlp.errors import ConfigError, NotFoundError
 
 NO_USER: Final = "0"
@@ -124,6 +126,8 @@ class WriteResult:
     duplicates: int
     """Events already stored (re-delivery, a TikTok re-send after reconnect, or twice in the
     batch): skipped, not an error."""
+    refused: int = 0
+    """Events of users a GDPR erasure named: not stored (``ttlp.db.erasure``)."""
 
 
 class Store:
@@ -133,8 +137,11 @@ class Store:
     which the event writer relies on).
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, pseudonym_salt: str | None = None) -> None:
+        """``pseudonym_salt``: PSEUDONYM_SALT (None: the database's), to recognise the users
+        GDPR erasures named (``ttlp.db.erasure.ErasedSubjects``)."""
         self.engine = engine
+        self.erased = ErasedSubjects(pseudonym_salt)
         dialect = engine.dialect.name
         # The dialects' own INSERT: ON CONFLICT and RETURNING, rendered for each backend.
         self._insert: Callable[[Table], _Insert]
@@ -202,22 +209,43 @@ class Store:
         Already stored events (same eventId, or a live event whose stream, type and seqNo
         another live session holds) are skipped; only newly inserted events count towards
         users, sessions and streams, so a re-delivered batch changes nothing.
+
+        Events of a user a GDPR erasure named are refused (``refused``), live ones included
+        (the subject asked not to be processed), and count nowhere: the erased users known
+        here are left out first; after the INSERT, in the same transaction, one
+        ``max(gdpr_erasures.id)`` tells whether an erasure committed since they were read (a
+        backlog written by a replica that had not heard of it), and what it names is taken
+        back before users and sessions are counted (``ttlp.db.erasure``).
         """
-        if not events:
-            return WriteResult(0, 0)
-        timed = [
-            (event, parse_iso(event.timestamp), _ts_opt(event.ingested_at)) for event in events
-        ]
+        kept = self.erased.keep(events)
+        refused = len(events) - len(kept)
+        if not kept:
+            return WriteResult(0, 0, refused)
+        timed = [(event, parse_iso(event.timestamp), _ts_opt(event.ingested_at)) for event in kept]
         rows = [_event_row(event, at, ingested, self._json) for event, at, ingested in timed]
         params = self._params(_EVENT_COLUMNS, rows, {})
         async with self.engine.begin() as conn:
             result = await conn.execute(self._insert_events, params)
             stored = set(result.scalars().all())
+            if stored and await self.erased.refresh(conn):
+                late = [
+                    event
+                    for event, _, _ in timed
+                    if event.event_id in stored and self.erased.is_erased(event.user.user_id)
+                ]
+                if late:
+                    taken = {event.event_id for event in late}
+                    await conn.execute(
+                        delete(tables.events).where(tables.events.c.event_id.in_(taken))
+                    )
+                    stored -= taken
+                    refused += len(late)
             fresh = _first_of_each(timed, stored)
             await self._upsert(conn, self._upsert_users, _users_from_events(fresh))
             await self._upsert(conn, self._upsert_streams, _streams_from_events(fresh))
             await self._upsert(conn, self._upsert_sessions, _sessions_from_events(fresh))
-        return WriteResult(inserted=len(stored), duplicates=len(events) - len(stored))
+        duplicates = len(events) - refused - len(stored)
+        return WriteResult(inserted=len(stored), duplicates=duplicates, refused=refused)
 
     async def create_replay_session(self, new_session_id: str, source_session_id: str) -> None:
         """Create the replay session ``new_session_id`` of ``source_session_id``.
@@ -310,7 +338,11 @@ class Store:
                 f.c.provider,
                 f.c.unique_id,
             )
-            .where(f.c.session_id == session_id, f.c.id > bindparam("after"))
+            .where(
+                f.c.session_id == session_id,
+                f.c.id > bindparam("after"),
+                f.c.archived_at.is_(None),  # retention has archived it: hidden, as from views
+            )
             .order_by(f.c.id)
             .limit(batch_size)
         )

@@ -1,19 +1,21 @@
 """store: ``ttlc:raw`` (group ``archive``) → raw_frames; ``ttlc:events`` (group ``storage``) →
-events, users, sessions, streams. The only writer of the database's event tables."""
+events, users, sessions, streams. The only writer of the database's event tables; it also
+prunes them (``ttlp.db.retention``) every PRUNE_INTERVAL_S."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import msgspec
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ttlp.aio import sleep_or_stop
+from ttlp.aio import Backoff, sleep_or_stop
 from ttlp.bus import keys
 from ttlp.bus.base import Entry
 from ttlp.bus.consumer import BatchHandler, Failure
@@ -25,15 +27,29 @@ from ttlp.contracts.events import (
     frame_size,
     omitted_data,
 )
+from ttlp.db import retention
 from ttlp.db.store import Store
-from ttlp.errors import PermanentError
+from ttlp.errors import PermanentError, is_transient
 from ttlp.runtime import Context
+from ttlp.settings import RetentionSettings
 
 # A newcomer running `make run` should see the store at work without a line per batch.
 PROGRESS_EVERY_S: Final = 5.0
 CATCH_UP_POLL_S: Final = 1.0
 INTERRUPTED_WITHOUT_SILENCE_S: Final = 600.0
 """With the silence watchdog off, how long a session must have been quiet to be closed."""
+PRUNE_START_DELAY_S: Final = 60.0
+"""A fresh process looks whether a prune is due only after this: a crash loop, or a deploy
+restarting every replica, must not start a run each time (the interval counts from the last
+recorded run, whichever process ran it)."""
+PRUNE_RECHECK_S: Final = 3600.0
+"""Look again at least this often (a clock moved, a `ttlp prune` recorded meanwhile)."""
+PRUNE_FAILED_RETRY_S: Final = 3600.0
+"""A run that failed for another reason than an outage (logged with its traceback) is tried
+again this much later, not at once."""
+PRUNE_OUTAGE_BACKOFF: Final = Backoff(initial_s=1.0, max_s=300.0)
+"""The database away: look again after 1 s, doubling to 5 min (a daily job need not hurry,
+and the consumers beside it are already retrying)."""
 
 
 def make_archive_handler(store: Store, max_frame_bytes: int) -> BatchHandler:
@@ -133,6 +149,8 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
         group.create_task(storage.run(stop))
         if not ctx.settings.embedded_bus:
             group.create_task(close_interrupted_sessions(ctx, stop))
+        if ctx.settings.retention.interval_s > 0 and ctx.engine is not None:
+            group.create_task(prune_periodically(ctx.engine, ctx.settings.retention, stop))
 
 
 async def close_interrupted_sessions(ctx: Context, stop: asyncio.Event) -> None:
@@ -174,3 +192,51 @@ async def _caught_up(ctx: Context) -> bool:
     groups = await ctx.bus.groups(ctx.keys.events)
     mine = next((g for g in groups if g.name == ctx.keys.group(keys.GROUP_STORAGE)), None)
     return mine is not None and not mine.pending and not mine.lag
+
+
+async def prune_periodically(
+    engine: AsyncEngine,
+    settings: RetentionSettings,
+    stop: asyncio.Event,
+    *,
+    start_delay_s: float = PRUNE_START_DELAY_S,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[asyncio.Event, float], Awaitable[None]] = sleep_or_stop,
+) -> None:
+    """Prune every PRUNE_INTERVAL_S, counted from the last recorded run (a restart does not
+    reset it); on PostgreSQL one store replica at a time (``retention.prune_if_due``). An
+    outage pauses it with back-off; a run stops between batches when ``stop`` is set."""
+    if settings.interval_s <= 0:
+        return
+    log = logger.bind(role="store")
+    await sleep(stop, start_delay_s)
+    outages = 0
+    while not stop.is_set():
+        try:
+            report, wait = await retention.prune_if_due(
+                engine, settings, clock(), should_stop=stop.is_set
+            )
+            outages = 0
+        except Exception as exc:
+            if is_transient(exc):
+                outages += 1
+                wait = PRUNE_OUTAGE_BACKOFF.delay(outages)
+                log.warning(
+                    "database unreachable; pruning paused",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=round(wait, 1),
+                )
+            else:
+                wait = PRUNE_FAILED_RETRY_S
+                log.opt(exception=exc).error(
+                    "prune failed", error=f"{type(exc).__name__}: {exc}", retry_in_s=wait
+                )
+        else:
+            if report is not None:
+                log.info(
+                    "pruned" if report.complete else "prune stopped; the next run goes on",
+                    seconds=round(report.seconds, 2),
+                    rows=report.total,
+                    steps=report.changed(),
+                )
+        await sleep(stop, min(wait, PRUNE_RECHECK_S))

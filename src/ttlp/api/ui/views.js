@@ -229,6 +229,22 @@ export function mountSessions(root, ctx) {
   return { destroy: () => life.end() };
 }
 
+// A session's downloads (GET /sessions/{id}/export): MODERATOR and up, as the API allows (they
+// carry handles and chat text). The server names the file (Content-Disposition).
+const EXPORT_FORMATS = [
+  ["ndjson", "NDJSON"],
+  ["csv", "CSV"],
+  ["parquet", "Parquet"],
+  ["raw", "raw frames"],
+];
+
+function renderDownloads(id) {
+  const links = EXPORT_FORMATS.map(([format, label]) =>
+    h("a", { href: `/sessions/${encodeURIComponent(id)}/export?format=${format}`, download: true, dataset: { format }, text: label }),
+  );
+  return h("p", { class: "downloads" }, "Download: ", links.flatMap((link, i) => (i ? [" · ", link] : [link])));
+}
+
 export function mountSession(root, ctx) {
   const id = ctx.params[0];
   const life = lifetime();
@@ -242,6 +258,7 @@ export function mountSession(root, ctx) {
       s.session ? sessionLines(s.session).map((line) => h("p", { text: line })) : null,
       s.session ? (coverageLines(s.session) ?? []).map((line) => h("p", { class: s.session.complete ? "coverage complete" : "coverage gap", text: line })) : null,
       s.session?.replayedFrom ? h("p", {}, "replay of ", h("a", { href: `#/session/${s.session.replayedFrom}`, text: s.session.replayedFrom })) : null,
+      s.session && ctx.app.may("MODERATOR") ? renderDownloads(id) : null,
     ),
     h(
       "div",
