@@ -16,7 +16,7 @@ FIXTURE_ROOM = "7441234567890123456"
 pytestmark = pytest.mark.browser
 
 NAV = {
-    "streamer": ["live", "moderate", "analytics", "sessions", "rules", "dlq"],
+    "streamer": ["live", "moderate", "analytics", "sessions", "rules", "overlays", "dlq"],
     "moderator": ["live", "moderate", "analytics", "sessions", "rules"],
     "viewer": ["analytics", "sessions"],
 }

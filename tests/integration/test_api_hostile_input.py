@@ -30,6 +30,7 @@ from websockets.exceptions import InvalidStatus
 from tests.fakes.receiver import Receiver, Reply, Request
 from tests.support.api import FIXTURE_ROOM, STREAMER_HANDLE, ApiHarness, fixture_events
 from tests.support.http import assert_json_error
+from tests.support.overlays import new_sound, new_token
 from ttlp.api.accounts import Role
 from ttlp.db.queries import EventFilter, encode_cursor
 from ttlp.forward.outbound import Outbound, OutboundError
@@ -108,6 +109,8 @@ async def known_ids(api: ApiHarness, headers: dict[str, str]) -> dict[str, str]:
         "target_id": str(await a_target(api, headers)),
         "username": "admin",
         "invite_id": str(await an_invite(api, headers)),
+        "token_id": str((await new_token(api, headers))["id"]),
+        "sound_id": str(await new_sound(api, headers)),
     }
 
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,13 +74,20 @@ class Server:
 
 
 def start_server(
-    workdir: Path, *run_args: str, fixture: Path | None = None, accounts: bool = True
+    workdir: Path,
+    *run_args: str,
+    fixture: Path | None = None,
+    accounts: bool = True,
+    extra_env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Server:
     """``ttlp run`` on the embedded backends with the mock provider, accounts created first
     (``accounts=False``: none, as on a first run); the mock reads ``fixture``, by default the
-    bundled one with an HTML injection and a broken frame (``xss_fixture``)."""
+    bundled one with an HTML injection and a broken frame (``xss_fixture``). ``extra_env``
+    (e.g. ``REDIS_URL``, to publish onto its bus) and ``port`` (a restart on the same address)
+    when given."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
     env.update(
         TTLP_DATA_DIR=str(workdir / "data"),
@@ -93,6 +100,7 @@ def start_server(
         EULER_API_KEY="",
         SESSION_ID="",
     )
+    env.update(extra_env or {})
     for name, role in ACCOUNTS.items() if accounts else ():
         done = subprocess.run(
             [*TTLP, "accounts", "add", name, f"--role={role}", f"--scope={STREAMER}", *STDIN],

@@ -55,11 +55,16 @@ from ttlp.api.errors import http_error, too_many_requests, ttlp_error, unexpecte
 from ttlp.api.feed import Feed, make_channels
 from ttlp.api.guard import input_guard
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
+from ttlp.api.overlays import limits as overlay_limits
+from ttlp.api.overlays.hub import OverlayHub
+from ttlp.api.overlays.store import OverlayStore
 from ttlp.api.routes import accounts as accounts_routes
 from ttlp.api.routes import actions, analytics, auth, dlq, history, ingest, live, ops
 from ttlp.api.routes import export as export_routes
 from ttlp.api.routes import forward as forward_routes
 from ttlp.api.routes import gdpr as gdpr_routes
+from ttlp.api.routes import overlay as overlay_routes
+from ttlp.api.routes import overlays as overlays_routes
 from ttlp.api.routes import rules as rules_routes
 from ttlp.api.routes import ui as ui_routes
 from ttlp.api.setup import SetupLink
@@ -291,6 +296,7 @@ def create_app(
     account_cache = AccountCache(accounts)
     setup_store = _setup_store(config, keys)
     setup = SetupLink(accounts, setup_store)
+    overlays = OverlayHub(OverlayStore(engine))
     api = ApiState(
         settings=config,
         bus=bus,
@@ -303,11 +309,14 @@ def create_app(
         account_cache=account_cache,
         outbound=Outbound(config.outbound),
         setup=setup,
+        overlays=overlays,
     )
     jwt_auth = make_jwt_auth(config, account_cache)
     ip_limit = RateLimitConfig(
         rate_limit=(settings.rate_limit_window, settings.rate_limit_ip),
         identifier_for_request=_ip,
+        # Not the UI's files, nor overlays counted by their token (ttlp.api.overlays.limits).
+        check_throttle_handler=overlay_limits.per_ip(overlays),
         store="rate_limit",
     )
     account_limit = RateLimitConfig(
@@ -322,6 +331,7 @@ def create_app(
         config.middleware[:0] = [
             metrics_middleware(metrics),
             ip_limit.middleware,
+            overlay_limits.per_token(overlays).middleware,
             input_guard(settings.max_body_bytes),
         ]
         return config
@@ -359,6 +369,17 @@ def create_app(
             if setup_store is not None:
                 await setup_store.__aexit__(None, None, None)
 
+    @contextlib.asynccontextmanager
+    async def overlay_watch(_app: Litestar) -> AsyncIterator[None]:
+        # Tells open overlays what changed on other api replicas (ttlp.api.overlays.hub).
+        task = asyncio.create_task(overlays.run(stop), name="api-overlay-watch")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = Litestar(
         route_handlers=[
             *auth.routes,
@@ -375,12 +396,14 @@ def create_app(
             *forward_routes.routes,
             *gdpr_routes.routes,
             *ui_routes.routes,
+            *overlays_routes.routes,
+            *overlay_routes.routes,
         ],
         dependencies={"api": Provide(lambda: api, sync_to_thread=False)},
         plugins=[channels],
         middleware=[account_limit.middleware],
         on_app_init=[jwt_auth.on_app_init, outer_middleware_first],
-        lifespan=[feed_tail, setup_link],
+        lifespan=[feed_tail, setup_link, overlay_watch],
         stores={"rate_limit": rate_limit_store},
         exception_handlers={
             TooManyRequestsException: too_many_requests,

@@ -15,6 +15,9 @@ subscribe to one channel; the channels plugin fans out to them with a bounded ba
   reading), its connection is closed after ``DROP_GRACE_S``. Its backlog is freed at once,
   and it can resume with ``Last-Event-ID``.
 - A ``: keep-alive`` comment every ``SSE_HEARTBEAT_S`` keeps proxies from closing idle feeds.
+- A *notice* (``notice``) is a named event for one client only, put in its backlog by whoever
+  holds its subscriber (``batches(subscribed=...)``): an SSE message without an id, never
+  filtered (the overlays' ``options``, ``skip`` and ``revoked``).
 
 The channels backend is the in-memory one in every process: each replica's tail is its own
 fan-out source, so N api replicas read ``ttlc:events`` N times instead of re-publishing every
@@ -80,6 +83,14 @@ class FeedItem(msgspec.Struct, frozen=True, array_like=True):
 
 _encode_item = msgspec.json.Encoder().encode
 _decode_item = msgspec.json.Decoder(FeedItem).decode
+
+
+def notice(event: str, data: object = None) -> bytes:
+    """A notice for one client's backlog (``DroppingSubscriber.put_nowait``): a FeedItem
+    without an entry id, whose ``type`` is the SSE event name and ``event`` its data (``{}``
+    when None)."""
+    body = msgspec.json.encode({} if data is None else data)
+    return _encode_item(FeedItem("", event, "", msgspec.Raw(body)))
 
 
 def item_from_entry(entry: Entry) -> FeedItem | None:
@@ -313,14 +324,20 @@ class Feed:
         matches: Callable[[FeedItem], bool],
         last_event_id: str | None,
         stop: asyncio.Event,
+        *,
+        subscribed: Callable[[DroppingSubscriber], None] | None = None,
     ) -> AsyncGenerator[list[FeedItem | str], None]:
         """The events of one client in order: the missed ones after ``last_event_id``, then
         live ones, with ``"gap"``, ``"dropped"`` or ``"heartbeat"`` markers between them; in
         batches of what is ready (at most ``SEND_BATCH``), so a burst costs a client one write
         instead of one per event.
 
-        Iterate it in the task that sends to the client (see ``subscribe``)."""
+        Iterate it in the task that sends to the client (see ``subscribe``). ``subscribed`` is
+        called with the client's subscriber, in that task, once it is subscribed: whoever
+        keeps it may put notices (``notice``) in its backlog."""
         async with self.subscribe(channel) as subscriber:
+            if subscribed is not None:
+                subscribed(subscriber)
             # Subscribed before the backfill: whatever is published meanwhile is queued, and
             # the queued events the backfill already sent are skipped by id.
             sent = (0, 0)
@@ -353,7 +370,9 @@ class Feed:
                         batch.append("heartbeat")
                     else:
                         item = _decode_item(data)
-                        if parse_id(item.id) > sent and matches(item):
+                        if not item.id:  # a notice (``notice``): this client's, unfiltered
+                            batch.append(item)
+                        elif parse_id(item.id) > sent and matches(item):
                             self.stats.delivered += 1
                             batch.append(item)
                     if len(batch) >= SEND_BATCH or queue.empty():
@@ -416,6 +435,8 @@ def sse_frame(item: FeedItem | str) -> bytes:
             return SSE_HEARTBEAT
         return b"event: %s\r\ndata: {}\r\n\r\n" % item.encode()
     data = bytes(item.event)
+    if not item.id:  # a notice: a named event without an id (the client's last id stays)
+        return b"event: %s\r\ndata: %s\r\n\r\n" % (item.type.encode(), data)
     if b"\n" in data or b"\r" in data:  # not compact JSON: a line break would end the data
         data = msgspec.json.encode(msgspec.json.decode(data))
     return b"id: %s\r\nevent: event\r\ndata: %s\r\n\r\n" % (item.id.encode(), data)
@@ -424,4 +445,6 @@ def sse_frame(item: FeedItem | str) -> bytes:
 def ws_message(item: FeedItem | str) -> str | None:
     if isinstance(item, str):
         return None if item == "heartbeat" else msgspec.json.encode({"type": item}).decode()
+    if not item.id:  # a notice
+        return msgspec.json.encode({"type": item.type, "data": item.event}).decode()
     return f'{{"type":"event","id":"{item.id}","event":{bytes(item.event).decode()}}}'

@@ -18,6 +18,7 @@ from ttlp.api.accounts import ALL_STREAMS, Account, Accounts
 from ttlp.api.auth import AccountCache, ensure_scope
 from ttlp.api.feed import Feed, handle_channel, room_channel
 from ttlp.api.metrics import ApiMetrics
+from ttlp.api.overlays.hub import OverlayHub
 from ttlp.api.setup import SetupLink
 from ttlp.bus.base import Bus, parse_id
 from ttlp.bus.keys import Keys
@@ -46,6 +47,7 @@ class ApiState:
         account_cache: AccountCache,
         outbound: Outbound,
         setup: SetupLink,
+        overlays: OverlayHub,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -62,6 +64,8 @@ class ApiState:
         self.setup = setup
         """The first-run setup link (its token is None once accounts exist)."""
         self.feed = feed
+        self.overlays = overlays
+        """Overlay tokens presented and the open overlays' watch (``ttlp.api.overlays``)."""
         self.metrics = metrics
         self.started = time.monotonic()
         self.feeds_per_account: Counter[str] = Counter()

@@ -35,6 +35,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -400,4 +401,46 @@ ttlp_meta: Final = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+)
+
+# -- overlays (0008) ---------------------------------------------------------------------------
+OVERLAY_TOKEN_LEN: Final = 64
+OVERLAY_NAME_LEN: Final = 128
+AUDIO_TYPE_LEN: Final = 32
+
+overlay_tokens: Final = Table(
+    "overlay_tokens",
+    metadata,
+    # An OBS browser source's key (ttlp.api.overlays): read-only, one streamer, revocable. Kept
+    # in clear, like an OBS stream key, so the streamer can copy the overlay's URL again.
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("token", String(OVERLAY_TOKEN_LEN), nullable=False, unique=True),
+    Column("streamer", String(HANDLE_LEN), nullable=False),  # handle, lower case, no @
+    Column("name", String(OVERLAY_NAME_LEN), nullable=False),
+    Column("created_by", String(HANDLE_LEN), nullable=False),  # the account
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp),  # NULL: active
+    Column("options", Json),  # the overlays' options (ttlp.api.overlays.options); NULL: defaults
+    Column("options_version", Integer, nullable=False, server_default=text("0")),
+    Column("skip_seq", Integer, nullable=False, server_default=text("0")),
+    Column("last_used_at", Timestamp),
+    Index("ix_overlay_tokens_streamer", "streamer"),
+    sqlite_autoincrement=True,
+)
+
+overlay_sounds: Final = Table(
+    "overlay_sounds",
+    metadata,
+    # An alert sound a streamer uploaded (at most 1 MiB, MP3/Ogg/WAV/WebM by magic bytes),
+    # served to that streamer's overlay tokens only.
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("streamer", String(HANDLE_LEN), nullable=False),
+    Column("name", String(OVERLAY_NAME_LEN), nullable=False),
+    Column("content_type", String(AUDIO_TYPE_LEN), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_by", String(HANDLE_LEN), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_overlay_sounds_streamer", "streamer"),
+    sqlite_autoincrement=True,
 )

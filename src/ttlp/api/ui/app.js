@@ -32,6 +32,7 @@ function lazyView(load, name) {
   };
 }
 const mountAccounts = lazyView(() => import("./accounts.js"), "mountAccounts");
+const mountOverlays = lazyView(() => import("./overlays.js"), "mountOverlays");
 
 // Views in the navigation, with the lowest role that may use them (DESIGN §7.1): a view the
 // role may not use is not rendered at all, neither its link nor its page.
@@ -41,6 +42,7 @@ const VIEWS = [
   { id: "analytics", label: "Analytics", min: "VIEWER", mount: mountAnalytics },
   { id: "sessions", label: "Sessions", min: "VIEWER", mount: mountSessions },
   { id: "rules", label: "Rules", min: "MODERATOR", mount: mountRules },
+  { id: "overlays", label: "Overlays", min: "STREAMER", mount: mountOverlays },
   { id: "dlq", label: "Dead letters", min: "STREAMER", mount: mountDeadLetters },
   { id: "accounts", label: "Accounts", min: "STREAMER", owner: true, mount: mountAccounts },
 ];
