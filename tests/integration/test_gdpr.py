@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ from tests.support.gdpr import (
     seed,
     snapshot,
 )
+from tests.support.paths import FIXTURES
 from tests.support.pipelines import running_pipeline, settled
-from ttlp.contracts.events import ChatEvent, EventUser, RawFrame
+from ttlp.contracts.events import ChatEvent, EventUser, RawFrame, decode_raw_frame
 from ttlp.db import tables
 from ttlp.db.erasure import (
     CLI,
@@ -46,10 +48,11 @@ from ttlp.db.erasure import (
     list_erasures,
 )
 from ttlp.db.pseudonyms import load_salt, subject_hash
+from ttlp.db.retention import ERASED_SWEPT_KEY, PruneReport, prune
 from ttlp.db.store import Store
 from ttlp.errors import InputError
-from ttlp.settings import Settings
-from ttlp.tiktok.mentions import frame_names_user
+from ttlp.settings import RetentionSettings, Settings
+from ttlp.tiktok.mentions import frame_names_user, users_named_in_frame
 from ttlp.tiktok.normalize import normalize_frame
 from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.replay import replay_session
@@ -427,3 +430,97 @@ async def test_a_replay_after_an_erasure_yields_nothing_of_the_user(
 
 async def _has(engine: AsyncEngine, table: Any, n: int, *where: Any) -> bool:
     return await count(engine, table, *where) >= n
+
+
+# -- the daily prune sweeps frames of erased users archived later -----------------------------
+SWEEP_ONLY = RetentionSettings(
+    event_retention_days=0,
+    actions_log_retention_days=0,
+    session_retention_days=0,
+    user_retention_days=0,
+)
+"""Retention that keeps everything: a run does nothing but the erased-users sweep."""
+
+
+def comeback_frames() -> tuple[list[RawFrame], list[RawFrame]]:
+    """(frames naming Akhmed: one JSON, one protobuf; one of Zoe's naming only her) in a new
+    live session, as if archived after his erasure."""
+    lines = (FIXTURES / "raw-frames-protobuf.ndjson").read_text().splitlines()
+    frames = [*fixture_frames(), *(decode_raw_frame(line) for line in lines if line.strip())]
+
+    def text(frame: RawFrame) -> str:
+        return frame_text(frame.type, json.dumps(frame.data))
+
+    as_json = next(f for f in frames if isinstance(f.data, dict) and AKHMED in text(f))
+    as_protobuf = next(f for f in frames if isinstance(f.data, str) and AKHMED in text(f))
+    zoes = next(
+        f
+        for f in frames
+        if f.type == "WebcastChatMessage" and ZOE in text(f) and not names_akhmed(text(f))
+    )
+    later = ev.new_session()
+    moved = [
+        msgspec.structs.replace(f, session_id=later, ingested_at=ev.soon(), seq_no=f.seq_no + 1)
+        for f in (as_json, as_protobuf, zoes)
+    ]
+    return moved[:2], moved[2:]
+
+
+async def prune_(engine: AsyncEngine, dry_run: bool = False) -> PruneReport:
+    return await prune(engine, SWEEP_ONLY, dry_run=dry_run, frame_subjects=users_named_in_frame)
+
+
+async def test_the_prune_deletes_frames_of_an_erased_user_archived_after_the_erasure(
+    store_: Store, db_engine: AsyncEngine
+) -> None:
+    await seed(store_)
+    await erase(db_engine, user_id=AKHMED)
+    his, others = comeback_frames()
+    await store_.archive_frames([*his, *others])
+    f = tables.raw_frames
+    later = f.c.session_id == his[0].session_id
+    before = await snapshot(db_engine)
+
+    dry = await prune_(db_engine, dry_run=True)
+
+    assert dry.rows["raw_frames.erased"] == 2
+    assert dry.rows["events.erased"] == 0  # the store refused his events
+    assert await snapshot(db_engine) == before
+
+    report = await prune_(db_engine)
+
+    assert report.rows["raw_frames.erased"] == 2
+    assert report.total == 2
+    async with db_engine.connect() as conn:
+        rows = (await conn.execute(select(f.c.seq_no, f.c.type, f.c.data).where(later))).all()
+    assert [row.seq_no for row in rows] == [others[0].seq_no]
+    after = await snapshot(db_engine)
+    assert not any(mentions_akhmed("raw_frames", row) for row in after["raw_frames"].values())
+    assert len(after["raw_frames"]) == len(before["raw_frames"]) - 2
+    # The next run reads only what was archived since: nothing.
+    again = await prune_(db_engine)
+    assert again.rows["raw_frames.erased"] == 0
+
+
+async def test_without_erasures_the_sweep_decodes_nothing(
+    store_: Store, db_engine: AsyncEngine
+) -> None:
+    await seed(store_)
+    his, others = comeback_frames()
+    await store_.archive_frames([*his, *others])
+    calls: list[str] = []
+
+    def spy(raw_type: str, data: str, among: Callable[[str], bool]) -> set[str]:
+        calls.append(raw_type)
+        return users_named_in_frame(raw_type, data, among)
+
+    before = await snapshot(db_engine)
+    report = await prune(db_engine, SWEEP_ONLY, frame_subjects=spy)
+
+    assert calls == []
+    assert report.total == 0
+    assert await snapshot(db_engine) == before
+    async with db_engine.connect() as conn:
+        meta = tables.ttlp_meta
+        mark = await conn.scalar(select(meta.c.value).where(meta.c.key == ERASED_SWEPT_KEY))
+    assert mark is None

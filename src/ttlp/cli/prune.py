@@ -28,6 +28,7 @@ from ttlp.aio import to_iso
 from ttlp.db import retention
 from ttlp.runtime import open_context
 from ttlp.settings import RetentionSettings, Settings
+from ttlp.tiktok.mentions import users_named_in_frame
 
 WOULD: Final = {
     "restored": "would restore",
@@ -35,6 +36,7 @@ WOULD: Final = {
     "deleted": "would delete",
     "pseudonymized": "would pseudonymize",
     "re-keyed": "would re-key",
+    "erased": "would erase",
 }
 
 
@@ -62,7 +64,11 @@ async def prune_command(settings: Settings, dry_run: bool) -> int:
                 bar.update(tasks[key], completed=done, total=total)
 
             report = await retention.prune(
-                ctx.engine, settings.retention, dry_run=dry_run, progress=progress
+                ctx.engine,
+                settings.retention,
+                dry_run=dry_run,
+                progress=progress,
+                frame_subjects=users_named_in_frame,
             )
     out.print(report_table(report))
     if dry_run:

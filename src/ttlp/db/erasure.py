@@ -37,8 +37,8 @@ sessions), whatever brings it: a replay of an older session, a bus backlog, or t
 back to a stream. GDPR Art. 17 reads as "do not process me any more", so a *live* event of an
 erased user is dropped too. What the store cannot refuse: the raw archive keeps frames as they
 arrive (it does not decode them), so a later live appearance's frames are archived, their
-events refused; ``erase_user`` again removes them (for a user erased before it decodes every
-session since). The rules and forward roles read ``ttlc:events`` themselves.
+events refused; the next prune's sweep (``ttlp.db.retention``, step 3b) deletes them, as does
+``erase_user`` run again. The rules and forward roles read ``ttlc:events`` themselves.
 """
 
 from __future__ import annotations

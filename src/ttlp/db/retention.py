@@ -8,6 +8,20 @@ One run (``Pruner.run``, the same for the store role's daily run and ``ttlp prun
 2. **archive** events and raw frames older than EVENT_RETENTION_DAYS (by TikTok time): their
    ``archived_at`` is set, and every view (``ttlp.db.queries``) and replay stop showing them;
 3. **delete** events and raw frames archived RETENTION_GRACE_DAYS ago or longer;
+3b. **erase** raw frames archived since the last run that name a user a GDPR erasure named
+   (``raw_frames.erased``), and any event of those users (``events.erased``; the store refuses
+   them, so none is expected): the archive does not look inside frames, so a user who comes
+   back to a stream, or a bus backlog archived after the erasure, brings their frames back.
+   Only when ``gdpr_erasures`` has rows (otherwise the step reads nothing). The frames from
+   the watermark ``prune_erased_swept_to`` (``ttlp_meta``: the last ``raw_frames.id`` read; none
+   yet: from the first frame) up to ``max(id)`` taken as the erasure takes it (no write in
+   flight) are read a batch at a time and decoded off the loop by ``frame_subjects``
+   (``ttlp.tiktok.mentions.users_named_in_frame``: every id the frame could name, each hashed
+   with ``subject_hash`` and kept when erased, then confirmed by the erasure's own
+   ``frame_names_user``); each batch deletes and moves the watermark in one transaction. No
+   id is written anywhere: the report counts rows. Measured on one core (``users_named_in_frame``
+   over the fixture frames, every candidate hashed): 4,700 frames/s (JSON, raw-frames.ndjson),
+   2,500 frames/s (protobuf, raw-frames-protobuf.ndjson);
 4. **delete** ``actions_log`` rows older than ACTIONS_LOG_RETENTION_DAYS, and forward
    deliveries that ended (delivered or dead, never pending) as long ago;
 5. **delete** sessions that ended (never ended: were created) SESSION_RETENTION_DAYS ago or
@@ -23,7 +37,8 @@ One run (``Pruner.run``, the same for the store role's daily run and ``ttlp prun
    is merged into the first (counts added). 0 days = kept forever, for every setting.
 
 Each step works in batches of PRUNE_BATCH_SIZE rows, one short transaction each
-(``UPDATE/DELETE ... WHERE id IN (SELECT id ... ORDER BY <indexed time> LIMIT n)``), so the live
+(the ids of a batch are selected first through an index, ``ORDER BY <indexed time> LIMIT n``,
+then ``UPDATE/DELETE ... WHERE id = ANY(:ids)`` with the conditions repeated), so the live
 pipeline never waits long for a lock, and a run interrupted anywhere (an outage, a stop) has
 lost nothing: the next one continues. The inner SELECTs go through the partial indexes of
 migration 0007 (rows still live by TikTok time; archived rows by when they were archived), and
@@ -58,10 +73,11 @@ SQLite unchanged, and archive/restore (a grace period) would still be row update
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -92,6 +108,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ttlp.aio import as_utc, parse_iso, to_iso
 from ttlp.db import tables
+from ttlp.db.erasure import ErasedSubjects, _watermarks
 from ttlp.db.pseudonyms import load_salt, pseudonym_handle, pseudonym_id
 from ttlp.errors import TransientError
 from ttlp.settings import RetentionSettings
@@ -100,6 +117,8 @@ LAST_PRUNE_KEY: Final = "last_prune"
 """``ttlp_meta`` key of the last complete run's report (JSON)."""
 ARCHIVED_BELOW_KEY: Final = "prune_archived_below"
 """``ttlp_meta`` key of the watermark: every archived event and raw frame is older than it."""
+ERASED_SWEPT_KEY: Final = "prune_erased_swept_to"
+"""``ttlp_meta`` key of the last ``raw_frames.id`` the erased-users sweep has read."""
 USER_BATCH_MAX: Final = 1000
 """Users per pseudonymization batch: each is two parameters in two CASEs of one UPDATE, and
 PostgreSQL takes at most 32,767 parameters per statement."""
@@ -120,6 +139,8 @@ STEPS: Final = (
     ("raw_frames", "archived"),
     ("events", "deleted"),
     ("raw_frames", "deleted"),
+    ("raw_frames", "erased"),
+    ("events", "erased"),
     ("actions_log", "deleted"),
     ("forward_deliveries", "deleted"),
     ("sessions", "deleted"),
@@ -131,6 +152,11 @@ STEPS: Final = (
 """What a run does, in order: (table, what happens to its rows). A step's key is
 ``table.action``."""
 STEP_KEYS: Final = tuple(f"{table}.{action}" for table, action in STEPS)
+
+FrameSubjects = Callable[[str, str, Callable[[str], bool]], set[str]]
+"""(a frame's raw type, its ``data`` as stored, which user ids to look for) → the user ids among
+those that the frame names: ``ttlp.tiktok.mentions.users_named_in_frame`` (a package below
+``db`` cannot import it)."""
 
 Progress = Callable[[str, int, int | None], None]
 """``(step key, rows done so far, rows the step will touch or None when not counted)``: called
@@ -209,6 +235,8 @@ class Pruner:
     dry_run: bool = False
     progress: Progress | None = None
     should_stop: Callable[[], bool] = lambda: False
+    frame_subjects: FrameSubjects | None = None
+    """How the erased-users sweep reads a frame; None: no sweep (``raw_frames.erased`` 0)."""
 
     def __post_init__(self) -> None:
         self.now = as_utc(self.now)
@@ -247,6 +275,9 @@ class Pruner:
             await step(f"{t.name}.archived", self._archive(t))
         for t in (tables.events, tables.raw_frames):
             await step(f"{t.name}.deleted", self._delete_archived(t))
+        begun = time.perf_counter()
+        rows["raw_frames.erased"], rows["events.erased"] = await self._sweep_erased()
+        seconds["raw_frames.erased"] = time.perf_counter() - begun
         await step("actions_log.deleted", self._delete_actions())
         await step("forward_deliveries.deleted", self._delete_deliveries())
         await step("sessions.deleted", self._delete_sessions())
@@ -333,6 +364,52 @@ class Pruner:
     def _surviving(self, t: Table) -> ColumnElement[bool]:
         """Rows of events/raw_frames still there after this run."""
         return not_(self._gone(t)) if self.keep_from is not None else true()
+
+    # -- 3b: frames of erased users archived since ------------------------------------------------
+    async def _sweep_erased(self) -> tuple[int, int]:
+        """→ (raw frames, events) of erased users deleted (a dry run: counted)."""
+        if self.frame_subjects is None:
+            return 0, 0
+        erased = ErasedSubjects(self.settings.pseudonym_salt)
+        async with self.engine.connect() as conn:
+            if not await erased.refresh(conn):
+                return 0, 0  # no erasure (or no salt to hash with: erasure logs that)
+            swept = await _meta_get(conn, ERASED_SWEPT_KEY)
+        after = int(swept) if swept is not None else 0
+        until = (await _watermarks(self.engine))["raw_frames"]
+        f, e = tables.raw_frames, tables.events
+        frames = _Batches("raw_frames.erased", None, self.progress)
+        events = _Batches("events.erased", None, self.progress)
+        frames.start()
+        events.start()
+        check = self.frame_subjects
+        while after < until and not self._stop_now():
+            async with self.engine.connect() as conn:
+                page = (
+                    await conn.execute(
+                        select(f.c.id, f.c.type, f.c.data)
+                        .where(f.c.id > after, f.c.id <= until)
+                        .order_by(f.c.id)
+                        .limit(self.batch)
+                    )
+                ).all()
+            if not page:
+                break
+            hit, users = await asyncio.to_thread(_erased_in, page, check, erased.is_erased)
+            after = page[-1].id
+            if self.dry_run:
+                frames.add(len(hit))
+                if users:
+                    events.add(await self._count(e, e.c.user_id.in_(sorted(users))))
+                continue
+            async with self._write() as conn:
+                if hit:
+                    frames.add((await conn.execute(delete(f).where(self._among(f, hit)))).rowcount)
+                if users:
+                    gone = await conn.execute(delete(e).where(e.c.user_id.in_(sorted(users))))
+                    events.add(gone.rowcount)
+                await _meta_set(conn, ERASED_SWEPT_KEY, str(after), self.now)
+        return frames.done, events.done
 
     # -- 4: rule firings and deliveries --------------------------------------------------------
     async def _delete_actions(self) -> int:
@@ -587,6 +664,20 @@ class Pruner:
             await conn.commit()
 
 
+def _erased_in(
+    frames: Sequence[Any], check: FrameSubjects, is_erased: Callable[[str], bool]
+) -> tuple[list[int], set[str]]:
+    """→ (ids of the frames that name an erased user, those users' ids)."""
+    hit: list[int] = []
+    users: set[str] = set()
+    for row in frames:
+        named = check(row.type, row.data, is_erased)
+        if named:
+            hit.append(row.id)
+            users |= named
+    return hit, users
+
+
 # -- one run, the lock and the record ------------------------------------------------------------
 async def prune(
     engine: AsyncEngine,
@@ -596,6 +687,7 @@ async def prune(
     dry_run: bool = False,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    frame_subjects: FrameSubjects | None = None,
 ) -> PruneReport:
     """One run (see the module docstring); a real one under the prune lock, or
     ``PruneBusyError`` when another run holds it."""
@@ -606,6 +698,7 @@ async def prune(
         dry_run=dry_run,
         progress=progress,
         should_stop=should_stop,
+        frame_subjects=frame_subjects,
     )
     if dry_run:
         return await pruner.run()
@@ -660,6 +753,7 @@ async def prune_if_due(
     settings: RetentionSettings,
     now: datetime,
     should_stop: Callable[[], bool] = lambda: False,
+    frame_subjects: FrameSubjects | None = None,
 ) -> tuple[PruneReport | None, float]:
     """Run when PRUNE_INTERVAL_S has passed since the last recorded run (whoever ran it);
     → (the report or None, seconds until the next one is due). Another replica pruning:
@@ -675,7 +769,9 @@ async def prune_if_due(
         wait = due_in(await last_prune(engine), now, interval)
         if wait > 0:
             return None, wait
-        report = await Pruner(engine, settings, now=now, should_stop=should_stop).run()
+        report = await Pruner(
+            engine, settings, now=now, should_stop=should_stop, frame_subjects=frame_subjects
+        ).run()
     return report, interval
 
 

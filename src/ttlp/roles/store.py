@@ -32,6 +32,7 @@ from ttlp.db.store import Store
 from ttlp.errors import PermanentError, is_transient
 from ttlp.runtime import Context
 from ttlp.settings import RetentionSettings
+from ttlp.tiktok.mentions import users_named_in_frame
 
 # A newcomer running `make run` should see the store at work without a line per batch.
 PROGRESS_EVERY_S: Final = 5.0
@@ -214,7 +215,11 @@ async def prune_periodically(
     while not stop.is_set():
         try:
             report, wait = await retention.prune_if_due(
-                engine, settings, clock(), should_stop=stop.is_set
+                engine,
+                settings,
+                clock(),
+                should_stop=stop.is_set,
+                frame_subjects=users_named_in_frame,
             )
             outages = 0
         except Exception as exc:
