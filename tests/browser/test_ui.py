@@ -204,6 +204,41 @@ def test_replay_from_the_sessions_list_shows_the_replayed_session(login: Any) ->
     screenshot(page, "session")
 
 
+def test_the_sessions_list_and_a_sessions_summary(login: Any) -> None:
+    page = login("streamer")
+    page.goto("/#/sessions")
+    page.wait_for_selector(
+        "table.sessions tbody tr[data-session] td[data-col=coins]", timeout=WAIT_MS
+    )
+    # The running session (the mock is connected) is first, marked live; the others follow.
+    page.wait_for_selector("table.sessions tbody tr.running .badge.live", timeout=WAIT_MS)
+    running = page.eval_on_selector_all(
+        "table.sessions tbody tr[data-session]", "rows => rows.map(r => r.matches('.running'))"
+    )
+    assert running[0] is True
+    assert True not in running[1:]
+    screenshot(page, "sessions-summary")
+    # An ended live session with gifts: its page shows the summary, the header no "null".
+    source = wait_until(
+        page,
+        "[...document.querySelectorAll('table.sessions tbody tr')]"
+        ".find(r => r.cells[1].textContent === 'live' && r.cells[3].textContent !== '—'"
+        " && r.querySelector('td[data-col=coins]').textContent !== '0')?.dataset.session",
+    )
+    listed = page.text_content(f"tr[data-session='{source}'] td[data-col=coins]")
+    page.goto(f"/#/session/{source}")
+    coins = page.locator(".session-summary tr[data-figure=coins] td")
+    coins.wait_for(timeout=WAIT_MS)
+    assert coins.text_content() == listed
+    page.wait_for_selector(".session-summary ol.top-gifters li", timeout=WAIT_MS)
+    assert page.text_content(".session-summary tr[data-figure=coverage] td") != "—"
+    head = page.text_content(".session-head") or ""
+    assert head.strip()
+    assert "null" not in head
+    assert "undefined" not in head
+    screenshot(page, "session-summary")
+
+
 def test_analytics_and_rules_pages_render(login: Any) -> None:
     page = login("streamer")
     page.goto("/#/analytics")

@@ -30,6 +30,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    case,
     cast,
     false,
     func,
@@ -60,6 +61,28 @@ PAUSED_FOR: Final = re.compile(r"paused for ([0-9]+(?:\.[0-9]+)?) s")
 SHOWN: Final = events.c.archived_at.is_(None)
 """Events retention has archived (``ttlp.db.retention``) are hidden from every view: every
 read of ``events`` below carries this condition."""
+
+LIVE: Final = events.c.source == "live"
+"""Events of a live connection, not replayed copies: what every count over a stream, a
+streamer or a user rests on (a replay would count the same messages twice)."""
+
+_PAYLOAD: Final = events.c.event_data["payload"]
+COINS: Final = _PAYLOAD["coins"].as_integer()
+COUNTED_GIFT: Final = and_(
+    events.c.event_type == "GIFT",
+    func.coalesce(
+        _PAYLOAD["streakEnd"].as_boolean(),
+        ~func.coalesce(_PAYLOAD["streakActive"].as_boolean(), false()),
+    )
+    == true(),
+)
+"""A gift as counted: a streak counts once, at its end frame (which carries the streak's
+total); a gift that says nothing about streaks is a single gift (as a non-streakable one,
+whose frame is its own end)."""
+VIEWERS: Final = _PAYLOAD["viewerCount"].as_integer()
+FIGURE_TYPES: Final = ("GIFT", "FOLLOW", "ROOM_USER")
+"""The event types a session summary reads payloads of (the others are only counted: by the
+``(session_id, event_type, id)`` index, without reading their JSON)."""
 
 Order = Literal["asc", "desc"]
 
@@ -111,6 +134,8 @@ class EventFilter:
     """Case-insensitive substring of a chat message (CHAT events only)."""
     since: datetime | None = None
     until: datetime | None = None
+    live_only: bool = False
+    """Live events only (``source = 'live'``): replayed copies left out."""
     subject: str | None = None
     """What the listing is of, as the caller named it (``stream:@luna.beats``): with the
     filters, what a cursor is bound to. Defaults to ``stream_ids``; give it when those are
@@ -121,7 +146,7 @@ class EventFilter:
         subject = self.subject
         if subject is None:
             subject = "*" if self.stream_ids is None else ",".join(sorted(self.stream_ids))
-        parts = (
+        parts: tuple[str, ...] = (
             subject,
             self.session_id or "",
             ",".join(sorted(self.types)),
@@ -130,6 +155,8 @@ class EventFilter:
             as_utc(self.since).isoformat() if self.since else "",
             as_utc(self.until).isoformat() if self.until else "",
         )
+        if self.live_only:  # appended, so the cursors of listings without it stay valid
+            parts = (*parts, "live")
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
@@ -176,6 +203,8 @@ class Queries:
             conditions.append(events.c.event_type.in_(list(where.types)))
         if where.user_id is not None:
             conditions.append(events.c.user_id == where.user_id)
+        if where.live_only:
+            conditions.append(LIVE)
         if where.since is not None:
             conditions.append(events.c.timestamp >= as_utc(where.since))
         if where.until is not None:
@@ -235,7 +264,9 @@ class Queries:
         if scopes is not None:
             handle = func.lower(func.coalesce(sessions.c.unique_id, streams.c.unique_id))
             query = query.where(handle.in_([s.lower() for s in scopes]))
-        query = query.order_by(sessions.c.created_at.desc(), sessions.c.id)
+        # The running session (a live one not ended) first, then newest first.
+        running = case((and_(sessions.c.type == "live", sessions.c.ended_at.is_(None)), 0), else_=1)
+        query = query.order_by(running, sessions.c.created_at.desc(), sessions.c.id)
         return await self._all(query.limit(limit))
 
     async def session_event_count(self, session_id: str) -> int:
@@ -430,21 +461,21 @@ class Queries:
         until: datetime | None,
     ) -> dict[str, Any]:
         """Events per type per bucket, coins per bucket (a streak counts once: its end frame
-        carries the streak's total), top gifters and chatters, unique users, peak viewers."""
+        carries the streak's total), top gifters and chatters, unique users, peak viewers.
+
+        Over a room or a streamer, live events only (a replay leaves them unchanged); over one
+        session, that session's events, so a replay session's own analytics still work."""
         scope = self._conditions(
-            EventFilter(session_id=session_id, stream_ids=stream_ids, since=since, until=until)
+            EventFilter(
+                session_id=session_id,
+                stream_ids=stream_ids,
+                since=since,
+                until=until,
+                live_only=session_id is None,
+            )
         )
         bucket = self._bucket(bucket_s).label("bucket")
-        coins = events.c.event_data["payload"]["coins"].as_integer()
-        payload = events.c.event_data["payload"]
-        # A streak counts once, at its end frame; a gift that says nothing about streaks is a
-        # single gift (as a non-streakable one, whose frame is its own end).
-        counted = func.coalesce(
-            payload["streakEnd"].as_boolean(),
-            ~func.coalesce(payload["streakActive"].as_boolean(), false()),
-        )
-        counted_gift = and_(events.c.event_type == "GIFT", counted == true())
-        viewers = events.c.event_data["payload"]["viewerCount"].as_integer()
+        coins, counted_gift, viewers = COINS, COUNTED_GIFT, VIEWERS
         async with self.engine.connect() as conn:
             per_type = (
                 await conn.execute(
@@ -539,6 +570,105 @@ class Queries:
             "uniqueUsers": int(unique_users or 0),
             "peakViewers": int(peak) if peak is not None else None,
         }
+
+    async def session_summary(self, session_id: str) -> dict[str, Any]:
+        """What a session saw, in three aggregate queries over its events: counts per type,
+        gift/follower/viewer figures in one pass, and the top gifters (by counted coins)."""
+        e = events.c
+        scope = (e.session_id == session_id, SHOWN)
+        gift_user = case((COUNTED_GIFT, e.user_id))
+        room_viewers = case((e.event_type == "ROOM_USER", VIEWERS))
+        async with self.engine.connect() as conn:
+            per_type = (
+                await conn.execute(
+                    select(e.event_type, func.count()).where(*scope).group_by(e.event_type)
+                )
+            ).all()
+            figures = (
+                await conn.execute(
+                    select(
+                        func.sum(case((COUNTED_GIFT, COINS))).label("coins"),
+                        func.count(gift_user).label("gifts"),
+                        func.count(func.distinct(gift_user)).label("gifters"),
+                        func.count(
+                            func.distinct(case((e.event_type == "FOLLOW", e.user_id)))
+                        ).label("followers"),
+                        func.max(room_viewers).label("peak"),
+                        func.avg(room_viewers).label("average"),
+                    ).where(*scope, e.event_type.in_(FIGURE_TYPES))
+                )
+            ).one()
+            gifters = (
+                await conn.execute(
+                    select(
+                        e.user_id,
+                        func.sum(COINS).label("coins"),
+                        func.count().label("gifts"),
+                        users.c.unique_id,
+                        users.c.display_name,
+                    )
+                    .outerjoin(users, users.c.user_id == e.user_id)
+                    .where(*scope, COUNTED_GIFT)
+                    .group_by(e.user_id, users.c.unique_id, users.c.display_name)
+                    .order_by(func.sum(COINS).desc(), e.user_id)
+                    .limit(TOP_N)
+                )
+            ).all()
+        counts = {str(t): int(n) for t, n in per_type}
+        return {
+            "eventCount": sum(counts.values()),
+            "eventsByType": dict(sorted(counts.items())),
+            "coins": int(figures.coins or 0),
+            "gifts": int(figures.gifts or 0),
+            "uniqueGifters": int(figures.gifters or 0),
+            "topGifters": [
+                {
+                    "userId": r.user_id,
+                    "uniqueId": r.unique_id,
+                    "displayName": r.display_name,
+                    "coins": int(r.coins or 0),
+                    "gifts": int(r.gifts),
+                }
+                for r in gifters
+            ],
+            "newFollowers": int(figures.followers or 0),
+            "shares": counts.get("SHARE", 0),
+            "subscriptions": counts.get("SUBSCRIBE", 0),
+            "chatMessages": counts.get("CHAT", 0),
+            "peakViewers": int(figures.peak) if figures.peak is not None else None,
+            "averageViewers": (
+                round(float(figures.average), 1) if figures.average is not None else None
+            ),
+        }
+
+    async def sessions_overview(self, session_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per session (one grouped query): events, counted coins, unique gifters, peak
+        viewers. For a list's columns; ``session_summary`` has the whole picture."""
+        if not session_ids:
+            return {}
+        e = events.c
+        scope = (e.session_id.in_(list(session_ids)), SHOWN)
+        gift_user = case((COUNTED_GIFT, e.user_id))
+        counts = select(e.session_id, func.count().label("events")).where(*scope)
+        figures = select(
+            e.session_id,
+            func.sum(case((COUNTED_GIFT, COINS))).label("coins"),
+            func.count(func.distinct(gift_user)).label("gifters"),
+            func.max(case((e.event_type == "ROOM_USER", VIEWERS))).label("peak"),
+        ).where(*scope, e.event_type.in_(("GIFT", "ROOM_USER")))
+        async with self.engine.connect() as conn:
+            totals = (await conn.execute(counts.group_by(e.session_id))).all()
+            rows = {r.session_id: r for r in await conn.execute(figures.group_by(e.session_id))}
+        out = {}
+        for session_id, n in totals:
+            r = rows.get(session_id)
+            out[session_id] = {
+                "eventCount": int(n),
+                "coins": int(r.coins or 0) if r else 0,
+                "uniqueGifters": int(r.gifters or 0) if r else 0,
+                "peakViewers": int(r.peak) if r is not None and r.peak is not None else None,
+            }
+        return out
 
     def _bucket(self, seconds: int) -> ColumnElement[Any]:
         """Start of the ``seconds``-wide bucket of ``events.timestamp``, as epoch seconds."""

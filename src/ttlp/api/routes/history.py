@@ -82,6 +82,53 @@ class SessionOut(msgspec.Struct, rename="camel"):
     """One session's page only: whether ttlp was connected all the while the streamer was
     live around and during it (no ``gaps``)."""
     gaps: list[GapOut] | None = None
+    live: bool = False
+    """A live session not ended yet: the one running now."""
+    duration_seconds: float | None = None
+    """From its start to its end (to now while it runs)."""
+    coins: int | None = None
+    """With ``uniqueGifters`` and ``peakViewers``: lists asked with ``summary=true`` only."""
+    unique_gifters: int | None = None
+    peak_viewers: int | None = None
+
+
+class GifterOut(msgspec.Struct, rename="camel", omit_defaults=True):
+    rank: int
+    coins: int
+    gifts: int
+    user_id: str | None = None
+    """With ``uniqueId``, ``displayName``: moderators and up only (VIEWER: rank and figures)."""
+    unique_id: str | None = None
+    display_name: str | None = None
+
+
+class SessionSummary(msgspec.Struct, rename="camel"):
+    """What a session saw. Counted over the session's own events: a replay session's summary
+    is of its replayed events, a live one's of its live events."""
+
+    session_id: str
+    type: str
+    live: bool
+    duration_seconds: float | None
+    complete: bool | None
+    """Live sessions: whether ttlp was connected all the while (no ``gaps``); null for a
+    replay."""
+    gaps: list[GapOut]
+    event_count: int
+    events_by_type: dict[str, int]
+    coins: int
+    """Counted as analytics counts them: a gift streak once, at its end."""
+    gifts: int
+    unique_gifters: int
+    top_gifters: list[GifterOut]
+    new_followers: int
+    """Distinct users who followed during the session."""
+    shares: int
+    subscriptions: int
+    chat_messages: int
+    peak_viewers: int | None
+    average_viewers: float | None
+    """Mean of the viewer counts TikTok reported (ROOM_USER events); null without any."""
 
 
 class GapOut(msgspec.Struct, rename="camel"):
@@ -218,6 +265,18 @@ async def page_of(
     return EventPage(page.items, page.next_cursor)
 
 
+def is_running(row: dict[str, Any]) -> bool:
+    return row["type"] == "live" and row.get("ended_at") is None
+
+
+def duration_of(row: dict[str, Any]) -> float | None:
+    start, end = row.get("created_at"), row.get("ended_at")
+    if start is None:
+        return None
+    end = end or (datetime.now(UTC) if is_running(row) else None)
+    return round(max((end - start).total_seconds(), 0.0), 3) if end is not None else None
+
+
 def session_out(row: dict[str, Any], event_count: int | None = None) -> SessionOut:
     meta = row.get("meta") or {}
     return SessionOut(
@@ -231,7 +290,32 @@ def session_out(row: dict[str, Any], event_count: int | None = None) -> SessionO
         replayed_from=meta.get("replayedFrom") if isinstance(meta, dict) else None,
         event_count=event_count,
         interrupted=isinstance(meta, dict) and meta.get("interrupted") is True,
+        live=is_running(row),
+        duration_seconds=duration_of(row),
     )
+
+
+def gaps_out(gaps: list[dict[str, Any]]) -> list[GapOut]:
+    return [
+        GapOut(iso(g["start"]) or "", iso(g["end"]) or "", round(g["seconds"], 3), g["reason"])
+        for g in gaps
+    ]
+
+
+async def sessions_with_overview(api: Api, rows: list[dict[str, Any]]) -> list[SessionOut]:
+    """Sessions with their list columns (events, coins, unique gifters, peak viewers), from
+    one grouped query over the listed sessions' events."""
+    overview = await api.queries.sessions_overview([row["id"] for row in rows])
+    out = []
+    for row in rows:
+        item = session_out(row)
+        figures = overview.get(row["id"], {})
+        item.event_count = figures.get("eventCount", 0)
+        item.coins = figures.get("coins", 0)
+        item.unique_gifters = figures.get("uniqueGifters", 0)
+        item.peak_viewers = figures.get("peakViewers")
+        out.append(item)
+    return out
 
 
 def stream_out(row: dict[str, Any]) -> StreamOut:
@@ -260,6 +344,15 @@ async def session_in_scope(api: Api, request: Req, session_id: str) -> dict[str,
     return row
 
 
+Overview = Annotated[
+    bool,
+    QueryParameter(
+        description="add each session's eventCount, coins, uniqueGifters and peakViewers "
+        "(one aggregate over the listed sessions' events: keep `limit` to what is shown)"
+    ),
+]
+
+
 # -- streams ---------------------------------------------------------------------------------
 @get("/streams", summary="Streams (TikTok broadcasts) in the account's scope, newest first")
 async def list_streams(
@@ -271,15 +364,21 @@ async def list_streams(
     return [stream_out(row) for row in rows]
 
 
-@get("/streams/{stream:str}/sessions", summary="Sessions of a room, or of @handle's rooms")
+@get(
+    "/streams/{stream:str}/sessions",
+    summary="Sessions of a room, or of @handle's rooms: the running one first, then newest",
+)
 async def stream_sessions(
     api: Api,
     request: Req,
     stream: StreamPath,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIST)] = 100,
+    summary: Overview = False,
 ) -> list[SessionOut]:
     ref = await resolve_stream(api, stream, current_account(request))
     rows = await api.queries.list_sessions(stream_ids=ref.stream_ids, scopes=None, limit=limit)
+    if summary:
+        return await sessions_with_overview(api, rows)
     return [session_out(row) for row in rows]
 
 
@@ -312,15 +411,18 @@ async def stream_history(
 
 
 # -- sessions --------------------------------------------------------------------------------
-@get("/sessions", summary="Sessions in the account's scope, newest first")
+@get("/sessions", summary="Sessions in the account's scope: the running one first, then newest")
 async def list_sessions(
     api: Api,
     request: Req,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIST)] = 100,
+    summary: Overview = False,
 ) -> list[SessionOut]:
     rows = await api.queries.list_sessions(
         stream_ids=None, scopes=scope_list(current_account(request)), limit=limit
     )
+    if summary:
+        return await sessions_with_overview(api, rows)
     return [session_out(row) for row in rows]
 
 
@@ -332,12 +434,52 @@ async def get_session(api: Api, request: Req, session_id: FromPath[str]) -> Sess
     row = await session_in_scope(api, request, session_id)
     out = session_out(row, await api.queries.session_event_count(session_id))
     gaps = await api.queries.session_gaps(row)
-    out.gaps = [
-        GapOut(iso(g["start"]) or "", iso(g["end"]) or "", round(g["seconds"], 3), g["reason"])
-        for g in gaps
-    ]
+    out.gaps = gaps_out(gaps)
     out.complete = not gaps if row["type"] == "live" else None
     return out
+
+
+@get(
+    "/sessions/{session_id:str}/summary",
+    summary="What a session saw: duration, completeness, counts, coins, gifters, viewers",
+    description="VIEWER accounts get the top gifters as rank and figures, without identities.",
+)
+async def session_summary(api: Api, request: Req, session_id: FromPath[str]) -> SessionSummary:
+    row = await session_in_scope(api, request, session_id)
+    figures = await api.queries.session_summary(session_id)
+    gaps = await api.queries.session_gaps(row)
+    named = current_account(request).role.at_least(Role.MODERATOR)
+    gifters = [
+        GifterOut(
+            rank=n,
+            coins=g["coins"],
+            gifts=g["gifts"],
+            user_id=g["userId"] if named else None,
+            unique_id=g["uniqueId"] if named else None,
+            display_name=g["displayName"] if named else None,
+        )
+        for n, g in enumerate(figures["topGifters"], start=1)
+    ]
+    return SessionSummary(
+        session_id=session_id,
+        type=row["type"],
+        live=is_running(row),
+        duration_seconds=duration_of(row),
+        complete=not gaps if row["type"] == "live" else None,
+        gaps=gaps_out(gaps),
+        event_count=figures["eventCount"],
+        events_by_type=figures["eventsByType"],
+        coins=figures["coins"],
+        gifts=figures["gifts"],
+        unique_gifters=figures["uniqueGifters"],
+        top_gifters=gifters,
+        new_followers=figures["newFollowers"],
+        shares=figures["shares"],
+        subscriptions=figures["subscriptions"],
+        chat_messages=figures["chatMessages"],
+        peak_viewers=figures["peakViewers"],
+        average_viewers=figures["averageViewers"],
+    )
 
 
 @get("/sessions/{session_id:str}/events", summary="A session's events (keyset pages)")
@@ -421,6 +563,14 @@ async def user_events(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     order: Order = "desc",
+    include_replays: Annotated[
+        bool,
+        QueryParameter(
+            name="includeReplays",
+            description="also list the user's replayed events (each marked source=replay); "
+            "by default a user's history is of live events only",
+        ),
+    ] = False,
 ) -> EventPage:
     row, rooms = await user_in_scope(api, request, user)
     where = event_filter(
@@ -431,6 +581,7 @@ async def user_events(
         stream_ids=rooms,
         subject="user",  # the account's rooms may grow while it pages: bind the user alone
         user_id=row["user_id"],
+        live_only=not include_replays,
     )
     return await page_of(api, where, limit, cursor, order)
 
@@ -504,6 +655,7 @@ routes = [
     stream_history,
     list_sessions,
     get_session,
+    session_summary,
     session_events,
     replay,
     get_user,

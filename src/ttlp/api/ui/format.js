@@ -229,3 +229,54 @@ export function ingestStatusText(report, opts) {
   return { text: parts.join(" · "), title: report.reason ?? "", state };
 }
 
+
+const count = (value) => (value === null || value === undefined ? "—" : Number(value).toLocaleString("en-US"));
+
+/** A session's summary (GET /sessions/{id}/summary) as [label, value] rows for the session
+ *  page; "—" where there is nothing to show (never "null"). */
+export function summaryRows(x) {
+  const gaps = x.gaps ?? [];
+  const missing = gaps.reduce((sum, g) => sum + g.seconds, 0);
+  const coverage =
+    x.complete === null || x.complete === undefined
+      ? "—"
+      : x.complete
+        ? "complete"
+        : `${gaps.length} gap${gaps.length === 1 ? "" : "s"}, ${duration(missing)} missing`;
+  const types = Object.entries(x.eventsByType ?? {})
+    .map(([type, n]) => `${badge(type)} ${count(n)}`)
+    .join(" · ");
+  return [
+    ["duration", x.durationSeconds === null || x.durationSeconds === undefined ? "—" : duration(x.durationSeconds) + (x.live ? " (live)" : "")],
+    ["coverage", coverage],
+    ["events", `${count(x.eventCount)}${types ? ` (${types})` : ""}`],
+    ["chat messages", count(x.chatMessages)],
+    ["coins", count(x.coins)],
+    ["gifts", count(x.gifts)],
+    ["unique gifters", count(x.uniqueGifters)],
+    ["new followers", count(x.newFollowers)],
+    ["shares", count(x.shares)],
+    ["subscriptions", count(x.subscriptions)],
+    ["peak viewers", count(x.peakViewers)],
+    ["average viewers", count(x.averageViewers)],
+  ];
+}
+
+/** A top gifter's line (in a numbered list): "@handle — 1,234 coins · 3 gifts"; without
+ *  identities (VIEWER), "1,234 coins · 3 gifts". */
+export function gifterLine(g) {
+  const who = g.uniqueId ? `@${g.uniqueId} — ` : g.userId ? `${g.userId} — ` : "";
+  return `${who}${count(g.coins)} coins · ${count(g.gifts)} gift${g.gifts === 1 ? "" : "s"}`;
+}
+
+/** The summary cells of a sessions-list row (GET …/sessions?summary=true): duration, events,
+ *  coins, unique gifters, peak viewers. */
+export function sessionCells(x) {
+  return [
+    x.durationSeconds === null || x.durationSeconds === undefined ? "—" : duration(x.durationSeconds),
+    count(x.eventCount),
+    count(x.coins),
+    count(x.uniqueGifters),
+    count(x.peakViewers),
+  ];
+}

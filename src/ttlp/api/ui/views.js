@@ -8,7 +8,7 @@ import { api, qs } from "./api.js";
 import { barChart } from "./charts.js";
 import { bind, cdnImg, h, patch, toast } from "./dom.js";
 import { feedPanel, renderEvent } from "./feed.js";
-import { coverageLines, dateTime, replayProgress, sessionLines } from "./format.js";
+import { coverageLines, dateTime, gifterLine, replayProgress, sessionCells, sessionLines, summaryRows } from "./format.js";
 import { lifetime } from "./lifetime.js";
 import { analyticsQuery, analyticsView, BUCKETS } from "./stats.js";
 
@@ -142,15 +142,18 @@ export function mountAnalytics(root, ctx) {
 }
 
 // -- sessions ------------------------------------------------------------------------------------
+const SESSION_COLUMNS = ["duration", "events", "coins", "gifters", "peak viewers"];
+
 function renderSessionRow(x, s, act) {
   const progress = s.progress.get(x.id);
   return h(
     "tr",
-    { key: x.id, dataset: { session: x.id } },
-    h("td", {}, h("a", { href: `#/session/${x.id}`, text: x.id.slice(0, 8) })),
+    { key: x.id, dataset: { session: x.id }, class: x.live ? "running" : undefined },
+    h("td", {}, h("a", { href: `#/session/${x.id}`, text: x.id.slice(0, 8) }), x.live ? h("span", { class: "badge live", text: "live" }) : null),
     h("td", { text: x.type }),
     h("td", { text: dateTime(x.createdAt) }),
     h("td", { text: dateTime(x.endedAt) + (x.interrupted ? " · interrupted" : ""), class: x.interrupted ? "interrupted" : undefined }),
+    sessionCells(x).map((text, i) => h("td", { class: "num", dataset: { col: SESSION_COLUMNS[i] }, text })),
     h("td", {}, x.replayedFrom ? h("a", { href: `#/session/${x.replayedFrom}`, class: "replayed-from", text: x.replayedFrom.slice(0, 8) }) : "—"),
     h(
       "td",
@@ -177,15 +180,15 @@ export function mountSessions(root, ctx) {
     h(
       "table",
       { class: "grid sessions" },
-      h("thead", {}, h("tr", {}, ["session", "type", "started", "ended", "replay of", ""].map((x) => h("th", { text: x })))),
-      h("tbody", {}, s.error ? h("tr", {}, h("td", { colspan: 6 }, errorLine(s.error))) : s.rows.map((x) => renderSessionRow(x, s, act))),
+      h("thead", {}, h("tr", {}, ["session", "type", "started", "ended", ...SESSION_COLUMNS, "replay of", ""].map((x) => h("th", { text: x })))),
+      h("tbody", {}, s.error ? h("tr", {}, h("td", { colspan: 11 }, errorLine(s.error))) : s.rows.map((x) => renderSessionRow(x, s, act))),
     ),
   ];
   const update = bind(root, state, render);
 
   const load = async () => {
     try {
-      const rows = await api(`/streams/@${app.stream}/sessions?limit=100`);
+      const rows = await api(`/streams/@${app.stream}/sessions?limit=100&summary=true`);
       if (life.alive) update((s) => Object.assign(s, { rows, error: "" }));
     } catch (err) {
       if (life.alive) update((s) => (s.error = err.message));
@@ -245,10 +248,26 @@ function renderDownloads(id) {
   return h("p", { class: "downloads" }, "Download: ", links.flatMap((link, i) => (i ? [" · ", link] : [link])));
 }
 
+// The session page's summary (GET /sessions/{id}/summary): figures, then the top gifters (a
+// VIEWER's without names: the API leaves them out).
+function renderSummary(s) {
+  if (s.summaryError) return h("section", { class: "session-summary" }, errorLine(s.summaryError));
+  if (!s.summary) return null;
+  return h(
+    "section",
+    { class: "session-summary" },
+    h("h2", { text: "Summary" }),
+    h("table", { class: "grid summary" }, h("tbody", {}, summaryRows(s.summary).map(([label, value]) => h("tr", { dataset: { figure: label } }, h("th", { text: label }), h("td", { text: value }))))),
+    s.summary.topGifters.length
+      ? [h("h3", { text: "Top gifters" }), h("ol", { class: "top-gifters plain-list" }, s.summary.topGifters.map((g) => h("li", { text: gifterLine(g) })))]
+      : null,
+  );
+}
+
 export function mountSession(root, ctx) {
   const id = ctx.params[0];
   const life = lifetime();
-  const state = { session: null, headError: "", events: [], pageError: "", cursor: null, loading: false };
+  const state = { session: null, headError: "", summary: null, summaryError: "", events: [], pageError: "", cursor: null, loading: false };
   const render = (s) => [
     h("h1", { text: `Session ${id}` }),
     h(
@@ -260,6 +279,7 @@ export function mountSession(root, ctx) {
       s.session?.replayedFrom ? h("p", {}, "replay of ", h("a", { href: `#/session/${s.session.replayedFrom}`, text: s.session.replayedFrom })) : null,
       s.session && ctx.app.may("MODERATOR") ? renderDownloads(id) : null,
     ),
+    renderSummary(s),
     h(
       "div",
       { class: "plain-list", id: "session-events" },
@@ -282,6 +302,9 @@ export function mountSession(root, ctx) {
   api(`/sessions/${id}`)
     .then((session) => life.alive && update((s) => (s.session = session)))
     .catch((err) => life.alive && update((s) => (s.headError = err.message)));
+  api(`/sessions/${id}/summary`)
+    .then((summary) => life.alive && update((s) => (s.summary = summary)))
+    .catch((err) => life.alive && update((s) => (s.summaryError = err.message)));
   page();
   return { destroy: () => life.end() };
 }
