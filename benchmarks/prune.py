@@ -470,6 +470,7 @@ async def bench(args: argparse.Namespace) -> None:
         session_retention_days=365,
         user_retention_days=365,
         batch_size=args.batch,
+        pause_ratio=args.pause_ratio,
         interval_s=0,
         pseudonym_salt="bench-salt",
     )
@@ -519,7 +520,7 @@ async def bench(args: argparse.Namespace) -> None:
                     dropped, drop_live = await during(live, drop_partition(url, oldest))
         print(
             f"\n== ttlp prune on {shape.n:,} events (retention {args.retention} days,"
-            f" grace {GRACE_DAYS}, batches of {args.batch:,})"
+            f" grace {GRACE_DAYS}, batches of {args.batch:,}, rest ×{args.pause_ratio:g})"
         )
         print(
             f"live pipeline at {args.rate:,.0f} frames/s (every role but ingest, Redis + this db):"
@@ -560,7 +561,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames-ratio", type=float, default=1.0, help="raw frames per event")
     parser.add_argument("--days", type=float, default=120.0, help="the events' time span")
     parser.add_argument("--retention", type=int, default=90, help="EVENT_RETENTION_DAYS")
-    parser.add_argument("--batch", type=int, default=5_000, help="PRUNE_BATCH_SIZE")
+    parser.add_argument("--batch", type=int, default=1_000, help="PRUNE_BATCH_SIZE")
+    parser.add_argument("--pause-ratio", type=float, default=1.0, help="PRUNE_PAUSE_RATIO")
     parser.add_argument("--rate", type=float, default=1000.0, help="live frames/s")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--no-partitions", dest="partitions", action="store_false")

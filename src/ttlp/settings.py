@@ -104,8 +104,11 @@ class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):
     user_retention_days: Annotated[int, env("USER_RETENTION_DAYS", ge=0)] = 365
     """TikTok users not seen for this long are pseudonymized: handle, names and avatar
     replaced, the id kept as a salted hash so counts survive; their notes are deleted."""
-    batch_size: Annotated[int, env("PRUNE_BATCH_SIZE", ge=100)] = 5_000
+    batch_size: Annotated[int, env("PRUNE_BATCH_SIZE", ge=100)] = 1_000
     """Rows archived or deleted per transaction, so the live pipeline never waits long."""
+    pause_ratio: Annotated[float, env("PRUNE_PAUSE_RATIO", ge=0)] = 1.0
+    """After each batch a prune rests this many times as long as the batch took (0 = no
+    rest), so the live pipeline keeps its latency while a large backlog is pruned."""
     interval_s: Annotated[float, env("PRUNE_INTERVAL_S", ge=0)] = 86_400.0
     """How often the store role prunes (0 = never: prune with `ttlp prune` only)."""
     pseudonym_salt: Annotated[
