@@ -26,8 +26,8 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ttlp.aio import as_utc
+from ttlp.db.engine import write_transaction
 from ttlp.db.tables import accounts, revoked_tokens
 from ttlp.errors import InputError, NotFoundError
 
@@ -314,25 +315,10 @@ class Accounts:
         return row._mapping if row is not None else None
 
 
-@asynccontextmanager
-async def exclusive(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+def exclusive(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
     """A transaction that no other write of ``accounts`` interleaves with, so what it reads
-    stays true until it commits (the owner count, whether a name is free). PostgreSQL: the
-    table locked in SHARE ROW EXCLUSIVE mode, which conflicts with itself and with writes but
-    not with reads (logins go on). SQLite: ``BEGIN IMMEDIATE``, the database's write lock from
-    the start (a transaction that reads first and writes later could otherwise fail when
-    another writer, the store, commits in between)."""
-    async with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            await conn.exec_driver_sql("LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE")
-        try:
-            yield conn
-        except BaseException:
-            await conn.rollback()
-            raise
-        await conn.commit()
+    stays true until it commits (the owner count, whether a name is free); logins go on."""
+    return write_transaction(engine, lock=("accounts",))
 
 
 def new_account_row(

@@ -9,6 +9,8 @@ it has already encoded (``msgspec.Raw``) without a second serialization.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,7 +18,7 @@ import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ttlp.errors import ConfigError
 from ttlp.settings import redact_url
@@ -241,3 +243,28 @@ _json_encoder: Final = msgspec.json.Encoder()
 def _json_dumps(value: Any) -> str:
     """JSON text for a column value; ``msgspec.Raw`` (already-encoded JSON) passes verbatim."""
     return _json_encoder.encode(value).decode()
+
+
+@asynccontextmanager
+async def write_transaction(
+    engine: AsyncEngine, lock: Sequence[str] = ()
+) -> AsyncIterator[AsyncConnection]:
+    """A transaction that reads, then writes, and whose reads stay true until it commits.
+
+    SQLite: ``BEGIN IMMEDIATE``, the database's write lock from the start (a transaction that
+    reads first could not write once another writer, the store, commits in between).
+    PostgreSQL: the tables of ``lock`` in SHARE ROW EXCLUSIVE mode, which waits for the writes
+    in flight, holds new ones and conflicts with itself, but not with reads; without ``lock``
+    a plain transaction (the caller locks rows itself, e.g. ``FOR UPDATE``).
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif lock:
+            await conn.exec_driver_sql(f"LOCK TABLE {', '.join(lock)} IN SHARE ROW EXCLUSIVE MODE")
+        try:
+            yield conn
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()

@@ -48,7 +48,7 @@ import base64
 import binascii
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeVar
@@ -62,6 +62,7 @@ from ttlp.aio import as_utc
 from ttlp.contracts.events import SYSTEM_USER
 from ttlp.contracts.mapping import PACKED_KEY
 from ttlp.db import tables
+from ttlp.db.engine import write_transaction
 from ttlp.db.pseudonyms import SALT_KEY, load_salt, pseudonym_id, subject_hash
 from ttlp.errors import InputError, NotFoundError
 
@@ -607,21 +608,7 @@ async def _watermarks(engine: AsyncEngine) -> dict[str, int]:
         }
 
 
-@asynccontextmanager
-async def _locked(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction no write of ``LOCKED`` interleaves with (reads go on). PostgreSQL: SHARE
-    ROW EXCLUSIVE, which waits for the writes in flight, holds new ones and conflicts with
-    itself (two erasures queue); SQLite: BEGIN IMMEDIATE, the database's write lock."""
-    async with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            await conn.exec_driver_sql(
-                f"LOCK TABLE {', '.join(LOCKED)} IN SHARE ROW EXCLUSIVE MODE"
-            )
-        try:
-            yield conn
-        except BaseException:
-            await conn.rollback()
-            raise
-        await conn.commit()
+def _locked(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A transaction no write of ``LOCKED`` interleaves with (reads go on; two erasures
+    queue)."""
+    return write_transaction(engine, lock=LOCKED)

@@ -79,6 +79,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -109,6 +110,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ttlp.aio import as_utc, parse_iso, to_iso
 from ttlp.db import tables
+from ttlp.db.engine import write_transaction
 from ttlp.db.erasure import ErasedSubjects, _watermarks
 from ttlp.db.pseudonyms import load_salt, pseudonym_handle, pseudonym_id
 from ttlp.errors import TransientError
@@ -670,23 +672,9 @@ class Pruner:
             self._stopped = True
         return self._stopped
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that reads, then writes. SQLite: the write lock from the start
-        (``BEGIN IMMEDIATE``): a transaction that reads first could not write once the store
-        has committed in between."""
-        if not self.sqlite:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self.engine.connect() as conn:
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction that reads, then writes (SQLite: the write lock from the start)."""
+        return write_transaction(self.engine)
 
 
 def _erased_in(
