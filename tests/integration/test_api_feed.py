@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -29,6 +28,7 @@ from tests.support.api import (
     fixture_events,
     other_stream_events,
 )
+from tests.support.sse import Message, SseReader, StreamEnded
 from tests.support.wait import wait_for
 from ttlp.api.accounts import Role
 from ttlp.api.feed import Feed
@@ -44,67 +44,6 @@ HANDLE_FEED = f"/streams/@{STREAMER_HANDLE}/events"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-@dataclass
-class Message:
-    """One SSE message as a browser's EventSource would see it (plus its comment lines)."""
-
-    event: str | None = None
-    id: str | None = None
-    data: str | None = None
-    comments: list[str] = field(default_factory=list)
-
-    @property
-    def json(self) -> Any:
-        assert self.data is not None
-        return json.loads(self.data)
-
-
-class SseReader:
-    """Parses a ``text/event-stream`` body line by line (``httpx`` has no SSE parser)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self._lines = response.aiter_lines()
-
-    async def _message(self) -> Message:
-        message = Message()
-        while True:
-            line = await anext(self._lines)
-            if line == "":
-                if message.event or message.id or message.data is not None or message.comments:
-                    return message
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "":
-                message.comments.append(value)
-            elif name == "event":
-                message.event = value
-            elif name == "id":
-                message.id = value
-            elif name == "data":
-                message.data = value if message.data is None else f"{message.data}\n{value}"
-
-    async def next(self) -> Message:
-        return await asyncio.wait_for(self._message(), WAIT_S)
-
-    async def events(self, n: int) -> list[Message]:
-        """The next ``n`` messages that are not comments (events, ``gap``, ``dropped``)."""
-        out: list[Message] = []
-        while len(out) < n:
-            message = await self.next()
-            if message.event is not None:
-                out.append(message)
-        return out
-
-    async def heartbeat(self) -> Message:
-        """The next message, which must be a heartbeat comment (nothing else was queued)."""
-        message = await self.next()
-        assert message.event is None, f"expected a heartbeat, got {message}"
-        assert message.comments == ["keep-alive"]
-        return message
-
-
 def feed_of(api: ApiHarness) -> Feed:
     feed = api.app.state.api.feed
     assert isinstance(feed, Feed)
@@ -450,7 +389,7 @@ async def test_a_slow_but_reading_client_gets_a_dropped_event_then_the_end(
             poll=0.02,
         )
         messages = []
-        with contextlib.suppress(StopAsyncIteration, httpx.RemoteProtocolError):
+        with contextlib.suppress(StreamEnded, httpx.RemoteProtocolError):
             while True:
                 messages.append(await reader.next())
     events = [m for m in messages if m.event is not None]

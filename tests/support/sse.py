@@ -70,7 +70,15 @@ class SseReader:
                 return message
 
     async def events(self, n: int) -> list[Message]:
+        """The next ``n`` messages that are not comments (events, ``gap``, ``dropped``)."""
         return [await self.named() for _ in range(n)]
+
+    async def heartbeat(self) -> Message:
+        """The next message, which must be a heartbeat comment (nothing else was queued)."""
+        message = await self.next()
+        assert message.event is None, f"expected a heartbeat, got {message}"
+        assert message.comments == ["keep-alive"]
+        return message
 
     async def until_event_id(self, event_id: str) -> list[Message]:
         """Named messages up to and including the one with SSE id ``event_id``."""
