@@ -24,8 +24,14 @@ run: install
 
 ## Lint, type-check and run the whole test suite (integration tests need PostgreSQL and Redis
 ## on 127.0.0.1; they are skipped with a reason when absent, and must run under CI=true).
+## Two workers by default (the machine has two cores); a test file runs whole in one worker.
+## The browser tests run after the others, in a run of their own: Playwright's sync API keeps
+## an event loop running in its worker's main thread, where no asyncio test could run after it
+## (xdist hands out the biggest files first, whatever the collection order).
+TEST_WORKERS ?= 2
 test: install lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m browser
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts alembic

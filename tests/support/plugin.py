@@ -22,5 +22,6 @@ pytest_plugins = [
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop running in the main
-    thread for the rest of the session, where pytest-asyncio could not start its own."""
+    thread for the rest of the session, where pytest-asyncio could not start its own. (Under
+    pytest-xdist the order of files is the scheduler's: ``make test`` runs them apart.)"""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -13,6 +13,8 @@ import { lifetime } from "./lifetime.js";
 import { analyticsQuery, analyticsView, BUCKETS } from "./stats.js";
 
 const ANALYTICS_REFRESH_MS = 15000;
+// The sessions list follows a running session (its counters, its end, the next one starting).
+const SESSIONS_REFRESH_MS = 5000;
 const PROGRESS_POLL_MS = 1000;
 const PROGRESS_MAX_POLLS = 180;
 const USER_RETRIES = 5;
@@ -229,6 +231,7 @@ export function mountSessions(root, ctx) {
 
   update();
   load();
+  life.every(load, SESSIONS_REFRESH_MS);
   return { destroy: () => life.end() };
 }
 
