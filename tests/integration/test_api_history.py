@@ -664,11 +664,14 @@ async def test_a_replay_through_the_api_is_stored_and_visible(api: ApiHarness) -
         assert session["type"] == "replay"
         assert session["replayedFrom"] == source
         assert session["eventCount"] == len(original)
-        # The original is untouched, and the stream's history now holds both.
+        # The original is untouched; the stream's history is of live events unless asked.
         assert ids(await walk(api, f"/sessions/{source}/events", headers, order="asc")) == ids(
             original
         )
-        history = await walk(api, f"/streams/@{STREAMER_HANDLE}/history", headers, order="asc")
+        path = f"/streams/@{STREAMER_HANDLE}/history"
+        assert ids(await walk(api, path, headers, order="asc")) == ids(original)
+        both = {"includeReplays": "true"}
+        history = await walk(api, path, headers, order="asc", params=both)
         assert len(history) == 2 * len(original)
     finally:
         stop.set()

@@ -119,6 +119,21 @@ async def test_a_replay_leaves_a_users_live_activity_and_history_unchanged(
     assert response.status_code == 400, response.text
 
 
+async def test_a_replay_leaves_a_streams_history_unchanged(api: ApiHarness) -> None:
+    await api.seed()
+    headers = await streamer(api)
+    path = f"/streams/@{STREAMER_HANDLE}/history"
+    before = await get(api, path, headers, limit=500)
+    assert [e["eventId"] for e in before["items"]] == [d["eventId"] for d in DOCS]
+
+    await api.store.write_events(replay_of_fixture(str(uuid.uuid4())))
+
+    assert await get(api, path, headers, limit=500) == before
+    everything = await get(api, path, headers, limit=500, includeReplays="true")
+    sources = Counter(e["source"] for e in everything["items"])
+    assert sources == {"live": len(DOCS), "replay": len(DOCS)}
+
+
 # -- the session summary -----------------------------------------------------------------------
 def expected_summary() -> dict[str, Any]:
     gifts = counted_gifts()
@@ -147,7 +162,7 @@ def expected_summary() -> dict[str, Any]:
         ],
         "newFollowers": len({d["user"]["userId"] for d in of_type("FOLLOW")}),
         "shares": len(of_type("SHARE")),
-        "subscriptions": len(of_type("SUBSCRIBE")),
+        "subscriptions": len({d["user"]["userId"] for d in of_type("SUBSCRIBE")}),
         "chatMessages": len(of_type("CHAT")),
         "peakViewers": max(viewers),
         "averageViewers": round(sum(viewers) / len(viewers), 1),
@@ -161,6 +176,9 @@ async def test_the_summary_of_the_fixture_session(api: ApiHarness) -> None:
     body = await get(api, f"/sessions/{SESSION}/summary", headers)
     expected = expected_summary()
     assert {k: body[k] for k in expected} == expected
+    # xiaoming88's one subscription arrives twice (chat banner, then SubNotify): counted once.
+    assert len(of_type("SUBSCRIBE")) == 3
+    assert body["subscriptions"] == 2
     assert (body["sessionId"], body["type"], body["live"]) == (SESSION, "live", False)
     session = await get(api, f"/sessions/{SESSION}", headers)
     assert (body["complete"], body["gaps"]) == (session["complete"], session["gaps"])

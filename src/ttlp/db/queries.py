@@ -80,7 +80,7 @@ COUNTED_GIFT: Final = and_(
 total); a gift that says nothing about streaks is a single gift (as a non-streakable one,
 whose frame is its own end)."""
 VIEWERS: Final = _PAYLOAD["viewerCount"].as_integer()
-FIGURE_TYPES: Final = ("GIFT", "FOLLOW", "ROOM_USER")
+FIGURE_TYPES: Final = ("GIFT", "FOLLOW", "SUBSCRIBE", "ROOM_USER")
 """The event types a session summary reads payloads of (the others are only counted: by the
 ``(session_id, event_type, id)`` index, without reading their JSON)."""
 
@@ -593,6 +593,11 @@ class Queries:
                         func.count(
                             func.distinct(case((e.event_type == "FOLLOW", e.user_id)))
                         ).label("followers"),
+                        # One subscription reaches us twice (the chat banner and SubNotify):
+                        # a session counts subscribers, as it counts followers.
+                        func.count(
+                            func.distinct(case((e.event_type == "SUBSCRIBE", e.user_id)))
+                        ).label("subscribers"),
                         func.max(room_viewers).label("peak"),
                         func.avg(room_viewers).label("average"),
                     ).where(*scope, e.event_type.in_(FIGURE_TYPES))
@@ -633,7 +638,7 @@ class Queries:
             ],
             "newFollowers": int(figures.followers or 0),
             "shares": counts.get("SHARE", 0),
-            "subscriptions": counts.get("SUBSCRIBE", 0),
+            "subscriptions": int(figures.subscribers or 0),
             "chatMessages": counts.get("CHAT", 0),
             "peakViewers": int(figures.peak) if figures.peak is not None else None,
             "averageViewers": (

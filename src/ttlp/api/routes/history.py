@@ -244,6 +244,17 @@ async def user_id_of(api: Api, ref: str | None) -> str | None:
     return ref
 
 
+IncludeReplays = Annotated[
+    bool,
+    QueryParameter(
+        name="includeReplays",
+        description="also list replayed events (each marked source=replay); by default a "
+        "stream's or a user's history is of live events only (a replay session's own events "
+        "are listed by GET /sessions/{id}/events)",
+    ),
+]
+
+
 def event_filter(
     types: str | None,
     q: str | None,
@@ -395,6 +406,7 @@ async def stream_history(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     order: Order = "asc",
+    include_replays: IncludeReplays = False,
 ) -> EventPage:
     ref = await resolve_stream(api, stream, current_account(request))
     where = event_filter(
@@ -406,6 +418,7 @@ async def stream_history(
         # A handle's rooms grow when the streamer goes live again: the cursor binds the name.
         subject=f"stream:{stream.lower()}",
         user_id=await user_id_of(api, user),
+        live_only=not include_replays,
     )
     return await page_of(api, where, limit, cursor, order)
 
@@ -563,14 +576,7 @@ async def user_events(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     order: Order = "desc",
-    include_replays: Annotated[
-        bool,
-        QueryParameter(
-            name="includeReplays",
-            description="also list the user's replayed events (each marked source=replay); "
-            "by default a user's history is of live events only",
-        ),
-    ] = False,
+    include_replays: IncludeReplays = False,
 ) -> EventPage:
     row, rooms = await user_in_scope(api, request, user)
     where = event_filter(
