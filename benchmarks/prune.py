@@ -58,7 +58,7 @@ from pipeline import BENCH_ROLES, Latencies, _api_env, _instrument, fixture_path
 
 from ttlp.db.engine import normalize_database_url
 from ttlp.db.migrate import upgrade
-from ttlp.db.retention import STEP_KEYS, PruneReport, prune
+from ttlp.db.retention import BATCH_TARGET_S, STEP_KEYS, PruneReport, prune
 from ttlp.runtime import ROLES, Context, open_context
 from ttlp.settings import RetentionSettings, Settings
 from ttlp.tiktok.providers.mock import MockProvider, load_fixture
@@ -490,7 +490,8 @@ async def bench(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         await fill(url, shape)
         print(f"generated in {time.perf_counter() - started:.0f} s: {await sizes(url)}", flush=True)
-        oldest, refusals = None, []
+        oldest: str | None = None
+        refusals: list[str] = []
         if args.partitions:
             print("partitioned copy of events (by month):", flush=True)
             oldest, refusals = await partitioned_copy(url)
@@ -512,15 +513,21 @@ async def bench(args: argparse.Namespace) -> None:
                 dry, dry_live = await during(
                     live, prune(ctx.engine, retention, now=now, dry_run=True)
                 )
-                first, first_live = await during(live, prune(ctx.engine, retention, now=now))
+                target = args.batch_target_ms / 1000
+                first, first_live = await during(
+                    live, prune(ctx.engine, retention, now=now, batch_target_s=target)
+                )
                 later = now + timedelta(days=GRACE_DAYS + 1)
-                second, second_live = await during(live, prune(ctx.engine, retention, now=later))
+                second, second_live = await during(
+                    live, prune(ctx.engine, retention, now=later, batch_target_s=target)
+                )
                 dropped = None
                 if oldest is not None:
                     dropped, drop_live = await during(live, drop_partition(url, oldest))
         print(
             f"\n== ttlp prune on {shape.n:,} events (retention {args.retention} days,"
-            f" grace {GRACE_DAYS}, batches of {args.batch:,}, rest ×{args.pause_ratio:g})"
+            f" grace {GRACE_DAYS}, batches of at most {args.batch:,} sized to"
+            f" {args.batch_target_ms:g} ms (0: fixed), rest ×{args.pause_ratio:g})"
         )
         print(
             f"live pipeline at {args.rate:,.0f} frames/s (every role but ingest, Redis + this db):"
@@ -563,6 +570,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retention", type=int, default=90, help="EVENT_RETENTION_DAYS")
     parser.add_argument("--batch", type=int, default=1_000, help="PRUNE_BATCH_SIZE")
     parser.add_argument("--pause-ratio", type=float, default=1.0, help="PRUNE_PAUSE_RATIO")
+    parser.add_argument(
+        "--batch-target-ms",
+        type=float,
+        default=BATCH_TARGET_S * 1000,
+        help="how long a batch may take before the next is halved (0: fixed batches)",
+    )
     parser.add_argument("--rate", type=float, default=1000.0, help="live frames/s")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--no-partitions", dest="partitions", action="store_false")

@@ -105,7 +105,8 @@ class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):
     """TikTok users not seen for this long are pseudonymized: handle, names and avatar
     replaced, the id kept as a salted hash so counts survive; their notes are deleted."""
     batch_size: Annotated[int, env("PRUNE_BATCH_SIZE", ge=100)] = 1_000
-    """Rows archived or deleted per transaction, so the live pipeline never waits long."""
+    """At most this many rows archived or deleted per transaction; a batch that holds the
+    database longer than 50 ms halves the next, so the live pipeline never waits long."""
     pause_ratio: Annotated[float, env("PRUNE_PAUSE_RATIO", ge=0)] = 1.0
     """After each batch a prune rests this many times as long as the batch took (0 = no
     rest), so the live pipeline keeps its latency while a large backlog is pruned."""

@@ -38,9 +38,11 @@ from ttlp.db.queries import EventFilter, Queries
 from ttlp.db.retention import (
     BUSY_RETRY_S,
     LAST_PRUNE_KEY,
+    MIN_BATCH,
     PRUNE_LOCK_KEY,
     STEP_KEYS,
     PruneBusyError,
+    Pruner,
     PruneReport,
     last_prune,
     prune,
@@ -172,6 +174,40 @@ def note(user_id: str, body: str) -> dict[str, Any]:
 
 
 # -- events and raw frames ---------------------------------------------------------------------
+async def test_a_batch_that_holds_the_database_too_long_halves_the_next(
+    store: Store, db_engine: AsyncEngine
+) -> None:
+    """Every batch here takes longer than a target of a nanosecond: 100, then MIN_BATCH (50)
+    rows at a time, and the run still archives everything."""
+    await write(store, chats(new_session(), OLD_EVENTS, start_day=0), frames=0)
+    seen: list[tuple[str, int, int | None]] = []
+    report = await prune(
+        db_engine,
+        SETTINGS,
+        now=NOW,
+        progress=lambda *step: seen.append(step),
+        batch_target_s=1e-9,
+    )
+    assert report.rows["events.archived"] == OLD_EVENTS
+    assert [done for key, done, _ in seen if key == "events.archived"] == [0, 100, 150, 200, 250]
+
+
+def test_batch_size_follows_how_long_batches_take(db_engine: AsyncEngine) -> None:
+    pruner = Pruner(db_engine, settings(batch_size=1000), now=NOW, batch_target_s=0.05)
+    pruner._resize(0.2)  # too long: halved
+    assert pruner.batch == 500
+    pruner._resize(0.04)  # within the target, not much quicker: kept
+    assert pruner.batch == 500
+    pruner._resize(0.01)  # much quicker: grows by a quarter
+    assert pruner.batch == 625
+    for _ in range(10):
+        pruner._resize(0.0)
+    assert pruner.batch == 1000  # never past PRUNE_BATCH_SIZE
+    for _ in range(20):
+        pruner._resize(1.0)
+    assert pruner.batch == MIN_BATCH  # never below
+
+
 async def test_events_past_retention_are_archived_in_batches_and_hidden_from_every_view(
     store: Store, queries: Queries, db_engine: AsyncEngine
 ) -> None:
@@ -180,7 +216,13 @@ async def test_events_past_retention_are_archived_in_batches_and_hidden_from_eve
     await write(store, chats(recent, 3, start_day=95, who=2), frames=3)
     seen: list[tuple[str, int, int | None]] = []
 
-    report = await prune(db_engine, SETTINGS, now=NOW, progress=lambda *step: seen.append(step))
+    report = await prune(
+        db_engine,
+        SETTINGS,
+        now=NOW,
+        progress=lambda *step: seen.append(step),
+        batch_target_s=0,  # batches of exactly BATCH, however long they take here
+    )
 
     assert report.rows["events.archived"] == OLD_EVENTS
     assert report.rows["raw_frames.archived"] == OLD_EVENTS
