@@ -113,9 +113,9 @@ def test_flat_rows_name_the_chat_text_and_the_gift() -> None:
 
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx"])
 def test_csv_cells_never_start_a_formula(text: str) -> None:
-    assert ex._cell(text) == "'" + text
-    assert ex._cell("plain") == "plain"
-    assert ex._cell(datetime(2024, 1, 1, tzinfo=UTC)) == "2024-01-01T00:00:00.000Z"
+    assert ex.csv_cell(text) == "'" + text
+    assert ex.csv_cell("plain") == "plain"
+    assert ex.csv_cell(datetime(2024, 1, 1, tzinfo=UTC)) == "2024-01-01T00:00:00.000Z"
 
 
 def test_ndjson_lines_escape_what_splitlines_breaks_at() -> None:

@@ -325,7 +325,7 @@ def flat(stored: StoredEvent) -> FlatRow:
     )
 
 
-def _cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     """A CSV cell: times as ISO 8601 UTC; text that a spreadsheet would run as a formula gets
     a leading apostrophe (chat text and names come from anyone in a TikTok room)."""
     if isinstance(value, datetime):
@@ -352,13 +352,14 @@ async def csv_bytes(pages: AsyncIterator[list[StoredEvent]]) -> AsyncIterator[by
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    yield "\ufeff".encode() + _take(buffer)
+    yield "\ufeff".encode() + drain(buffer)
     async for page in pages:
-        writer.writerows([_cell(value) for value in flat(stored)] for stored in page)
-        yield _take(buffer)
+        writer.writerows([csv_cell(value) for value in flat(stored)] for stored in page)
+        yield drain(buffer)
 
 
-def _take(buffer: io.StringIO) -> bytes:
+def drain(buffer: io.StringIO) -> bytes:
+    """What a CSV writer wrote into ``buffer`` so far, as UTF-8; the buffer starts afresh."""
     text = buffer.getvalue()
     buffer.seek(0)
     buffer.truncate()

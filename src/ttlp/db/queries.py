@@ -36,6 +36,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     true,
 )
@@ -85,6 +86,20 @@ FIGURE_TYPES: Final = ("GIFT", "FOLLOW", "SUBSCRIBE", "ROOM_USER")
 ``(session_id, event_type, id)`` index, without reading their JSON)."""
 
 Order = Literal["asc", "desc"]
+
+# -- fans (GET /streams/{stream}/fans) ---------------------------------------------------------
+LIKES: Final = _PAYLOAD["likeCount"].as_integer()
+FanSort = Literal["coins", "gifts", "messages", "likes", "sessions", "firstSeen", "lastSeen"]
+FAN_SORTS: Final[dict[str, str]] = {
+    "coins": "coins",
+    "gifts": "gifts",
+    "messages": "messages",
+    "likes": "likes",
+    "sessions": "sessions",
+    "firstSeen": "first_seen",
+    "lastSeen": "last_seen",
+}
+"""A fans listing's sort keys (as the API names them) → the aggregate's columns."""
 
 
 class CursorError(InputError):
@@ -164,6 +179,12 @@ class EventFilter:
 class Page:
     items: list[dict[str, Any]] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass
+class FanPage(Page):
+    total: int = 0
+    """Fans in the whole listing (every page), for "1,234 fans"."""
 
 
 class Queries:
@@ -684,6 +705,115 @@ class Queries:
             epoch = cast(func.floor(func.extract("epoch", events.c.timestamp)), BigInteger)
         return (epoch // width) * width  # integer division on both
 
+    # -- fans ----------------------------------------------------------------------------------
+    async def fans(
+        self,
+        stream_ids: Sequence[str],
+        *,
+        streamer: str | None,
+        subject: str,
+        sort: FanSort = "coins",
+        order: Order = "desc",
+        text: str | None = None,
+        limit: int | None = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> FanPage:
+        """Every TikTok user with a live event in these rooms (a streamer's broadcasts), with
+        their lifetime figures: counted coins and gifts (a streak once), chat messages, likes,
+        sessions attended, first and last seen; follower, subscriber and moderator as their
+        latest event says (follower and subscriber also when they followed or subscribed in
+        any session); the notes written on them under ``streamer``.
+
+        One grouped query over the rooms' live events (a replay leaves the figures unchanged),
+        joined to ``users`` (handle, name), to each fan's latest event (flags) and to the
+        notes counted per user. ``text``: a case-insensitive substring of the handle or the
+        display name. Pages: ``limit`` rows (None: all, for a download) after ``cursor``, a
+        position in the ranking bound to the listing (``subject``, sort, order, text).
+        """
+        e = events.c
+        fans = (
+            select(
+                e.user_id.label("user_id"),
+                func.coalesce(func.sum(case((COUNTED_GIFT, COINS))), 0).label("coins"),
+                func.count(case((COUNTED_GIFT, e.id))).label("gifts"),
+                func.count(case((e.event_type == "CHAT", e.id))).label("messages"),
+                func.coalesce(func.sum(case((e.event_type == "LIKE", LIKES))), 0).label("likes"),
+                func.count(func.distinct(e.session_id)).label("sessions"),
+                func.min(e.timestamp).label("first_seen"),
+                func.max(e.timestamp).label("last_seen"),
+                func.max(case((e.event_type == "FOLLOW", 1), else_=0)).label("followed"),
+                func.max(case((e.event_type == "SUBSCRIBE", 1), else_=0)).label("subscribed"),
+                func.max(e.id).label("last_id"),
+            )
+            .where(e.stream_id.in_(list(stream_ids)), LIVE, SHOWN, e.user_id != SYSTEM_USER)
+            .group_by(e.user_id)
+            .subquery("fans")
+        )
+        latest = events.alias("fan_latest")
+        person = latest.c.event_data["user"]
+        handle = func.coalesce(users.c.unique_id, person["uniqueId"].as_string())
+        display = func.coalesce(users.c.display_name, person["displayName"].as_string())
+        joined = fans.outerjoin(users, users.c.user_id == fans.c.user_id).outerjoin(
+            latest, latest.c.id == fans.c.last_id
+        )
+        notes: ColumnElement[Any] = literal(0)
+        if streamer:
+            per_user = (
+                select(user_notes.c.user_id, func.count().label("n"))
+                .where(user_notes.c.streamer == streamer.lower())
+                .group_by(user_notes.c.user_id)
+                .subquery("fan_notes")
+            )
+            joined = joined.outerjoin(per_user, per_user.c.user_id == fans.c.user_id)
+            notes = func.coalesce(per_user.c.n, 0)
+        key = fans.c[FAN_SORTS[sort]]
+        query = (
+            select(
+                fans.c.user_id,
+                handle.label("unique_id"),
+                display.label("display_name"),
+                fans.c.coins,
+                fans.c.gifts,
+                fans.c.messages,
+                fans.c.likes,
+                fans.c.sessions,
+                fans.c.first_seen,
+                fans.c.last_seen,
+                fans.c.followed,
+                fans.c.subscribed,
+                person["followRole"].as_integer().label("follow_role"),
+                person["isSubscriber"].as_boolean().label("is_subscriber"),
+                person["isModerator"].as_boolean().label("is_moderator"),
+                notes.label("notes"),
+                func.count().over().label("total"),
+            )
+            .select_from(joined)
+            .order_by(key.asc() if order == "asc" else key.desc(), fans.c.user_id)
+        )
+        if text:
+            name = text.removeprefix("@") or text
+            query = query.where(or_(self._contains(handle, name), self._contains(display, text)))
+        fingerprint = hashlib.sha256(
+            "\x1f".join(("fans", subject, sort, text or "")).encode()
+        ).hexdigest()[:16]
+        offset = decode_cursor(cursor, order, fingerprint) if cursor is not None else 0
+        size = None if limit is None else max(1, min(limit, MAX_PAGE))
+        if size is not None:
+            query = query.limit(size + 1).offset(offset)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows and offset:  # a page past the end: the listing shrank meanwhile
+                total = (
+                    await conn.execute(select(func.count()).select_from(query.subquery()))
+                ).scalar_one()
+            else:
+                total = rows[0].total if rows else 0
+        shown = rows if size is None else rows[:size]
+        page = FanPage(items=[_fan(row._mapping) for row in shown], total=int(total))
+        if len(rows) > len(shown):
+            page.next_cursor = encode_cursor(offset + len(shown), order, fingerprint)
+        return page
+
     # -- helpers -------------------------------------------------------------------------------
     async def _one(self, query: Select[Any]) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
@@ -693,6 +823,23 @@ class Queries:
     async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
             return [_row(row._mapping) for row in (await conn.execute(query)).all()]
+
+
+def _fan(mapping: Any) -> dict[str, Any]:
+    """A fans row: figures as ints (PostgreSQL sums are numeric), flags as booleans."""
+    row = _row(mapping)
+    return {
+        "user_id": row["user_id"],
+        "unique_id": row["unique_id"],
+        "display_name": row["display_name"],
+        **{k: int(row[k] or 0) for k in ("coins", "gifts", "messages", "likes", "sessions")},
+        "first_seen": row["first_seen"],
+        "last_seen": row["last_seen"],
+        "follower": bool(row["followed"]) or (row["follow_role"] or 0) >= 1,
+        "subscriber": bool(row["subscribed"]) or bool(row["is_subscriber"]),
+        "moderator": bool(row["is_moderator"]),
+        "notes": int(row["notes"] or 0),
+    }
 
 
 def _row(mapping: Any) -> dict[str, Any]:
