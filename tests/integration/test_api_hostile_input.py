@@ -34,6 +34,7 @@ from tests.support.overlays import new_sound, new_token
 from ttlp.api.accounts import Role
 from ttlp.db.queries import EventFilter, encode_cursor
 from ttlp.forward.outbound import Outbound, OutboundError
+from ttlp.forward.store import ForwardStore
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ async def a_target(api: ApiHarness, headers: dict[str, str]) -> int:
 
 async def known_ids(api: ApiHarness, headers: dict[str, str]) -> dict[str, str]:
     """A value of each path parameter of the API that names something that exists."""
-    return {
+    known = {
         "stream": f"@{STREAMER_HANDLE}",
         "session_id": SESSION,
         "user": FIXTURE_USER,
@@ -112,6 +113,12 @@ async def known_ids(api: ApiHarness, headers: dict[str, str]) -> dict[str, str]:
         "token_id": str((await new_token(api, headers))["id"]),
         "sound_id": str(await new_sound(api, headers)),
     }
+    target_id = int(known["target_id"])
+    [event] = fixture_events()[1:2]
+    await ForwardStore(api.engine).enqueue([(target_id, event.event_id, "{}")])
+    [delivery] = await ForwardStore(api.engine).deliveries(target_id)
+    known["delivery_id"] = str(delivery.id)
+    return known
 
 
 async def an_invite(api: ApiHarness, headers: dict[str, str]) -> int:

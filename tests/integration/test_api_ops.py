@@ -29,6 +29,7 @@ from ttlp.api.accounts import Role
 from ttlp.bus.keys import GROUP_STORAGE, Keys
 from ttlp.bus.redis import RedisBus
 from ttlp.db.engine import create_engine
+from ttlp.forward.store import ForwardStore
 
 pytestmark = pytest.mark.integration
 
@@ -504,6 +505,14 @@ async def a_target(api: ApiHarness, headers: dict[str, str]) -> int:
     return int(response.json()["id"])
 
 
+async def a_delivery(api: ApiHarness, target_id: int) -> int:
+    """A pending delivery of the target (``/forward/targets/{id}/deliveries/{delivery_id}``)."""
+    event = fixture_events()[1]
+    await ForwardStore(api.engine).enqueue([(target_id, event.event_id, "{}")])
+    [delivery] = await ForwardStore(api.engine).deliveries(target_id)
+    return delivery.id
+
+
 async def an_invite(api: ApiHarness, headers: dict[str, str]) -> int:
     invite = {"username": "invited", "role": "VIEWER", "scopes": ["*"]}
     response = await api.client.post("/accounts/invites", json=invite, headers=headers)
@@ -537,5 +546,6 @@ async def test_the_api_conforms_to_its_openapi_schema(api: ApiHarness) -> None:
         "token_id": str((await new_token(api, headers))["id"]),
         "sound_id": str(await new_sound(api, headers)),
     }
+    known["delivery_id"] = str(await a_delivery(api, int(known["target_id"])))
     failures = await asyncio.to_thread(conformance_failures, doc, api.url, headers, known)
     assert not failures, "\n\n".join(failures)

@@ -11,91 +11,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import select
 
 from tests.fakes.receiver import Receiver, Reply, Request
-from tests.support.api import STREAMER_HANDLE, ApiHarness, fixture_events
+from tests.support.api import STREAMER_HANDLE, ApiHarness
+from tests.support.forwarding import ALLOW_LOOPBACK, WAIT_S, Rig, create_target, events
 from tests.support.wait import wait_for
 from ttlp.aio import Backoff
 from ttlp.api.accounts import Role
 from ttlp.bus import dlq
-from ttlp.contracts.events import UnifiedEvent
-from ttlp.db.tables import forward_deliveries
-from ttlp.forward.dispatcher import RETRY_BASE_S, RETRY_JITTER, RETRY_MAX_S, Forwarder
+from ttlp.forward.dispatcher import RETRY_BASE_S, RETRY_JITTER, RETRY_MAX_S
 from ttlp.forward.outbound import Outbound, OutboundError
 from ttlp.forward.signing import verify
 from ttlp.forward.store import ForwardStore
 from ttlp.settings import OutboundSettings
 
-ALLOW_LOOPBACK = {"WEBHOOK_ALLOWLIST": "127.0.0.1", "FORWARD_MAX_ATTEMPTS": 3}
-WAIT_S = 20.0
-
 
 @pytest.fixture
 def api_env(request: pytest.FixtureRequest) -> dict[str, object]:
     return dict(getattr(request, "param", ALLOW_LOOPBACK))
-
-
-def events(n: int, event_type: str = "CHAT") -> list[UnifiedEvent]:
-    chosen = [e for e in fixture_events() if e.__struct_config__.tag == event_type]
-    assert len(chosen) >= n
-    return chosen[:n]
-
-
-class Rig:
-    """A forwarder driven by the consume loop in burst mode, its workers running as tasks."""
-
-    def __init__(self, api: ApiHarness, outbound: Outbound | None = None) -> None:
-        self.api = api
-        self.forwarder = Forwarder(
-            ForwardStore(api.engine),
-            api.bus,
-            api.ctx.settings,
-            dlq_stream=api.keys.dlq,
-            events_stream=api.keys.events,
-            outbound=outbound,
-            retry_base_s=0.01,
-            retry_max_s=0.05,
-        )
-        self.consumer = api.ctx.consumer(
-            stream=api.keys.events,
-            group="forwarder",
-            handler=self.forwarder.handle,
-            stage="forwarder",
-        )
-
-    async def __aenter__(self) -> Rig:
-        await self.forwarder.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.forwarder.close(grace_s=2)
-
-    async def send(self, evs: list[UnifiedEvent]) -> None:
-        for event in evs:
-            await self.api.publish(event)
-        await self.forwarder.targets(force=True)
-        await self.consumer.run_until_idle()
-
-    async def rows(self) -> list[dict[str, Any]]:
-        async with self.api.engine.connect() as conn:
-            result = await conn.execute(
-                select(forward_deliveries).order_by(forward_deliveries.c.id)
-            )
-            return [dict(r) for r in result.mappings()]
-
-
-async def create_target(api: ApiHarness, url: str, **extra: Any) -> dict[str, Any]:
-    headers = await api.login("boss", Role.STREAMER, [STREAMER_HANDLE])
-    body = {"name": "hook", "url": url, "scope": STREAMER_HANDLE, **extra}
-    response = await api.client.post("/forward/targets", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
 
 
 async def seed_stream(api: ApiHarness) -> None:

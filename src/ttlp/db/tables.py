@@ -337,6 +337,8 @@ forward_targets: Final = Table(
     Column("created_by", String(HANDLE_LEN), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    # 0009: a gift streak forwarded once, its end frame (false: every frame, as before 0009).
+    Column("streak_end_only", Boolean, nullable=False, server_default=false()),
     sqlite_autoincrement=True,
 )
 
@@ -356,6 +358,7 @@ forward_deliveries: Final = Table(
     UniqueConstraint("target_id", "event_id"),
     Index("ix_forward_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     Index("ix_forward_deliveries_updated_at", "updated_at"),  # retention (0007)
+    Index("ix_forward_deliveries_target_id_id", "target_id", "id"),  # a target's list (0009)
     CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
     sqlite_autoincrement=True,
 )

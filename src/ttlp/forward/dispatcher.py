@@ -2,8 +2,15 @@
 
 ``Forwarder.handle`` is the consume loop's batch handler for ``ttlc:events`` (group
 ``forwarder``): it finds the enabled targets each event matches (event type, and scope through
-the room's streamer handle) and writes one ``pending`` row per (target, event) before the batch
-is acked. It never talks HTTP, so a slow or dead target cannot hold up the stream.
+the room's streamer handle; a target with ``streak_end_only`` passes over the frames of a gift
+streak before its end, as analytics and the rules' ``streakEndOnly`` do) and writes one
+``pending`` row per (target, event) before the batch is acked. It never talks HTTP, so a slow
+or dead target cannot hold up the stream.
+
+A paused target (``enabled`` false, ``POST /forward/targets/{id}/pause``) gets no rows for the
+events that arrive while it is paused, and its worker sends nothing: its pending rows are held
+(rows it had claimed are given back) and go out, with their attempts as they were, once it is
+resumed. Target changes reach the workers within ``TARGETS_RELOAD_S``.
 
 Each target has a :class:`TargetWorker` with at most ``FORWARD_CONCURRENCY`` requests in
 flight. It claims due rows (``forward_deliveries.next_attempt_at``), POSTs them through
@@ -35,7 +42,13 @@ from ttlp.bus.base import Bus, Entry
 from ttlp.bus.consumer import Failure, dead_letter_fields
 from ttlp.contracts.events import DeadLetter, connected_handle, decode_event_head, encode
 from ttlp.db.handles import HandleDirectory
-from ttlp.forward.outbound import MAX_REDIRECTS, Outbound, OutboundError, OutboundRefused
+from ttlp.forward.outbound import (
+    MAX_REDIRECTS,
+    Outbound,
+    OutboundError,
+    OutboundRefused,
+    OutboundResponse,
+)
 from ttlp.forward.signing import signed_headers
 from ttlp.forward.store import Delivery, ForwardStore, Target, utcnow
 from ttlp.settings import Settings
@@ -62,6 +75,52 @@ FLUSH_S: Final = 0.1
 ``FLUSH_MAX``); a crash in between sends them again (receivers deduplicate by event id)."""
 FLUSH_MAX: Final = 200
 MAX_ERROR_CHARS: Final = 1000
+GIFT: Final = "GIFT"
+
+
+async def send(
+    outbound: Outbound,
+    target: Target,
+    event_id: str,
+    body: bytes,
+    *,
+    extra_headers: dict[str, str] | None = None,
+) -> OutboundResponse:
+    """One attempt: ``body`` POSTed to the target, signed with its secret (``signing``),
+    through the outbound rules. Raises what ``Outbound.post`` raises."""
+    headers = signed_headers(target.secret, event_id, body)
+    if extra_headers:
+        headers.update(extra_headers)
+    return await outbound.post(target.url, body=body, headers=headers)
+
+
+class _GiftFlags(msgspec.Struct, rename="camel"):
+    streak_active: bool | None = None
+    streak_end: bool | None = None
+
+
+class _GiftHead(msgspec.Struct):
+    payload: _GiftFlags | None = None
+
+
+_gift_decoder: Final = msgspec.json.Decoder(_GiftHead)
+
+
+def counted_gift(data: str | bytes) -> bool:
+    """Whether a GIFT event is one that counts: the end frame of a streak (which carries the
+    streak's total), or a gift that is not part of one. Its earlier frames, and a late frame
+    of a streak the ingest already closed (neither active nor an end), are not. The rule of
+    ``ttlp.db.queries.COUNTED_GIFT`` and ``ttlp.db.export.counted_coins``; an unreadable
+    payload counts (the event is forwarded rather than lost)."""
+    try:
+        payload = _gift_decoder.decode(data).payload
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True
+    if payload is None:
+        return True
+    if payload.streak_end is not None:
+        return payload.streak_end
+    return not payload.streak_active
 
 
 class Forwarder:
@@ -88,6 +147,8 @@ class Forwarder:
         self.workers: dict[int, TargetWorker] = {}
         self._targets: list[Target] = []
         self._loaded_at = float("-inf")
+        self._reads = 0  # target reads started
+        self._applied_read = 0  # the newest read applied
         self._stop = asyncio.Event()
         self.log = logger.bind(role="forward")
         # The longest one attempt can take; a claimed row is left alone that long (and more).
@@ -96,11 +157,21 @@ class Forwarder:
 
     # -- targets and workers -----------------------------------------------------------------
     async def targets(self, *, force: bool = False) -> list[Target]:
-        """The targets, re-read every ``TARGETS_RELOAD_S``; workers follow the list."""
+        """The targets, re-read every ``TARGETS_RELOAD_S``; workers follow the list.
+
+        Reads may overlap (the batch handler's and a forced one): a read that started before
+        the newest applied one is dropped, so a pause read by a later call is never undone by
+        an earlier read finishing after it."""
         if force or time.monotonic() - self._loaded_at >= TARGETS_RELOAD_S:
-            self._targets = await self.store.targets()
-            self._loaded_at = time.monotonic()
-            self._sync_workers()
+            self._reads += 1
+            read = self._reads
+            started = time.monotonic()
+            loaded = await self.store.targets()
+            if read > self._applied_read:
+                self._applied_read = read
+                self._targets = loaded
+                self._loaded_at = started
+                self._sync_workers()
         return self._targets
 
     def _sync_workers(self) -> None:
@@ -142,9 +213,16 @@ class Forwarder:
             handle: str | None = None
             if any(t.scope != "*" for t in targets):
                 handle = await self.handles.handle(head.stream_id)
-            rows.extend(
-                (t.id, head.event_id, data) for t in targets if t.matches(head.event_type, handle)
-            )
+            counted: bool | None = None  # read once per gift, when a target asks
+            for target in targets:
+                if not target.matches(head.event_type, handle):
+                    continue
+                if target.streak_end_only and head.event_type == GIFT:
+                    if counted is None:
+                        counted = counted_gift(data)
+                    if not counted:
+                        continue
+                rows.append((target.id, head.event_id, data))
         if rows:
             await self.store.enqueue(rows)
             for target_id in {r[0] for r in rows}:
@@ -269,6 +347,7 @@ class TargetWorker:
         ):
             await self._flush()
         if not self.target.enabled:
+            await self._hold()
             return
         if len(self.queue) < self.concurrency:
             limit = self.concurrency * PREFETCH - len(self.held)
@@ -278,10 +357,23 @@ class TargetWorker:
                     if delivery.id not in self.held:
                         self.held.add(delivery.id)
                         self.queue.append(delivery)
+        if not self.target.enabled:  # paused while the claim was on its way
+            await self._hold()
+            return
         while self.queue and len(self.running) < self.concurrency:
             task = asyncio.create_task(self._deliver(self.queue.pop(0)))
             self.running.add(task)
             task.add_done_callback(self._done)
+
+    async def _hold(self) -> None:
+        """Paused: the rows claimed but not started go back to the table (due now, attempts
+        as they were), so no lease runs out on them while the pause lasts; requests already
+        in flight finish and are recorded."""
+        if self.queue:
+            ids = [d.id for d in self.queue]
+            await self.fw.store.release(ids)
+            self.queue.clear()
+            self.held.difference_update(ids)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.running.discard(task)
@@ -313,12 +405,10 @@ class TargetWorker:
                 raise
 
     async def _deliver(self, delivery: Delivery) -> None:
-        target = self.target
         body = delivery.event_data.encode()
-        headers = signed_headers(target.secret, delivery.event_id, body)
         attempt = delivery.attempts + 1
         try:
-            response = await self.fw.outbound.post(target.url, body=body, headers=headers)
+            response = await send(self.fw.outbound, self.target, delivery.event_id, body)
         except OutboundRefused as exc:
             give_up = functools.partial(self.fw.give_up, delivery, REASON_REFUSED, exc.reason)
             await self._finish(delivery, give_up)

@@ -6,6 +6,10 @@ their ``next_attempt_at`` past a lease in one UPDATE … RETURNING, so two forwa
 send the same row at once, and a replica that dies mid-delivery leaves rows that come due
 again when the lease ends. A row ends ``delivered`` or ``dead``; ``attempts`` counts the
 attempts made.
+
+A paused target (``enabled`` false) gets no new rows, and its worker claims none of its pending
+ones until it is resumed (``ttlp.forward.dispatcher``). ``deliveries`` pages a target's rows newest
+first for the API; ``redeliver`` puts a finished row back in the queue.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from sqlalchemy import Integer, and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,6 +30,7 @@ from ttlp.db.tables import forward_targets as ft
 PENDING = "pending"
 DELIVERED = "delivered"
 DEAD = "dead"
+STATUSES: Final = (PENDING, DELIVERED, DEAD)
 
 
 def utcnow() -> datetime:
@@ -41,6 +46,8 @@ class Target:
     event_types: frozenset[str]
     scope: str
     enabled: bool
+    streak_end_only: bool = False
+    """Forward a gift streak once, its end frame (``ttlp.forward.dispatcher.counted_gift``)."""
 
     def matches(self, event_type: str, handle: str | None) -> bool:
         if self.event_types and event_type not in self.event_types:
@@ -55,6 +62,26 @@ class Delivery:
     event_id: str
     event_data: str
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One row of ``forward_deliveries`` as the API lists it (the event as JSON text)."""
+
+    id: int
+    target_id: int
+    event_id: str
+    event_data: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+Redelivery = Literal["queued", "pending", "missing"]
+"""What ``ForwardStore.redeliver`` did: queued again; already pending (left alone); no such row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +101,7 @@ def target_from_row(row: Any) -> Target:
         event_types=frozenset(row.event_types or ()),
         scope=row.scope.lower(),
         enabled=bool(row.enabled),
+        streak_end_only=bool(row.streak_end_only),
     )
 
 
@@ -118,6 +146,10 @@ class ForwardStore:
             )
             return result.first()
 
+    async def set_enabled(self, target_id: int, enabled: bool) -> Any | None:
+        """Pause (``False``) or resume a target; its row, or None when it does not exist."""
+        return await self.update_target(target_id, {"enabled": enabled})
+
     async def delete_target(self, target_id: int) -> bool:
         """Delete a target and its delivery rows (pending ones are dropped)."""
         async with self.engine.begin() as conn:
@@ -150,6 +182,63 @@ class ForwardStore:
             int(r[0]): TargetCounts(int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0))
             for r in rows
         }
+
+    # -- one target's deliveries (the API) ---------------------------------------------------
+    async def deliveries(
+        self,
+        target_id: int,
+        *,
+        status: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[DeliveryRow]:
+        """A target's deliveries, newest first (by id), optionally of one status; ``before``
+        continues from the last id of the previous page."""
+        query = select(fd).where(fd.c.target_id == target_id)
+        if status is not None:
+            query = query.where(fd.c.status == status)
+        if before is not None:
+            query = query.where(fd.c.id < before)
+        query = query.order_by(fd.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_delivery_row(r) for r in rows]
+
+    async def delivery(self, target_id: int, delivery_id: int) -> DeliveryRow | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(fd).where(fd.c.id == delivery_id, fd.c.target_id == target_id)
+                )
+            ).first()
+        return _delivery_row(row) if row is not None else None
+
+    async def redeliver(self, target_id: int, delivery_id: int) -> Redelivery:
+        """A delivered or dead row pending again: attempts reset, due now (the target's worker
+        takes it within a poll). A pending row is left alone (it is queued already)."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(fd)
+                .where(
+                    fd.c.id == delivery_id,
+                    fd.c.target_id == target_id,
+                    fd.c.status != PENDING,
+                )
+                .values(
+                    status=PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_error=None,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount:
+                return "queued"
+            found = await conn.scalar(
+                select(fd.c.status).where(fd.c.id == delivery_id, fd.c.target_id == target_id)
+            )
+        return "missing" if found is None else "pending"
 
     # -- the delivery queue ------------------------------------------------------------------
     async def enqueue(self, rows: Sequence[tuple[int, str, str]]) -> int:
@@ -290,3 +379,18 @@ class ForwardStore:
                     )
                 )
         return True
+
+
+def _delivery_row(r: Any) -> DeliveryRow:
+    return DeliveryRow(
+        id=int(r.id),
+        target_id=int(r.target_id),
+        event_id=r.event_id,
+        event_data=r.event_data,
+        status=r.status,
+        attempts=int(r.attempts),
+        next_attempt_at=as_utc(r.next_attempt_at),
+        last_error=r.last_error,
+        created_at=as_utc(r.created_at),
+        updated_at=as_utc(r.updated_at),
+    )
