@@ -4,16 +4,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
-  addCondition,
   addGroup,
   fieldOptions,
-  fillFields,
   fromLogic,
-  newCondition,
   newGroup,
   OPERATORS,
-  rawText,
-  readRaw,
   removeItem,
   toLogic,
   typed,
@@ -213,33 +208,7 @@ describe("round trips", () => {
   });
 });
 
-describe("readRaw and rawText", () => {
-  test("text that is not JSON yet says so and carries no group", () => {
-    assert.deepEqual(readRaw('{">=": [{"var": "payload.coins"}, '), { error: "Not valid JSON yet." });
-  });
-
-  test("JSON the builder shows gives its group", () => {
-    assert.deepEqual(readRaw('{"<": [{"var": "payload.coins"}, 10]}'), { group: group("and", cond("payload.coins", "<", "10")) });
-  });
-
-  test("JSON the builder cannot show gives a null group", () => {
-    assert.deepEqual(readRaw('{"missing": ["a"]}'), { group: null });
-  });
-
-  test("rawText is the compact JSON of toLogic", () => {
-    assert.equal(rawText(group("and", cond("payload.coins", ">=", "1000"))), '{">=":[{"var":"payload.coins"},1000]}');
-    assert.equal(rawText(newGroup()), "true");
-  });
-});
-
 describe("edits of the tree", () => {
-  test("addCondition appends an == condition on the field with an empty value", () => {
-    const g = newGroup();
-    addCondition(g, "payload.coins");
-    addCondition(g);
-    assert.deepEqual(g.items, [cond("payload.coins", "==", ""), newCondition("")]);
-  });
-
   test("addGroup nests a group combining the other way", () => {
     const and = newGroup("and");
     addGroup(and);
@@ -259,17 +228,6 @@ describe("edits of the tree", () => {
     assert.equal(g.items[0], a);
     removeItem(g, b); // gone already: nothing happens
     assert.deepEqual(g.items, [a]);
-  });
-
-  test("fillFields gives conditions without a field the first field, nested too", () => {
-    const inner = group("or", cond("", "==", "1"), cond("kept", "==", "2"));
-    const g = group("and", cond("", ">", "3"), inner);
-    assert.equal(fillFields(g, "payload.coins"), 2);
-    assert.deepEqual(toLogic(g), {
-      and: [{ ">": [coins, 3] }, { or: [{ "==": [coins, 1] }, { "==": [{ var: "kept" }, 2] }] }],
-    });
-    assert.equal(fillFields(g, "other"), 0);
-    assert.equal(fillFields(group("and", cond("", "==", "")), undefined), 0);
   });
 
   test("fieldOptions adds a hand-written field in front of the type's fields", () => {

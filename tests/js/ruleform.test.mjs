@@ -6,13 +6,18 @@ import { describe, test } from "node:test";
 import {
   actionFields,
   actionOf,
+  actionSummary,
+  builderAvailable,
   durationLabel,
+  EDITED_AS_JSON,
   formFromRule,
   insertToken,
   keptChoice,
   MAX_TEST_RESULTS,
+  rawState,
   ruleOf,
   scopeChoices,
+  storedTestRequest,
   testRequest,
   withResult,
 } from "../../src/ttlp/api/ui/ruleform.js";
@@ -45,6 +50,7 @@ describe("formFromRule", () => {
       raw: "true",
       rawNote: "",
       group: { kind: "group", op: "and", items: [] },
+      mode: "builder",
       actionType: "log",
       template: "",
       op: "mute",
@@ -74,15 +80,26 @@ describe("formFromRule", () => {
     assert.equal(form.enabled, false);
     assert.equal(form.skipReplay, false);
     assert.equal(form.raw, '{">=":[{"var":"payload.coins"},1000]}');
-    assert.deepEqual(form.group.items, [{ kind: "cond", field: "payload.coins", operator: ">=", value: "1000" }]);
+    assert.deepEqual(form.group.items, [{ kind: "cond", check: "coins", value: "1000" }]);
+    assert.equal(form.mode, "builder");
     assert.equal(form.actionType, "announce");
     assert.equal(form.template, "{username} sent {giftName}");
   });
 
-  test("a condition the builder cannot show: no group, the raw JSON as it is", () => {
+  test("a condition the builder cannot show: no group, the raw JSON as it is, edited as JSON", () => {
     const form = formFromRule({ ...RULE, condition: { missing: ["payload.coins"] } });
     assert.equal(form.group, null);
     assert.equal(form.raw, '{"missing":["payload.coins"]}');
+    assert.equal(form.mode, "json");
+    assert.equal(form.rawNote, EDITED_AS_JSON);
+    assert.match(form.rawNote, /edited as JSON/i);
+  });
+
+  test("a chat command rule opens in the builder", () => {
+    const condition = { "==": [{ substr: [{ var: ["payload.message", ""] }, 0, 8] }, "!discord"] };
+    const form = formFromRule({ ...RULE, eventType: "CHAT", condition });
+    assert.equal(form.mode, "builder");
+    assert.deepEqual(form.group.items, [{ kind: "cond", check: "startsWith", field: "payload.message", value: "!discord", negate: false }]);
   });
 
   test("a moderate action fills op and duration; a webhook its url", () => {
@@ -135,6 +152,42 @@ describe("ruleOf", () => {
   });
 });
 
+describe("the JSON box and the builder", () => {
+  const form = (raw) => ({ ...formFromRule(null, { scope: "*" }), raw });
+
+  test("builderAvailable: only for JSON the builder can show", () => {
+    assert.equal(builderAvailable(form('{">=":[{"var":"payload.coins"},5]}')), true);
+    assert.equal(builderAvailable(form("true")), true);
+    assert.equal(builderAvailable(form('{"missing":["a"]}')), false);
+    assert.equal(builderAvailable(form('{"==": [')), false);
+  });
+
+  test("rawState: JSON the builder can show becomes its tree, no note", () => {
+    const old = { kind: "group", op: "and", items: [] };
+    const state = rawState('{"==":[{"var":"user.isModerator"},true]}', old);
+    assert.equal(state.rawNote, "");
+    assert.deepEqual(state.group.items, [{ kind: "cond", check: "user", flag: "moderator", negate: false }]);
+  });
+
+  test("rawState: other JSON is edited as JSON (no tree); text that is not JSON keeps the old tree", () => {
+    const old = { kind: "group", op: "and", items: [] };
+    assert.deepEqual(rawState('{"missing":["a"]}', old), { rawNote: EDITED_AS_JSON, group: null });
+    assert.deepEqual(rawState("{", old), { rawNote: "Not valid JSON yet.", group: old });
+  });
+});
+
+describe("actionSummary", () => {
+  const cases = [
+    [{ type: "log" }, "log"],
+    [{ type: "announce", template: "hi" }, "announce"],
+    [{ type: "moderate", op: "mute", durationS: 300 }, "moderate: mute 300s"],
+    [{ type: "moderate", op: "mute", durationS: -1 }, "moderate: mute until unmuted"],
+    [{ type: "moderate", op: "kick" }, "moderate: kick"],
+    [{ type: "webhook", url: "https://example.com/h" }, "webhook → https://example.com/h"],
+  ];
+  for (const [action, text] of cases) test(text, () => assert.equal(actionSummary(action), text));
+});
+
 describe("actionFields", () => {
   const cases = [
     ["log", "mute", { template: true, op: false, duration: false, url: false }],
@@ -171,6 +224,11 @@ describe("small helpers", () => {
     const rule = { name: "r" };
     assert.deepEqual(testRequest(rule, "sample:GIFT"), { rule, eventType: "GIFT" });
     assert.deepEqual(testRequest(rule, "event:ab:cd"), { rule, eventId: "ab:cd" });
+  });
+
+  test("storedTestRequest: a stored rule by id (a read-only view tries the rule as stored)", () => {
+    assert.deepEqual(storedTestRequest(7, "sample:CHAT"), { ruleId: 7, eventType: "CHAT" });
+    assert.deepEqual(storedTestRequest(7, "event:ab"), { ruleId: 7, eventId: "ab" });
   });
 
   test("withResult puts the newest first and keeps at most five", () => {

@@ -7,6 +7,13 @@ checked when a rule is written: a condition with an unknown operator, too deep o
 a template with an unknown placeholder or a sandbox escape, a webhook URL the outbound rules
 refuse, all answer 422 naming the problem. Every change publishes ``{"command":
 "rules-changed"}`` on ``ttlc:control``, which makes the rules role re-read the rules at once.
+
+A rule that is valid but cannot act as things are set up is saved all the same, and the answer
+to the create or update says so in ``warnings``: an ``announce`` or ``moderate`` rule while
+Euler Stream is not configured (``EULER_API_KEY`` or ``SESSION_ID`` unset) would only write
+failed executions (``not_configured``). It is not refused: the settings may come with the next
+restart, and the rule then works unchanged. The api judges by its own environment, which every
+deployment shares with the rules role (compose's ``.env``, systemd's ``ttlp.env``).
 """
 
 from __future__ import annotations
@@ -35,12 +42,15 @@ from ttlp.api.state import Api, Req, iso
 from ttlp.db.queries import decode_cursor, encode_cursor
 from ttlp.errors import UnprocessableError
 from ttlp.forward.outbound import OutboundRefused
+from ttlp.rules.actions import missing_euler_settings
 from ttlp.rules.engine import (
     EVENT_TYPE_PATTERN,
     RULES_CHANGED,
     Action,
+    AnnounceAction,
     CompiledRule,
     DefinitionError,
+    ModerateAction,
     WebhookAction,
     compile_definition,
     default_streak_end_only,
@@ -97,6 +107,14 @@ class RuleOut(msgspec.Struct, rename="camel", kw_only=True):
     updated_at: str | None
 
 
+class SavedRuleOut(RuleOut, kw_only=True):
+    """A rule as created or replaced, with what keeps it from acting as set up now."""
+
+    warnings: list[str]
+    """E.g. ``announce: no chat integration configured (EULER_API_KEY and SESSION_ID unset) —
+    this rule will not send``; empty when nothing stands in its way."""
+
+
 class RuleTestIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
     rule: RuleIn | None = None
     """A rule to try (not stored); or ``ruleId``."""
@@ -124,6 +142,9 @@ class EditorHelpOut(msgspec.Struct):
     """The ``{token}`` placeholders a template may use."""
     fields: dict[str, list[str]]
     """eventType → the UnifiedEvent paths a condition may test (``payload.coins``, ...)."""
+    types: dict[str, dict[str, str]]
+    """eventType → path → the JSON type of its value in the sample event (``string``,
+    ``number``, ``boolean``, ``null``, ``array``): the builder offers text checks on strings."""
 
 
 class ExecutionOut(msgspec.Struct, rename="camel", kw_only=True):
@@ -235,6 +256,51 @@ def event_paths(event: dict[str, Any], prefix: str = "") -> list[str]:
     return paths
 
 
+def json_type(value: Any) -> str:
+    """The JSON type of a value: string, number, boolean, null, array or object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def path_types(event: dict[str, Any]) -> dict[str, str]:
+    """Each leaf path of ``event_paths`` → the JSON type of its value."""
+    types: dict[str, str] = {}
+    for path in event_paths(event):
+        value: Any = event
+        for key in path.split("."):
+            value = value[key]
+        types[path] = json_type(value)
+    return types
+
+
+def rule_warnings(api: Api, action: Action) -> list[str]:
+    """What keeps a valid rule from acting as things are set up now: an ``announce`` or
+    ``moderate`` action without Euler Stream configured (the same check its run makes)."""
+    if not isinstance(action, AnnounceAction | ModerateAction):
+        return []
+    missing = missing_euler_settings(api.settings)
+    if not missing:
+        return []
+    unset = f"{' and '.join(missing)} unset"
+    if isinstance(action, AnnounceAction):
+        return [f"announce: no chat integration configured ({unset}) — this rule will not send"]
+    return [
+        f"moderate: no moderation integration configured ({unset}) — this rule will not "
+        f"{action.op} anyone"
+    ]
+
+
+def saved_out(row: dict[str, Any], warnings: list[str]) -> SavedRuleOut:
+    return SavedRuleOut(**msgspec.structs.asdict(rule_out(row)), warnings=warnings)
+
+
 async def rule_in_scope(api: Api, request: Req, rule_id: int) -> dict[str, Any]:
     row = await _store(api).get_rule(rule_id)
     if row is None:
@@ -265,6 +331,7 @@ async def editor_help() -> EditorHelpOut:
     return EditorHelpOut(
         placeholders=[PlaceholderOut(name, text) for name, text in PLACEHOLDERS.items()],
         fields={kind: event_paths(event) for kind, event in SAMPLE_EVENTS.items()},
+        types={kind: path_types(event) for kind, event in SAMPLE_EVENTS.items()},
     )
 
 
@@ -273,15 +340,15 @@ async def editor_help() -> EditorHelpOut:
     guards=[require(Role.STREAMER)],
     status_code=HTTP_201_CREATED,
     raises=[Unprocessable],
-    summary="Create a rule",
+    summary="Create a rule (warnings: what keeps it from acting as set up now)",
 )
-async def create_rule(api: Api, request: Req, data: JSONBody[RuleIn]) -> RuleOut:
+async def create_rule(api: Api, request: Req, data: JSONBody[RuleIn]) -> SavedRuleOut:
     account = current_account(request)
     ensure_rule_scope(account, normalize_scope(data.scope))
     values, _ = await _checked(data, api)
     row = await _store(api).create_rule(values, account.username)
     await notify(api)
-    return rule_out(row)
+    return saved_out(row, rule_warnings(api, data.action))
 
 
 @get("/rules/{rule_id:int}", guards=[require(Role.MODERATOR)], summary="One rule")
@@ -293,9 +360,11 @@ async def get_rule(api: Api, request: Req, rule_id: RuleId) -> RuleOut:
     "/rules/{rule_id:int}",
     guards=[require(Role.STREAMER)],
     raises=[Unprocessable],
-    summary="Replace a rule",
+    summary="Replace a rule (warnings: what keeps it from acting as set up now)",
 )
-async def replace_rule(api: Api, request: Req, rule_id: RuleId, data: JSONBody[RuleIn]) -> RuleOut:
+async def replace_rule(
+    api: Api, request: Req, rule_id: RuleId, data: JSONBody[RuleIn]
+) -> SavedRuleOut:
     await rule_in_scope(api, request, rule_id)
     ensure_rule_scope(current_account(request), normalize_scope(data.scope))
     values, _ = await _checked(data, api)
@@ -303,7 +372,7 @@ async def replace_rule(api: Api, request: Req, rule_id: RuleId, data: JSONBody[R
     if row is None:
         raise NotFoundException(f"no rule {rule_id}")
     await notify(api)
-    return rule_out(row)
+    return saved_out(row, rule_warnings(api, data.action))
 
 
 @delete(

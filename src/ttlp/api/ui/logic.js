@@ -16,10 +16,6 @@ export function newGroup(op = "and") {
   return { kind: "group", op, items: [] };
 }
 
-export function newCondition(field = "") {
-  return { kind: "cond", field, operator: "==", value: "" };
-}
-
 /** A typed value from what was typed: numbers, true/false/null, else the (trimmed) text. */
 export function typed(text) {
   const t = String(text).trim();
@@ -87,29 +83,7 @@ function parseItem(logic) {
   return { kind: "cond", field: left.var, operator: op, value: shown(right) };
 }
 
-/** What the raw JSON box holds: ``{error}`` while it is not JSON, else ``{group}`` (null: the
- * builder cannot show it). */
-export function readRaw(text) {
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return { error: "Not valid JSON yet." };
-  }
-  return { group: fromLogic(parsed) };
-}
-
-/** The raw JSON box's text for a group. */
-export function rawText(group) {
-  return JSON.stringify(toLogic(group));
-}
-
 // -- edits of the tree (in place: the builder's state is this tree) -----------------------------
-
-/** Add a condition on ``field`` to ``group``. */
-export function addCondition(group, field = "") {
-  group.items.push(newCondition(field));
-}
 
 /** Add a nested group to ``group``, combining the other way (and ↔ or). */
 export function addGroup(group) {
@@ -120,21 +94,6 @@ export function addGroup(group) {
 export function removeItem(parent, item) {
   const at = parent.items.indexOf(item);
   if (at >= 0) parent.items.splice(at, 1);
-}
-
-/** Conditions with no field yet (added before the fields were known) take ``field``; returns
- * how many did. */
-export function fillFields(group, field) {
-  let filled = 0;
-  if (!field) return filled;
-  for (const item of group.items) {
-    if (item.kind === "group") filled += fillFields(item, field);
-    else if (!item.field) {
-      item.field = field;
-      filled += 1;
-    }
-  }
-  return filled;
 }
 
 /** The field picker's options: the event type's fields, and the condition's own field first

@@ -1,12 +1,13 @@
 // The rule editor's form as plain data: a rule → the form, the form → the rule the API takes,
 // which action fields apply, the dry run's request. No DOM here (tests/js/ruleform.test.mjs).
 
-import { fromLogic } from "./logic.js";
+import { parseCondition, readRaw } from "./rulebuilder.js";
 
 export const ACTION_TYPES = ["log", "announce", "moderate", "webhook"];
 export const MODERATIONS = ["mute", "kick"];
 export const MUTE_DURATIONS = [5, 30, 60, 300, -1];
 export const MAX_TEST_RESULTS = 5;
+export const EDITED_AS_JSON = "Edited as JSON: the builder cannot show this condition.";
 
 export function durationLabel(seconds) {
   return seconds === -1 ? "until unmuted" : `${seconds}s`;
@@ -18,10 +19,12 @@ export function scopeChoices(accountScopes, stream) {
 }
 
 /** The form of ``rule`` (null: a new one). Numbers stay text (what the inputs hold); ``scope``
- * and ``eventType`` of a new rule keep what ``defaults`` has. ``group`` is the builder's tree,
- * null when the builder cannot show the condition (``raw`` is then what counts). */
+ * and ``eventType`` of a new rule keep what ``defaults`` has. ``group`` is the builder's tree
+ * (rulebuilder.js), null when the builder cannot show the condition: the form then edits the
+ * JSON (``mode`` "json", with a note saying so), and ``raw`` is what counts. */
 export function formFromRule(rule, defaults = {}) {
   const condition = rule ? rule.condition : true;
+  const group = parseCondition(condition);
   const action = rule?.action ?? { type: "log" };
   const eventType = rule?.eventType ?? defaults.eventType ?? "GIFT";
   return {
@@ -32,8 +35,9 @@ export function formFromRule(rule, defaults = {}) {
     priority: String(rule?.priority ?? 0),
     enabled: rule?.enabled ?? true,
     raw: JSON.stringify(condition),
-    rawNote: "",
-    group: fromLogic(condition),
+    rawNote: group ? "" : EDITED_AS_JSON,
+    group,
+    mode: group ? "builder" : "json",
     actionType: action.type,
     template: action.template ?? "",
     op: action.op ?? "mute",
@@ -79,6 +83,27 @@ export function ruleOf(form) {
   };
 }
 
+/** Whether the form may switch to the builder: its JSON is valid and the builder can show it. */
+export function builderAvailable(form) {
+  const { error, group } = readRaw(form.raw);
+  return !error && group !== null;
+}
+
+/** What the JSON box says under it after ``raw`` was typed, and the builder's tree then (the
+ * old one while the text is not JSON yet). */
+export function rawState(raw, group) {
+  const read = readRaw(raw);
+  if (read.error) return { rawNote: read.error, group };
+  return { rawNote: read.group ? "" : EDITED_AS_JSON, group: read.group };
+}
+
+/** A rule's action in a few words: "moderate: mute 60s", "webhook → https://…". */
+export function actionSummary(action) {
+  if (action.type === "moderate") return `moderate: ${action.op}${action.op === "mute" ? ` ${durationLabel(action.durationS)}` : ""}`;
+  if (action.type === "webhook") return `webhook → ${action.url}`;
+  return action.type;
+}
+
 /** Which action fields the form shows for its action type (and moderation). */
 export function actionFields(form) {
   const moderate = form.actionType === "moderate";
@@ -96,13 +121,23 @@ export function insertToken(text, token, start = text.length, end = start) {
   return `${text.slice(0, at)}{${token}}${text.slice(end ?? at)}`;
 }
 
-/** The body of POST /rules/test: against a stored event (``event:<id>``) or the sample of a
- * type (``sample:<TYPE>``). */
-export function testRequest(rule, choice) {
+/** The event part of POST /rules/test: a stored event (``event:<id>``) or the sample of a type
+ * (``sample:<TYPE>``). */
+export function testEvent(choice) {
   const at = choice.indexOf(":");
   const kind = choice.slice(0, at);
   const value = choice.slice(at + 1);
-  return { rule, ...(kind === "event" ? { eventId: value } : { eventType: value }) };
+  return kind === "event" ? { eventId: value } : { eventType: value };
+}
+
+/** The body of POST /rules/test for the rule being edited. */
+export function testRequest(rule, choice) {
+  return { rule, ...testEvent(choice) };
+}
+
+/** The body of POST /rules/test for a stored rule, as it is (a read-only view). */
+export function storedTestRequest(ruleId, choice) {
+  return { ruleId, ...testEvent(choice) };
 }
 
 /** The dry-run results with ``result`` first, at most ``MAX_TEST_RESULTS``. */
