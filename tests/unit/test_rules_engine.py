@@ -1,10 +1,13 @@
-"""The rule engine's decisions, with an in-memory store and recording actions (no services)."""
+"""The rule engine's decisions, with an in-memory store and recording actions (no services);
+the warnings of a misconfigured rule (once per rule and hour, not once per event); the seams a
+backtest uses (event time, the dry-run actions, an in-memory ledger)."""
 
 from __future__ import annotations
 
 import copy
+import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -12,16 +15,22 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from loguru import logger
 
 from tests.support.paths import FIXTURES
-from ttlp.rules.actions import Actions
+from ttlp import log
+from ttlp.rules.actions import Actions, DryRunActions, webhook_body
+from ttlp.rules.backtest import BacktestLedger
 from ttlp.rules.engine import (
+    USER_COOLDOWNS_MAX,
+    WARN_EVERY_S,
     CompiledRule,
     DefinitionError,
     Engine,
     ModerateAction,
     Outcome,
     compile_definition,
+    event_time,
     try_rule,
 )
 from ttlp.rules.store import Execution, RulesStore
@@ -119,6 +128,7 @@ class RecordingActions:
     calls: list[tuple[int, str, str | None]] = field(default_factory=list)
     store: FakeStore | None = None
     seen_during_run: list[Execution] = field(default_factory=list)
+    lines: list[tuple[int, str | None]] = field(default_factory=list)
 
     async def run(
         self, rule: CompiledRule, event: Mapping[str, Any], text: str | None, streamer: str
@@ -127,6 +137,9 @@ class RecordingActions:
         if self.store is not None:
             self.seen_during_run.append(self.store.log[(rule.id, str(event["eventId"]))])
         return Outcome("success")
+
+    def log_line(self, rule: CompiledRule, text: str | None) -> None:
+        self.lines.append((rule.id, text))
 
 
 def make_engine() -> tuple[Engine, FakeStore, RecordingActions]:
@@ -384,3 +397,213 @@ def test_sample_rule_rows_compile() -> None:
     store.add(action={"type": "moderate", "op": "mute", "durationS": 30})
     rule = CompiledRule.from_row(store.rows[0])
     assert replace(rule).action == ModerateAction(op="mute", duration_s=30)
+
+
+# -- misconfigured rules, and the seams a backtest uses (event time, dry-run actions, a ledger in
+# memory) ----------------------------------------------------------------------------------------
+@pytest.fixture
+def out() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    log.configure("info", "json", [], stream=buffer)
+    yield buffer
+    logger.remove()
+
+
+def warnings(buffer: io.StringIO) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    return [line for line in lines if line["level"] in ("warning", "error")]
+
+
+def at(n: int, seconds: float, user_id: str = "7012345678901234501") -> dict[str, Any]:
+    """Chat ``n`` at ``seconds`` past 19:00 (its own time, as TikTok stamped it)."""
+    minutes, rest = divmod(seconds, 60)
+    return chat(n, user_id, timestamp=f"2025-03-01T19:{int(minutes):02d}:{rest:06.3f}Z")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- misconfigured rules: one warning per rule and hour -----------------------------------------
+async def test_an_announce_without_euler_warns_once_an_hour_with_the_count_held_back(
+    out: io.StringIO,
+) -> None:
+    clock = Clock()
+    store = FakeStore()
+    store.handles["7441234567890123456"] = HANDLE
+    actions = Actions(Settings.from_env({"TTLP_DATA_DIR": "/tmp/ttlp-unit"}))  # no Euler key
+    engine = Engine(store, actions, clock=clock, reload_s=10**9)
+    first = store.add(action=ANNOUNCE | {"template": "hi"})
+    second = store.add(action=ANNOUNCE | {"template": "ho"})
+    await engine.reload()
+    try:
+        for n in range(100):
+            await engine.process(chat(n))
+            clock.now += 10  # 1,000 s of chat
+        lines = warnings(out)
+        assert [(w["rule_id"], w["reason"], w["held_back"]) for w in lines] == [
+            (first, "not_configured", 0),
+            (second, "not_configured", 0),
+        ]
+        assert "EULER_API_KEY" in lines[0]["error"]
+        clock.now += WARN_EVERY_S  # an hour after the first warning
+        await engine.process(chat(100))
+    finally:
+        await actions.aclose()
+    later = warnings(out)[2:]
+    assert [(w["rule_id"], w["held_back"]) for w in later] == [(first, 99), (second, 99)]
+    # Every failure still has its row.
+    statuses = [e.reason for e in store.log.values()]
+    assert statuses.count("not_configured") == 202
+
+
+async def test_a_template_that_fails_on_the_data_warns_once_an_hour(out: io.StringIO) -> None:
+    clock = Clock()
+    engine, store, _ = _engine(clock)
+    rule = store.add(action={"type": "log", "template": "{{ 1000 // (message|length - 9) }}"})
+    await engine.reload()
+    for n in range(50):  # "message 0" .. "message 9": nine characters
+        await engine.process(chat(n))
+    await engine.flush()
+    assert [(w["rule_id"], w["reason"]) for w in warnings(out)] == [(rule, "template")]
+    assert sum(e.reason == "template" for e in store.log.values()) == 10
+
+
+async def test_a_rule_that_no_longer_compiles_is_reported_once_an_hour(out: io.StringIO) -> None:
+    clock = Clock()
+    engine, store, _ = _engine(clock)
+    store.add(condition={"frobnicate": [1]})
+    for _ in range(5):  # a reload every 30 s
+        await engine.reload()
+        clock.now += 30
+    assert len(warnings(out)) == 1
+    clock.now += WARN_EVERY_S
+    await engine.reload()
+    assert [w["held_back"] for w in warnings(out)] == [0, 4]
+
+
+def _engine(clock: Clock) -> tuple[Engine, FakeStore, RecordingActions]:
+    store = FakeStore()  # the handle of the fixture room is known
+    store.handles["7441234567890123456"] = HANDLE
+    actions = RecordingActions(store=store)
+    return Engine(store, actions, clock=clock), store, actions
+
+
+# -- the backtest's seams ----------------------------------------------------------------------
+def dry_engine(store: FakeStore, ledger: BacktestLedger) -> Engine:
+    return Engine(store, DryRunActions(3.0), ledger=ledger, now=event_time, quiet=True)
+
+
+async def run_page(engine: Engine, ledger: BacktestLedger, page: list[dict[str, Any]]) -> list[Any]:
+    ledger.begin(page)
+    for event in page:
+        await engine.process(event)
+    await engine.flush()
+    return [execution for execution, _ in ledger.take()]
+
+
+async def test_cooldowns_are_measured_in_event_time_with_a_ledger_in_memory() -> None:
+    store = FakeStore()
+    store.handles["7441234567890123456"] = HANDLE
+    rule = store.add(cooldown_s=10, action={"type": "log", "template": "{message}"})
+    ledger = BacktestLedger(rule)
+    engine = dry_engine(store, ledger)
+    await engine.reload()
+    page = [at(n, n * 2.0) for n in range(12)]  # one every 2 s over 22 s
+    executions = await run_page(engine, ledger, page)
+    assert [(e.status, e.reason) for e in executions if e.status == "success"] == [
+        ("success", None)
+    ] * 3
+    assert [e.event_id for e in executions if e.status == "success"] == [
+        page[n]["eventId"] for n in (0, 5, 10)
+    ]
+    assert store.log == {}  # the store's actions_log is not the ledger: nothing written
+
+
+async def test_the_ledger_keeps_user_cooldowns_when_the_engine_forgets() -> None:
+    """The engine's memory of per-user cooldowns is bounded; live, the store answers after
+    it starts afresh; in a backtest, the ledger does, in event time."""
+    store = FakeStore()
+    store.handles["7441234567890123456"] = HANDLE
+    rule = store.add(user_cooldown_s=3600, action={"type": "log"})
+    ledger = BacktestLedger(rule)
+    engine = dry_engine(store, ledger)
+    await engine.reload()
+    users = [str(10**12 + n) for n in range(USER_COOLDOWNS_MAX + 1)]
+    page = [at(n, n * 0.001, user) for n, user in enumerate(users)]
+    first = await run_page(engine, ledger, page)
+    assert {e.status for e in first} == {"success"}
+    again = await run_page(engine, ledger, [at(10**6, 60.0, users[0])])
+    assert [(e.status, e.reason) for e in again] == [("skipped", "user_cooldown")]
+
+
+async def test_dry_run_announcements_are_throttled_in_event_time_and_sent_nowhere() -> None:
+    rule = _rule(action=ANNOUNCE | {"template": "hi"})
+    actions = DryRunActions(3.0)
+    outcomes = [
+        await actions.run(rule, at(n, seconds), text, HANDLE)
+        for n, (seconds, text) in enumerate([(0, "a"), (1, "b"), (3, "c"), (3.5, "d")])
+    ]
+    assert [(o.status, o.reason, o.rendered) for o in outcomes] == [
+        ("success", None, "a"),
+        ("skipped", "throttled", "b"),
+        ("success", None, "c"),
+        ("skipped", "throttled", "d"),
+    ]
+    long = await actions.run(rule, at(9, 100), "x" * 500, HANDLE)
+    assert long.rendered == "x" * 150
+    empty = await actions.run(rule, at(10, 200), "  ", HANDLE)
+    assert (empty.status, empty.reason) == ("failed", "empty")
+    assert not hasattr(actions, "client")  # nothing to send with
+
+
+async def test_dry_run_webhooks_and_moderation_render_what_live_would_send() -> None:
+    hook = _rule(action={"type": "webhook", "url": "https://hooks.example.com/x"})
+    event = at(1, 0)
+    outcome = await DryRunActions(3.0).run(hook, event, "text", HANDLE)
+    assert outcome == Outcome("success", rendered=webhook_body(hook, event, "text").decode())
+    assert json.loads(outcome.rendered or "") == {
+        "rule": {"id": hook.id, "name": hook.name},
+        "event": event,
+        "text": "text",
+    }
+    mute = _rule(action={"type": "moderate", "op": "mute", "durationS": 30})
+    assert isinstance(mute.action, ModerateAction)
+    muted = await DryRunActions(3.0).run(mute, event, None, HANDLE)
+    assert muted.rendered == "mute @zoe.petals 30s"
+    system = {**event, "user": {"userId": "0", "uniqueId": "system"}}
+    nobody = await DryRunActions(3.0).run(mute, system, None, HANDLE)
+    assert (nobody.status, nobody.reason) == ("failed", "no_user")
+
+
+def _rule(**values: Any) -> CompiledRule:
+    store = FakeStore()
+    store.add(**values)
+    return CompiledRule.from_row(store.rows[0])
+
+
+async def test_the_ledger_hands_over_the_rules_executions_in_event_order() -> None:
+    ledger = BacktestLedger(7)
+    page = [at(n, n) for n in range(3)]
+    ledger.begin(page)
+
+    def execution(n: int, rule_id: int = 7) -> Execution:
+        return Execution(
+            rule_id=rule_id,
+            event_id=page[n]["eventId"],
+            session_id="s",
+            stream_id="r",
+            user_id="u",
+            action_type="log",
+            status="success",
+        )
+
+    await ledger.finish(execution(2))
+    await ledger.record([execution(0), execution(1, rule_id=8)])
+    await ledger.finish(execution(1))
+    assert [page.index(event) for _, event in ledger.take()] == [0, 1, 2]
+    assert ledger.take() == []

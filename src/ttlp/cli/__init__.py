@@ -1,4 +1,4 @@
-"""The ``ttlp`` command: run roles, migrate, replay, status, accounts, dlq, gdpr, bench.
+"""The ``ttlp`` command: run roles, migrate, replay, status, accounts, dlq, gdpr, rules, bench.
 
 Settings come from the environment (seed variable names) and are overridden by flags; they are
 built once here and passed down. Expected failures (``TtlpError``) print one line that says what
@@ -566,6 +566,56 @@ def gdpr_list(limit: int, **flags: Any) -> None:
     from ttlp.cli.gdpr import list_command
 
     asyncio.run(list_command(_settings(**flags), limit))
+
+
+# -- rules (ttlp.cli.rules) ----------------------------------------------------------------------
+@cli.group()
+def rules() -> None:
+    """Rules: backtest one over stored sessions (what it would have done; nothing is sent)."""
+
+
+@rules.command("backtest")
+@click.argument("rule", metavar="RULE_FILE_OR_ID")
+@click.option("--session", "sessions", multiple=True, metavar="ID", help="A session (repeatable).")
+@click.option("--stream", metavar="ROOM_ID|@HANDLE", help="Or a room, or a streamer's rooms.")
+@click.option("--since", callback=_iso_time, help="With --stream: from this time (ISO 8601).")
+@click.option("--until", callback=_iso_time, help="With --stream: before this time (ISO 8601).")
+@click.option("--include-replays", is_flag=True, help="With --stream: replayed events too.")
+@click.option("--outputs", type=click.IntRange(0, 200), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result object as JSON.")
+@_common
+@_guarded
+def rules_backtest(
+    rule: str,
+    sessions: tuple[str, ...],
+    stream: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    include_replays: bool,
+    outputs: int,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Run RULE (a stored rule's id, or a JSON file as POST /rules takes it) over stored
+    sessions through the rules engine in dry run: events considered, matches, fires after
+    cooldowns and the announcement throttle (in event time), the first outputs, the top users,
+    template errors. Nothing is sent, nothing is written to actions_log."""
+    from ttlp.cli.rules import backtest_command
+
+    settings = _settings(**flags)
+    asyncio.run(
+        backtest_command(
+            settings,
+            rule,
+            sessions=sessions,
+            stream=stream,
+            since=since,
+            until=until,
+            include_replays=include_replays,
+            outputs=outputs,
+            as_json=as_json,
+        )
+    )
 
 
 def main() -> None:

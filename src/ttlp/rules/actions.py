@@ -16,10 +16,13 @@ that says what to set; it is never retried (the engine runs an action at most on
 
 Announcements are throttled per streamer: one every ``ANNOUNCE_MIN_INTERVAL_S`` at most, per
 rules replica; one that comes sooner is skipped (reason ``throttled``) rather than queued, so
-a gift storm cannot build a backlog of stale thank-yous. Webhooks go through the forwarder's
-``Outbound`` (SSRF checks, timeouts, response cap). Secrets never reach an error text, nor does
-an upstream body: a refusal says the status and Euler's short ``message`` (or the status's
-standard phrase), never a gateway's HTML page.
+a gift storm cannot build a backlog of stale thank-yous (``AnnounceThrottle``). Webhooks go
+through the forwarder's ``Outbound`` (SSRF checks, timeouts, response cap). Secrets never
+reach an error text, nor does an upstream body: a refusal says the status and Euler's short
+``message`` (or the status's standard phrase), never a gateway's HTML page.
+
+``DryRunActions`` is the backtest's runner (``ttlp.rules.backtest``): the same texts, webhook
+bodies and throttle, in the events' own time, and nothing sent or logged.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ from loguru import logger
 
 from ttlp.forward.outbound import Outbound, OutboundError, OutboundRefused
 from ttlp.rules.engine import (
+    UNSAVED_RULE_ID,
     AnnounceAction,
     CompiledRule,
     LogAction,
     ModerateAction,
     Outcome,
     WebhookAction,
+    event_time,
 )
 from ttlp.rules.templates import CHAT_MAX_LENGTH
 from ttlp.settings import Settings
@@ -55,6 +60,60 @@ text (a gateway's HTML page would end up in actions_log and the API's 502 answer
 USER_AGENT: Final = "ttlp-rules"
 
 log = logger.bind(role="rules")
+
+
+class AnnounceThrottle:
+    """At most one announcement per streamer every ``min_interval_s`` (a later one is skipped,
+    not queued). ``now`` is the caller's: monotonic seconds live, event time in a backtest."""
+
+    def __init__(self, min_interval_s: float) -> None:
+        self.min_interval_s = min_interval_s
+        self._last: dict[str, float] = {}
+
+    def admit(self, streamer: str, now: float) -> bool:
+        last = self._last.get(streamer)
+        if last is not None and now - last < self.min_interval_s:
+            return False
+        self._last[streamer] = now
+        return True
+
+
+def webhook_body(rule: CompiledRule, event: Mapping[str, Any], text: str | None) -> bytes:
+    """What a webhook action POSTs: ``{"rule": {"id", "name"}, "event", "text"}`` (the id of
+    a rule not saved yet, in a backtest, is null)."""
+    rule_id = None if rule.id == UNSAVED_RULE_ID else rule.id
+    return msgspec.json.encode(
+        {"rule": {"id": rule_id, "name": rule.name}, "event": event, "text": text}
+    )
+
+
+def moderation_text(action: ModerateAction, event: Mapping[str, Any]) -> str:
+    """What a moderate action does, as its ``actions_log`` row says (``mute @zoe 60s``)."""
+    user = event.get("user") or {}
+    return f"{action.op} @{user.get('uniqueId', '?')}" + (
+        f" {action.duration_s}s" if action.op == "mute" else ""
+    )
+
+
+def missing_euler_settings(settings: Settings) -> list[str]:
+    """``Actions.missing_config`` of these settings, without building the clients."""
+    return _unset(settings.ingest.euler_api_key, settings.ingest.session_id)
+
+
+def _unset(api_key: str | None, session_id: str | None) -> list[str]:
+    return [
+        name
+        for name, value in (("EULER_API_KEY", api_key), ("SESSION_ID", session_id))
+        if not value
+    ]
+
+
+def _has_user(event: Mapping[str, Any]) -> bool:
+    return str((event.get("user") or {}).get("userId", "0")) != "0"
+
+
+EMPTY_TEXT: Final = "the template rendered no text"
+NO_USER: Final = "the event has no TikTok user to moderate"
 
 
 class Actions:
@@ -81,7 +140,7 @@ class Actions:
         )
         self.outbound = outbound or Outbound(settings.outbound)
         self.clock = clock
-        self._last_announce: dict[str, float] = {}
+        self.throttle = AnnounceThrottle(self.min_interval_s)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -102,14 +161,13 @@ class Actions:
             return Outcome("success", rendered=text)
         return Outcome("failed", "unknown_action", f"unknown action {rule.action_type!r}")
 
+    def log_line(self, rule: CompiledRule, text: str | None) -> None:
+        log.info("rule fired", rule_id=rule.id, rule=rule.name, text=text)
+
     # -- Euler -------------------------------------------------------------------------------------
     def missing_config(self) -> list[str]:
         """The settings Euler calls need that are not set (``EULER_API_KEY``, ``SESSION_ID``)."""
-        return [
-            name
-            for name, value in (("EULER_API_KEY", self.api_key), ("SESSION_ID", self.session_id))
-            if not value
-        ]
+        return _unset(self.api_key, self.session_id)
 
     def _missing(self, what: str) -> Outcome | None:
         missing = self.missing_config()
@@ -160,12 +218,9 @@ class Actions:
         if missing is not None:
             return Outcome(missing.status, missing.reason, missing.error, text)
         if not text.strip():
-            return Outcome("failed", "empty", "the template rendered no text", text)
-        now = self.clock()
-        last = self._last_announce.get(streamer)
-        if last is not None and now - last < self.min_interval_s:
+            return Outcome("failed", "empty", EMPTY_TEXT, text)
+        if not self.throttle.admit(streamer, self.clock()):
             return Outcome("skipped", "throttled", None, text)
-        self._last_announce[streamer] = now
         outcome = await self._euler(
             "POST", CHAT_PATH, json={"content": text, "targetRoomId": str(event["streamId"])}
         )
@@ -173,16 +228,13 @@ class Actions:
 
     async def moderate(self, action: ModerateAction, event: Mapping[str, Any]) -> Outcome:
         """Mute the event's user for ``durationS``, or kick them, in the event's room."""
-        user = event.get("user") or {}
-        user_id = str(user.get("userId", "0"))
-        what = f"{action.op} @{user.get('uniqueId', '?')}" + (
-            f" {action.duration_s}s" if action.op == "mute" else ""
-        )
+        what = moderation_text(action, event)
         missing = self._missing("moderate")
         if missing is not None:
             return Outcome(missing.status, missing.reason, missing.error, what)
-        if user_id == "0":
-            return Outcome("failed", "no_user", "the event has no TikTok user to moderate", what)
+        if not _has_user(event):
+            return Outcome("failed", "no_user", NO_USER, what)
+        user_id = str((event.get("user") or {}).get("userId"))
         outcome = await self.moderate_user(
             str(event["streamId"]), user_id, action.op, action.duration_s
         )
@@ -211,9 +263,7 @@ class Actions:
         event: Mapping[str, Any],
         text: str | None,
     ) -> Outcome:
-        body = msgspec.json.encode(
-            {"rule": {"id": rule.id, "name": rule.name}, "event": event, "text": text}
-        )
+        body = webhook_body(rule, event, text)
         rendered = body.decode()
         try:
             response = await self.outbound.post(
@@ -233,6 +283,39 @@ class Actions:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
+
+
+class DryRunActions:
+    """A backtest's actions: each renders what it would send (the announcement, the webhook's
+    body, the moderation) and sends nothing; the announcement throttle runs in the events'
+    own time. Whether the Euler settings are there is the backtest's note, not a failure per
+    event: the question is what the rule would do."""
+
+    def __init__(self, min_interval_s: float) -> None:
+        self.throttle = AnnounceThrottle(min_interval_s)
+
+    async def run(
+        self, rule: CompiledRule, event: Mapping[str, Any], text: str | None, streamer: str
+    ) -> Outcome:
+        action = rule.action
+        if isinstance(action, AnnounceAction):
+            text = (text or "")[:CHAT_MAX_LENGTH]
+            if not text.strip():
+                return Outcome("failed", "empty", EMPTY_TEXT, text)
+            if not self.throttle.admit(streamer, event_time(event).timestamp()):
+                return Outcome("skipped", "throttled", None, text)
+            return Outcome("success", rendered=text)
+        if isinstance(action, ModerateAction):
+            what = moderation_text(action, event)
+            if not _has_user(event):
+                return Outcome("failed", "no_user", NO_USER, what)
+            return Outcome("success", rendered=what)
+        if isinstance(action, WebhookAction):
+            return Outcome("success", rendered=webhook_body(rule, event, text).decode())
+        return Outcome("success", rendered=text)
+
+    def log_line(self, rule: CompiledRule, text: str | None) -> None:
+        """Nothing: a backtest logs nothing per firing."""
 
 
 def _short_reason(message: Any) -> str | None:

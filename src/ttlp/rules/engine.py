@@ -26,12 +26,26 @@ Skips and ``log`` actions are written at the end of the batch, in one multi-row 
 (``flush``, before the batch is acked), also ``ON CONFLICT DO NOTHING``; the log line of a log
 action is written once its row is in, only for the rows this insert added. A crash before the
 flush leaves the batch pending: it is evaluated again on the next start.
+
+The same engine backtests a rule over stored events (``ttlp.rules.backtest``): what it does
+with the world goes through two seams, so the decisions above are made by this one code, live
+or not. ``actions`` (``ActionRunner``) sends; ``ledger`` (``Ledger``: ``actions_log`` through
+``RulesStore`` live) records executions and answers when a rule last succeeded. A backtest
+passes dry-run ones (``ttlp.rules.actions.DryRunActions``: render, send nothing; a ledger
+that keeps the executions in memory), and ``now``, the time cooldowns are measured in: the
+wall clock live, each event's own ``timestamp`` in a backtest.
+
+A misconfigured rule (an announcement without the Euler settings, a template that fails on
+the data, a condition that cannot be evaluated, a rule that no longer compiles) fails on every
+event it matches: its warning is logged once per rule and kind of failure every
+``WARN_EVERY_S`` (``WarningGate``), with the count of those held back since; every failure
+still has its ``actions_log`` row.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, Protocol
@@ -39,6 +53,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 import msgspec
 from loguru import logger
 
+from ttlp.aio import parse_iso
 from ttlp.contracts.events import EVENT_CLASSES
 from ttlp.db.handles import HandleDirectory
 from ttlp.errors import UnprocessableError
@@ -54,6 +69,11 @@ USER_COOLDOWNS_MAX: Final = 10_000
 MUTE_DURATIONS: Final = (5, 30, 60, 300, -1)
 """What Euler's mute endpoint accepts, in seconds (-1: until unmuted)."""
 DEFAULT_LOG_TEMPLATE: Final = "{eventType} from {username}"
+UNSAVED_RULE_ID: Final = 2**53
+"""A rule not saved yet (a backtest of an editor's form): the newest id, so it runs after the
+older rules of its priority as it will once saved (API ids stay below it)."""
+WARN_EVERY_S: Final = 3600.0
+"""A rule's failure of one kind is logged at most this often (the rest are counted)."""
 EVENT_TYPE_PATTERN: Final = "^(" + "|".join(EVENT_CLASSES) + ")$"
 
 log = logger.bind(role="rules")
@@ -215,11 +235,59 @@ class Outcome:
 
 
 class ActionRunner(Protocol):
-    """What the engine needs to run an action (``ttlp.rules.actions.Actions``; fakes in tests)."""
+    """What the engine needs to run an action: ``ttlp.rules.actions.Actions`` live,
+    ``DryRunActions`` in a backtest (renders, sends nothing); fakes in tests."""
 
     async def run(
         self, rule: CompiledRule, event: Mapping[str, Any], text: str | None, streamer: str
     ) -> Outcome: ...
+
+    def log_line(self, rule: CompiledRule, text: str | None) -> None:
+        """A ``log`` action's line, written once its ``actions_log`` row is in."""
+
+
+class Ledger(Protocol):
+    """Where executions are recorded, exactly once per (rule, event), and what cooldowns read:
+    ``RulesStore`` (``actions_log``) live; a backtest keeps them in memory."""
+
+    async def claim(self, execution: Execution) -> bool: ...
+
+    async def finish(self, execution: Execution) -> None: ...
+
+    async def record(self, executions: Sequence[Execution]) -> set[tuple[int, str]]: ...
+
+    async def last_success(self, rule_id: int, user_id: str | None = None) -> datetime | None: ...
+
+
+def wall_time(_event: Mapping[str, Any]) -> datetime:
+    """Live cooldowns: now."""
+    return datetime.now(UTC)
+
+
+def event_time(event: Mapping[str, Any]) -> datetime:
+    """Backtest cooldowns: the event's own time (TikTok's, else when it was ingested)."""
+    return parse_iso(str(event["timestamp"]))
+
+
+@dataclass
+class WarningGate:
+    """One log line per key every ``every_s`` instead of one per event (a misconfigured rule
+    fails on every event it matches); counts what it held back."""
+
+    every_s: float = WARN_EVERY_S
+    clock: Callable[[], float] = time.monotonic
+    _last: dict[Hashable, float] = field(default_factory=dict)
+    _held: dict[Hashable, int] = field(default_factory=dict)
+
+    def admit(self, key: Hashable) -> int | None:
+        """None: hold this one back. Else log it: the number held back since the last one."""
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -235,9 +303,17 @@ class EngineStats:
 @dataclass
 class Engine:
     store: RulesStore
+    """The rules and the rooms' handles (read)."""
     actions: ActionRunner
     reload_s: float = 30.0
     clock: Callable[[], float] = time.monotonic
+    """Monotonic: when to re-read the rules and rooms, and the warnings' hour."""
+    ledger: Ledger | None = None
+    """Where executions go (default: ``store``, i.e. ``actions_log``)."""
+    now: Callable[[Mapping[str, Any]], datetime] = wall_time
+    """The time of an event for cooldowns: ``wall_time`` live, ``event_time`` in a backtest."""
+    quiet: bool = False
+    """Log nothing per rule (a backtest reports its findings instead)."""
     stats: EngineStats = field(default_factory=EngineStats)
     _by_type: dict[str, list[CompiledRule]] = field(default_factory=dict)
     _loaded_at: float | None = None
@@ -249,8 +325,13 @@ class Engine:
         default_factory=dict
     )
 
+    _ledger: Ledger = field(init=False)
+    _warnings: WarningGate = field(init=False)
+
     def __post_init__(self) -> None:
         self.handles = HandleDirectory(self.store.stream_handle, clock=self.clock)
+        self._ledger = self.ledger if self.ledger is not None else self.store
+        self._warnings = WarningGate(clock=self.clock)
 
     # -- rules ---------------------------------------------------------------------------------
     @property
@@ -259,20 +340,34 @@ class Engine:
 
     async def reload(self) -> None:
         """Re-read the enabled rules; a rule that no longer compiles is left out (logged)."""
-        by_type: dict[str, list[CompiledRule]] = {}
+        rules: list[CompiledRule] = []
         for row in await self.store.enabled_rules():
             try:
-                rule = CompiledRule.from_row(row)
+                rules.append(CompiledRule.from_row(row))
             except DefinitionError as exc:
-                log.error("rule left out: it does not compile", rule_id=row["id"], error=str(exc))
-                continue
-            by_type.setdefault(rule.event_type, []).append(rule)
-        for rules in by_type.values():
-            rules.sort(key=lambda r: (-r.priority, r.id))
-        self._by_type = by_type
+                held = self._warnings.admit((row["id"], "compile"))
+                if held is not None and not self.quiet:
+                    log.error(
+                        "rule left out: it does not compile",
+                        rule_id=row["id"],
+                        error=str(exc),
+                        held_back=held,
+                    )
+        self.use(rules)
         self._loaded_at = self.clock()
         self._reload_wanted = False
-        log.info("rules loaded", count=sum(len(r) for r in by_type.values()))
+        if not self.quiet:
+            log.info("rules loaded", count=len(rules))
+
+    def use(self, rules: Sequence[CompiledRule]) -> None:
+        """Act with ``rules`` from now on (each event's in priority order: higher first, then
+        the older rule). ``reload`` calls it with the enabled rules; a backtest with its own."""
+        by_type: dict[str, list[CompiledRule]] = {}
+        for rule in rules:
+            by_type.setdefault(rule.event_type, []).append(rule)
+        for same_type in by_type.values():
+            same_type.sort(key=lambda r: (-r.priority, r.id))
+        self._by_type = by_type
 
     def wants(self, event_type: str) -> bool:
         """Whether an enabled rule is for ``event_type`` (else its events need no decoding)."""
@@ -321,6 +416,7 @@ class Engine:
                     continue
             except jsonlogic.EvaluationError as exc:
                 self._skip(rule, event, "failed", "condition_error", error=str(exc))
+                self._warn(rule, "condition_error", str(exc))
                 decided.append((rule.id, "failed"))
                 continue
             reason = await self._skip_reason(rule, event)
@@ -338,12 +434,12 @@ class Engine:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        inserted = await self.store.record([execution for execution, _ in pending.values()])
+        inserted = await self._ledger.record([execution for execution, _ in pending.values()])
         for key, (execution, rule) in pending.items():
             if rule is None:
                 continue
             if key in inserted:
-                log.info("rule fired", rule_id=rule.id, rule=rule.name, text=execution.rendered)
+                self.actions.log_line(rule, execution.rendered)
             else:
                 self.stats.fired -= 1
                 self.stats.duplicates += 1
@@ -354,12 +450,14 @@ class Engine:
     async def _skip_reason(self, rule: CompiledRule, event: Mapping[str, Any]) -> str | None:
         if rule.skip_replay and event.get("source") == "replay":
             return "replay"
-        now = datetime.now(UTC)
+        if not rule.cooldown_s and not rule.user_cooldown_s:
+            return None
+        now = self.now(event)
         if rule.cooldown_s > 0:
             window = timedelta(seconds=rule.cooldown_s)
             last = self._last_rule.get(rule.id)
             if last is None or now - last >= window:
-                last = await self.store.last_success(rule.id)
+                last = await self._ledger.last_success(rule.id)
             if last is not None and now - last < window:
                 return "cooldown"
         if rule.user_cooldown_s > 0:
@@ -367,7 +465,7 @@ class Engine:
             window = timedelta(seconds=rule.user_cooldown_s)
             last = self._last_user.get((rule.id, user_id))
             if last is None or now - last >= window:
-                last = await self.store.last_success(rule.id, user_id)
+                last = await self._ledger.last_success(rule.id, user_id)
             if last is not None and now - last < window:
                 return "user_cooldown"
         return None
@@ -401,7 +499,7 @@ class Engine:
             self._succeeded(rule, event)
             return "success"
         claim = _execution(rule, event, "failed", reason="interrupted", rendered=text)
-        if not await self.store.claim(claim):
+        if not await self._ledger.claim(claim):
             self.stats.duplicates += 1
             return "duplicate"
         if render_error is not None:
@@ -410,10 +508,11 @@ class Engine:
             try:
                 outcome = await self.actions.run(rule, event, text, streamer)
             except Exception as exc:  # an action bug must not re-run the event: record it
-                log.opt(exception=exc).error("action crashed", rule_id=rule.id)
+                if not self.quiet and self._warnings.admit((rule.id, "crash")) is not None:
+                    log.opt(exception=exc).error("action crashed", rule_id=rule.id)
                 outcome = Outcome("failed", "error", f"{type(exc).__name__}: {exc}")
         duration = int((time.perf_counter() - started) * 1000)
-        await self.store.finish(
+        await self._ledger.finish(
             _execution(
                 rule,
                 event,
@@ -428,14 +527,32 @@ class Engine:
             self._succeeded(rule, event)
         elif outcome.status == "failed":
             self.stats.failed += 1
-            log.warning(
-                "rule action failed", rule_id=rule.id, action=rule.action_type, error=outcome.error
-            )
+            self._warn(rule, outcome.reason or "failed", outcome.error)
         return outcome.status
+
+    def _warn(self, rule: CompiledRule, reason: str, error: str | None) -> None:
+        """The failure's warning, once per rule and reason every ``WARN_EVERY_S``."""
+        if self.quiet:
+            return
+        held = self._warnings.admit((rule.id, reason))
+        if held is None:
+            return
+        log.warning(
+            "rule action failed",
+            rule_id=rule.id,
+            rule=rule.name,
+            action=rule.action_type,
+            reason=reason,
+            error=error,
+            held_back=held,
+            every_s=self._warnings.every_s,
+        )
 
     def _succeeded(self, rule: CompiledRule, event: Mapping[str, Any]) -> None:
         self.stats.fired += 1
-        now = datetime.now(UTC)
+        if not rule.cooldown_s and not rule.user_cooldown_s:
+            return
+        now = self.now(event)
         if rule.cooldown_s:
             self._last_rule[rule.id] = now
         if rule.user_cooldown_s:

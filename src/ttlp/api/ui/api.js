@@ -15,8 +15,11 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
-export async function api(path, { method = "GET", body, quiet401 = false } = {}) {
-  const init = { method, credentials: "same-origin", headers: { accept: "application/json" } };
+/** The response to a same-origin request, once it is known to be OK; an error answer throws
+ * an HttpError with the API's detail (a 401 first sends people back to log in). For bodies
+ * read as they come (NDJSON); ``api()`` is the JSON case. */
+export async function request(path, { method = "GET", body, accept = "application/json", signal, quiet401 = false } = {}) {
+  const init = { method, credentials: "same-origin", headers: { accept }, signal };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -35,6 +38,11 @@ export async function api(path, { method = "GET", body, quiet401 = false } = {})
     }
     throw new HttpError(res.status, String(detail), extra);
   }
+  return res;
+}
+
+export async function api(path, options = {}) {
+  const res = await request(path, options);
   return res.status === 204 ? null : res.json();
 }
 
