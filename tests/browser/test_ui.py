@@ -4,20 +4,32 @@ feed and its filters, the moderator view and notes, replay, HTML injection."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Any
 
 import pytest
 
 from tests.support.browser import WAIT_MS, XSS, Server, screenshot, wait_until
+from tests.support.paths import FIXTURES
 
 FIXTURE_ROOM = "7441234567890123456"
 
 pytestmark = pytest.mark.browser
 
 NAV = {
-    "streamer": ["live", "moderate", "analytics", "sessions", "rules", "overlays", "dlq"],
-    "moderator": ["live", "moderate", "analytics", "sessions", "rules"],
+    "streamer": [
+        "live",
+        "moderate",
+        "analytics",
+        "sessions",
+        "fans",
+        "rules",
+        "overlays",
+        "forward",
+        "dlq",
+    ],
+    "moderator": ["live", "moderate", "analytics", "sessions", "fans", "rules"],
     "viewer": ["analytics", "sessions"],
 }
 STREAK_WAIT_S = 45.0
@@ -239,6 +251,123 @@ def test_the_sessions_list_and_a_sessions_summary(login: Any) -> None:
     assert "null" not in head
     assert "undefined" not in head
     screenshot(page, "session-summary")
+
+
+ENDED_WITH_GIFTS = (
+    "[...document.querySelectorAll('table.sessions tbody tr')]"
+    ".find(r => r.cells[1].textContent === 'live' && r.cells[3].textContent !== '—'"
+    " && r.querySelector('td[data-col=coins]').textContent !== '0')?.dataset.session"
+)
+"""An ended live session with gifts in the sessions list (its id)."""
+
+
+def fetch_json(page: Any, path: str) -> Any:
+    """GET ``path`` as the page's account (its cookie)."""
+    return page.evaluate(f"fetch({json.dumps(path)}).then(r => r.json())")
+
+
+def test_a_sessions_page_folds_each_gift_streak_into_one_entry(login: Any) -> None:
+    page = login("moderator")
+    page.goto("/#/sessions")
+    source = wait_until(page, ENDED_WITH_GIFTS)
+    events = fetch_json(page, f"/sessions/{source}/events?limit=500")["items"]
+    gifts = [e["payload"] for e in events if e["eventType"] == "GIFT"]
+    growing = [p for p in gifts if p.get("isGiftStreak") and not p.get("streakEnd")]
+    assert len(growing) >= 4, gifts  # streaks of several frames: else this proves nothing
+    # What the feed shows of them: each streak once, at its end frame; a single gift as it is.
+    expected = [(p["giftName"], f"×{p['giftCount']}") for p in gifts if p not in growing]
+    page.goto(f"/#/session/{source}")
+    page.wait_for_selector("#session-events .row.t-GIFT", timeout=WAIT_MS)
+    wait_until(page, "document.querySelector('#view-session button.more').hidden")  # all loaded
+    shown = page.eval_on_selector_all(
+        "#session-events .row.t-GIFT",
+        "rows => rows.map(r => [r.querySelector('.gift-name').textContent,"
+        " r.querySelector('.gift-count').textContent, !!r.querySelector('.streak')])",
+    )
+    assert [(name, count) for name, count, _ in shown] == expected
+    assert not any(still_open for _, _, still_open in shown)  # ended: none marked growing
+    rows = page.locator("#session-events .row").count()
+    assert rows == len(events) - len(growing)  # the other events one row each
+    page.locator("#session-events .row.t-GIFT").first.scroll_into_view_if_needed()
+    screenshot(page, "session-streaks-folded")
+
+
+def test_a_users_history_folds_gift_streaks_across_pages(login: Any) -> None:
+    """zoe.petals sends one Galaxy streak (×1 … ×5) per pass of the looping fixture; her
+    history comes newest first, 50 events a page: each streak is one entry at ×5, also when a
+    page boundary cuts it."""
+    page = login("moderator")
+    page.goto("/#/moderate")
+    page.fill(".feed-user", "@zoe.petals")
+    page.wait_for_selector("#feed .row .user", timeout=WAIT_MS)
+    user_id = str(page.get_attribute("#feed .row .user", "title")).rsplit("(", 1)[-1].rstrip(")")
+    # Two pages' worth of her events stored (a pass of the fixture takes 2.5 s).
+    wait_until(
+        page,
+        f"fetch('/users/{user_id}').then(r => r.json()).then(u => u.eventCount > 60)",
+        60,
+    )
+    page.goto(f"/#/moderate/{user_id}")
+    page.wait_for_selector("#user-history .row.t-GIFT", timeout=WAIT_MS)
+    first = page.locator("#user-history .row").count()
+    page.click("#user-panel button.more:text('Older')")
+    wait_until(page, f"document.querySelectorAll('#user-history .row').length > {first}")
+    shown = page.eval_on_selector_all(
+        "#user-history .row.t-GIFT",
+        "rows => rows.map(r => [r.querySelector('.gift-count').textContent,"
+        " !!r.querySelector('.streak')])",
+    )
+    assert len(shown) >= 2, shown
+    # Unfolded, the frames would be rows of ×1 … ×4 too; only a streak still running (the
+    # newest) may show less than ×5, marked as growing.
+    assert all(count == "×5" for count, still_open in shown if not still_open), shown
+    assert sum(1 for _, still_open in shown if still_open) <= 1, shown
+    page.locator("#user-history .row.t-GIFT").nth(1).scroll_into_view_if_needed()
+    screenshot(page, "user-history-streaks-folded")
+
+
+def fixture_identities() -> tuple[set[str], set[str]]:
+    """The fixture's viewers (their handles and display names) and chat messages."""
+    people: set[str] = set()
+    chat: set[str] = set()
+    for line in (FIXTURES / "unified-events.ndjson").read_text().splitlines():
+        event = json.loads(line)
+        user = event.get("user") or {}
+        if user.get("userId", "0") != "0":
+            people |= {f"@{user['uniqueId']}", user.get("displayName") or user["uniqueId"]}
+        if event["eventType"] == "CHAT":
+            chat.add(event["payload"]["message"])
+    return people, chat
+
+
+def test_a_viewers_session_page_shows_the_summary_and_nobody(login: Any) -> None:
+    people, chat = fixture_identities()
+    moderator = login("moderator")
+    moderator.goto("/#/sessions")
+    source = wait_until(moderator, ENDED_WITH_GIFTS)
+    moderator.goto(f"/#/session/{source}")
+    moderator.wait_for_selector("#session-events .row .user", timeout=WAIT_MS)
+    seen = moderator.inner_text("#main")
+    assert [x for x in people | chat if x in seen], "the moderator's page names nobody either"
+
+    page = login("viewer")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto(f"/#/session/{source}")
+    page.wait_for_selector(".session-summary ol.top-gifters li", timeout=WAIT_MS)
+    page.wait_for_selector("#view-session .summary-only")
+    page.wait_for_selector(".session-head p", timeout=WAIT_MS)  # everything has loaded
+    text = page.inner_text("#main")
+    assert [x for x in people | chat if x in text] == []
+    assert set(re.findall(r"@[\w.]+", text)) <= {"@luna.beats"}  # the streamer alone
+    for absent in ("#session-events", ".row", ".downloads", "button.more", "a[href^='#/moderate']"):
+        assert page.locator(f"#main {absent}").count() == 0, absent
+    assert not [url for url in asked if "/events" in url or "/export" in url]
+    head = page.text_content(".session-head") or ""
+    assert head.strip()
+    assert "null" not in head
+    assert "undefined" not in head
+    screenshot(page, "session-viewer")
 
 
 def test_analytics_and_rules_pages_render(login: Any) -> None:

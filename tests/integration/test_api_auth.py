@@ -340,22 +340,41 @@ async def add_rule(api: ApiHarness, handle: str) -> int:
 ENDPOINTS: Final = (
     Endpoint("list-streams", "GET", "/streams", scoped=False, check=check_streams),
     Endpoint("stream-sessions", "GET", "/streams/{room}/sessions", check=check_stream_sessions),
-    Endpoint("stream-history", "GET", "/streams/{room}/history", check=check_room_events),
+    # Event listings and user views name people (handles, names, chat text): MODERATOR+, a
+    # VIEWER sees aggregates only (sessions, summaries, analytics).
     Endpoint(
-        "handle-history", "GET", "/streams/@{handle}/history?limit=5", check=check_room_events
+        "stream-history", "GET", "/streams/{room}/history", Role.MODERATOR, check=check_room_events
+    ),
+    Endpoint(
+        "handle-history",
+        "GET",
+        "/streams/@{handle}/history?limit=5",
+        Role.MODERATOR,
+        check=check_room_events,
     ),
     Endpoint("sse", "GET", "/streams/{room}/events", Role.MODERATOR, "sse", check=check_sse),
     Endpoint("ws", "GET", "/streams/{room}/ws", Role.MODERATOR, "ws", ok=101),
     Endpoint("list-sessions", "GET", "/sessions", scoped=False, check=check_sessions),
     Endpoint("session", "GET", "/sessions/{session}", check=check_session),
     Endpoint(
-        "session-events", "GET", "/sessions/{session}/events?limit=500", check=check_session_events
+        "session-events",
+        "GET",
+        "/sessions/{session}/events?limit=500",
+        Role.MODERATOR,
+        check=check_session_events,
     ),
     Endpoint(
         "replay", "POST", "/sessions/{session}/replay", Role.STREAMER, ok=202, check=check_replay
     ),
-    Endpoint("user", "GET", "/users/{user}", refused=404, check=check_user),
-    Endpoint("user-events", "GET", "/users/{user}/events", refused=404, check=check_user_events),
+    Endpoint("user", "GET", "/users/{user}", Role.MODERATOR, refused=404, check=check_user),
+    Endpoint(
+        "user-events",
+        "GET",
+        "/users/{user}/events",
+        Role.MODERATOR,
+        refused=404,
+        check=check_user_events,
+    ),
     Endpoint(
         "list-notes", "GET", "/users/{user}/notes", Role.MODERATOR, refused=404, check=check_notes
     ),

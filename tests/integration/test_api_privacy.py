@@ -1,7 +1,9 @@
 """What one streamer's team may learn about another's (DESIGN §7.1), on both backends: notes on
 a TikTok user are private to the streamer they were written under, a user's counts and
-first/last seen cover the caller's streamers only, a logged-out token is dead on every api
-replica, and a WebSocket without a token is refused with 401 (README, "The API").
+first/last seen cover the caller's streamers only, a VIEWER sees aggregates only (every listing
+that names people is 403 to it, and nothing open to it carries a handle, a name, a user id or
+chat text), a logged-out token is dead on every api replica, and a WebSocket without a token is
+refused with 401 (README, "The API").
 
 The world of each test: zoe.petals (``SHARED_USER``) and the rest of the fixture session's
 viewers were seen by luna.beats and, a day later, by other.streamer. Readers are one row each
@@ -36,7 +38,7 @@ from tests.support.api import (
 from tests.support.http import assert_json_error
 from tests.support.wait import wait_for
 from ttlp.api.accounts import Role
-from ttlp.contracts.events import UnifiedEvent, decode_event
+from ttlp.contracts.events import SYSTEM_USER, ChatEvent, UnifiedEvent, decode_event
 from ttlp.db.tables import revoked_tokens, user_notes
 
 pytestmark = pytest.mark.integration
@@ -149,6 +151,9 @@ async def test_a_user_view_counts_only_the_activity_in_the_readers_streams(
     await seed_both_streamers(api)
     headers = await api.login(reader.name, reader.role, list(reader.scopes))
     response = await api.client.get(f"/users/{SHARED_USER}", headers=headers)
+    if not reader.role.at_least(Role.MODERATOR):
+        assert_json_error(response, 403)  # names and handles: not a VIEWER's, in scope or not
+        return
     if reader.scopes == (ELSEWHERE,):
         assert_json_error(response, 404)
         return
@@ -232,6 +237,131 @@ async def test_a_note_under_a_streamer_outside_the_authors_scope_is_refused(
     assert_json_error(unseen, 404)
     async with api.engine.connect() as conn:
         assert (await conn.execute(user_notes.select())).all() == []
+
+
+# -- a VIEWER sees aggregates only --------------------------------------------------------------
+SESSION: Final = fixture_events()[0].session_id
+
+
+def identities() -> set[str]:
+    """What names a person in the fixture: each user's id, handle and display name, and each
+    chat message."""
+    found: set[str] = set()
+    for event in fixture_events():
+        if event.user.user_id != SYSTEM_USER.user_id:
+            found |= {event.user.user_id, event.user.unique_id}
+            if isinstance(event.user.display_name, str):
+                found.add(event.user.display_name)
+        if isinstance(event, ChatEvent):
+            found.add(event.payload.message)
+    return found
+
+
+def leaked(response: Any) -> list[str]:
+    """The identities an answer carries (JSON compared unescaped)."""
+    kind = response.headers.get("content-type", "")
+    text = (
+        json.dumps(response.json(), ensure_ascii=False)
+        if kind.startswith("application/json")
+        else response.text
+    )
+    return sorted(x for x in identities() if x in text)
+
+
+NAMING: Final = [
+    pytest.param(f"/streams/{FIXTURE_ROOM}/history", id="room-history"),
+    pytest.param(f"/streams/@{STREAMER_HANDLE}/history?types=CHAT", id="handle-history"),
+    pytest.param(f"/sessions/{SESSION}/events?limit=500", id="session-events"),
+    pytest.param(f"/sessions/{SESSION}/events?types=GIFT&order=desc", id="session-gifts"),
+    pytest.param(f"/users/{SHARED_USER}", id="user"),
+    pytest.param("/users/@zoe.petals", id="user-by-handle"),
+    pytest.param(f"/users/{SHARED_USER}/events", id="user-events"),
+    pytest.param(f"/users/{SHARED_USER}/events?includeReplays=true", id="user-events-replays"),
+    pytest.param(f"/sessions/{SESSION}/export?format=csv", id="session-export"),
+]
+"""Every listing that carries handles, names or chat text (each answers a moderator with
+some: the refusal is not of an empty list)."""
+
+
+@pytest.mark.parametrize("path", NAMING)
+async def test_a_viewer_is_refused_every_listing_that_names_people(
+    api: ApiHarness, path: str
+) -> None:
+    await api.seed()
+    moderator = await api.login("mod", Role.MODERATOR, [STREAMER_HANDLE])
+    named = await api.client.get(path, headers=moderator)
+    assert named.status_code == 200, named.text
+    assert leaked(named), "the listing names nobody: this case proves nothing"
+    for scopes in ([STREAMER_HANDLE], ["*"]):
+        viewer = await api.login(f"viewer-{len(scopes[0])}", Role.VIEWER, scopes)
+        response = await api.client.get(path, headers=viewer)
+        body = assert_json_error(response, 403)
+        assert "VIEWER" in body["detail"], body
+        assert leaked(response) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/@nobody.here",
+        "/users/4242/events",
+        "/sessions/00000000-0000-4000-8000-000000000000/events",
+        f"/sessions/{SESSION}/events?limit=0",
+        f"/streams/{OTHER_ROOM}/history",
+    ],
+)
+async def test_a_viewer_is_refused_before_any_lookup(api: ApiHarness, path: str) -> None:
+    """Whether a handle was seen, a session exists or a room is in scope is not a VIEWER's to
+    learn from a 404, 400 or 403 of another kind: it is the same 403."""
+    await api.seed()
+    viewer = await api.login("viewer", Role.VIEWER, [STREAMER_HANDLE])
+    moderator = await api.login("mod", Role.MODERATOR, [STREAMER_HANDLE])
+    refused = assert_json_error(await api.client.get(path, headers=viewer), 403)
+    assert "VIEWER" in refused["detail"]
+    answered = await api.client.get(path, headers=moderator)
+    assert answered.status_code in (400, 403, 404), answered.text  # its own answer, not the role's
+    assert "VIEWER" not in answered.json()["detail"]
+
+
+OPEN_TO_A_VIEWER: Final = [
+    pytest.param("/streams", id="streams"),
+    pytest.param(f"/streams/{FIXTURE_ROOM}/sessions?summary=true", id="room-sessions"),
+    pytest.param(f"/streams/@{STREAMER_HANDLE}/sessions", id="handle-sessions"),
+    pytest.param("/sessions?summary=true", id="sessions"),
+    pytest.param(f"/sessions/{SESSION}", id="session"),
+    pytest.param(f"/sessions/{SESSION}/summary", id="session-summary"),
+    pytest.param(f"/analytics?sessionId={SESSION}", id="session-analytics"),
+    pytest.param(f"/analytics?streamId={FIXTURE_ROOM}", id="room-analytics"),
+]
+
+
+@pytest.mark.parametrize("path", OPEN_TO_A_VIEWER)
+async def test_what_a_viewer_may_read_carries_no_identity(api: ApiHarness, path: str) -> None:
+    await api.seed()
+    viewer = await api.login("viewer", Role.VIEWER, [STREAMER_HANDLE])
+    response = await api.client.get(path, headers=viewer)
+    assert response.status_code == 200, response.text
+    assert response.json(), "an empty answer proves nothing"
+    assert leaked(response) == []
+
+
+async def test_a_viewers_session_summary_keeps_its_figures(api: ApiHarness) -> None:
+    """Aggregates only, not nothing: the same figures as a moderator's, the top gifters by
+    rank without who they are."""
+    await api.seed()
+    viewer = await api.login("viewer", Role.VIEWER, [STREAMER_HANDLE])
+    moderator = await api.login("mod", Role.MODERATOR, [STREAMER_HANDLE])
+    path = f"/sessions/{SESSION}/summary"
+    seen = (await api.client.get(path, headers=viewer)).json()
+    full = (await api.client.get(path, headers=moderator)).json()
+    identity = {"userId", "uniqueId", "displayName"}
+    assert seen["topGifters"] == [
+        {k: v for k, v in g.items() if k not in identity} for g in full["topGifters"]
+    ]
+    assert len(seen["topGifters"]) >= 2
+    assert {k: v for k, v in seen.items() if k != "topGifters"} == {
+        k: v for k, v in full.items() if k != "topGifters"
+    }
 
 
 # -- logout -------------------------------------------------------------------------------------

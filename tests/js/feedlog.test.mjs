@@ -1,17 +1,21 @@
-// The live feed's memory: streak folding, the recent users, trimming, the panel's filters
-// (src/ttlp/api/ui/feedlog.js).
+// The live feed's memory: streak folding (live and in paged histories), the recent users,
+// trimming, the panel's filters (src/ttlp/api/ui/feedlog.js).
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
 import {
+  allChipsOn,
   CHIP_TYPES,
   chipOf,
   feedFilter,
   foldEvent,
+  foldHistory,
   isOpenStreak,
   matches,
   newFeedLog,
+  onlyChip,
   RECENT_USERS,
   streakKey,
   trimLog,
@@ -233,5 +237,93 @@ describe("filters", () => {
     const later = visibleEntries(log.entries, filter, seenUpTo);
     assert.deepEqual(later.items.map((e) => e.ev.payload.message), ["e", "d", "c", "b", "a"]);
     assert.equal(later.added, 2);
+  });
+});
+
+describe("a streak the ingest closed by its timeout", () => {
+  // The ingest's timeout frame is the streak's end; TikTok's own end frame, late, comes marked
+  // streakClosed: neither active nor an end (README, "Streaks, silence and gaps").
+  const late = (user, giftCount) => event("GIFT", user, { giftId: 6064, giftName: "Galaxy", giftCount, isGiftStreak: true, streakActive: false, streakEnd: false });
+
+  test("its late frame is an entry of its own that is not open and opens nothing", () => {
+    const log = newFeedLog();
+    for (const frame of streak(ZOE, { n: 3 })) foldEvent(log, frame);
+    const entry = foldEvent(log, late(ZOE, 4));
+    assert.equal(isOpenStreak(entry), false);
+    assert.equal(log.streaks.size, 0);
+    foldEvent(log, streak(ZOE, { n: 1 })[0]); // the next streak of the same gift: its own entry
+    assert.deepEqual(counts(log), [3, 4, 1]);
+  });
+});
+
+describe("foldHistory: a paged history folded as the feed folds it", () => {
+  const fixture = readFileSync(new URL("../fixtures/unified-events.ndjson", import.meta.url), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+  const streakFrames = fixture.filter((ev) => ev.eventType === "GIFT" && ev.payload.isGiftStreak);
+  const shape = (entries) => entries.map((e) => [e.ev.eventId, isOpenStreak(e)]);
+
+  test("the fixture's streaks (Rose ×5, Galaxy ×5) are one entry each, at their end frame", () => {
+    assert.equal(streakFrames.length, 10); // else this test proves nothing
+    const entries = foldHistory(fixture);
+    assert.equal(entries.length, fixture.length - 8);
+    const gifts = entries.filter((e) => e.ev.eventType === "GIFT").map((e) => [e.ev.payload.giftName, e.ev.payload.giftCount, isOpenStreak(e)]);
+    assert.deepEqual(gifts, [
+      ["Rose", 5, false],
+      ["Lion", 1, false],
+      ["Galaxy", 5, false],
+      ["Money Gun", 1, false],
+    ]);
+  });
+
+  test("oldest first, any page size: a streak cut by a page boundary is one open entry that grows", () => {
+    const whole = shape(foldHistory(fixture));
+    for (let size = 1; size <= fixture.length; size += 1) {
+      const loaded = [];
+      for (let at = 0; at < fixture.length; at += size) {
+        loaded.push(...fixture.slice(at, at + size));
+        const entries = foldHistory(loaded);
+        const keys = entries.filter((e) => e.streakKey).map((e) => e.streakKey);
+        assert.equal(new Set(keys).size, keys.length, `size ${size}: a streak split into two entries`);
+        const last = loaded.at(-1);
+        const cut = last.eventType === "GIFT" && last.payload.isGiftStreak && !last.payload.streakEnd;
+        if (cut) assert.equal(isOpenStreak(entries.find((e) => e.streakKey === streakKey(last))), true);
+      }
+      assert.deepEqual(shape(foldHistory(loaded)), whole, `page size ${size}`);
+    }
+  });
+
+  test("newest first (a user's history): entries newest first, a streak shows its end frame at once", () => {
+    const newest = [...fixture].reverse();
+    const whole = foldHistory(fixture);
+    for (let size = 1; size <= newest.length; size += 1) {
+      const loaded = [];
+      for (let at = 0; at < newest.length; at += size) {
+        loaded.push(...newest.slice(at, at + size));
+        const entries = foldHistory(loaded, { newestFirst: true });
+        const keys = entries.filter((e) => e.streakKey).map((e) => e.streakKey);
+        assert.equal(new Set(keys).size, keys.length, `size ${size}: a streak split into two entries`);
+        // Every streak entry loaded so far shows the newest frame loaded of it: its end frame.
+        for (const e of entries.filter((x) => x.streakKey)) assert.equal(e.ev.payload.streakEnd, true, `size ${size}`);
+      }
+      assert.deepEqual(shape(foldHistory(loaded, { newestFirst: true })), shape(whole).reverse(), `page size ${size}`);
+    }
+  });
+
+  test("the input is not reordered in place", () => {
+    const newest = [...fixture].reverse();
+    const copy = [...newest];
+    foldHistory(newest, { newestFirst: true });
+    assert.deepEqual(newest, copy);
+  });
+});
+
+describe("only this type", () => {
+  test("onlyChip leaves one chip on; allChipsOn says when every chip is", () => {
+    assert.deepEqual([...onlyChip("CHAT")], ["CHAT"]);
+    assert.equal(allChipsOn(onlyChip("CHAT")), false);
+    assert.equal(allChipsOn(new Set(CHIP_TYPES)), true);
+    assert.equal(allChipsOn(new Set(CHIP_TYPES.filter((t) => t !== "LIKE"))), false);
   });
 });

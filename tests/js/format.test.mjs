@@ -238,7 +238,12 @@ describe("labels and summaries", () => {
   test("sessionLines", () => {
     const s = { uniqueId: "luna.beats", type: "replay", provider: "mock", eventCount: 46, createdAt: AT, endedAt: null };
     assert.deepEqual(sessionLines(s, UTC), ["@luna.beats · replay · mock · 46 events", "started 07/03/2026, 21:05:09 · ended —"]);
-    assert.equal(sessionLines({ type: "live", eventCount: 0 }, UTC)[0], "@? · live ·  · 0 events");
+    assert.equal(sessionLines({ type: "live", eventCount: 0 }, UTC)[0], "@? · live · 0 events");
+    // A running live session fetched without a provider or a count: nothing "null", no empty part.
+    const running = sessionLines({ uniqueId: "luna.beats", type: "live", provider: null, eventCount: null, createdAt: AT, endedAt: null, live: true }, UTC);
+    assert.deepEqual(running, ["@luna.beats · live", "started 07/03/2026, 21:05:09 · running"]);
+    assert.ok(!running.join(" ").match(/null|undefined/));
+    assert.equal(sessionLines({ type: "live", eventCount: 12345 }, UTC)[0], "@? · live · 12,345 events");
     assert.equal(
       sessionLines({ type: "live", eventCount: 3, createdAt: "2026-03-07T21:05:09Z", endedAt: "2026-03-07T21:06:00Z", interrupted: true }, UTC)[1],
       "started 07/03/2026, 21:05:09 · ended 07/03/2026, 21:06:00 (interrupted: ttlp stopped without closing it)",

@@ -184,13 +184,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator
 
 @pytest.fixture
 def login(browser: Any, server: Server) -> Iterator[Any]:
-    """``login(name)`` → a logged-in page in a fresh context (its own cookie)."""
+    """``login(name)`` → a logged-in page in a fresh context (its own cookie); ``context``
+    options (e.g. a phone's ``viewport``, ``is_mobile``, ``has_touch``) replace the desktop's."""
     contexts: list[Any] = []
 
-    def _login(name: str, base: Server | None = None) -> Any:
-        context = browser.new_context(
-            viewport={"width": 1400, "height": 900}, base_url=(base or server).url
-        )
+    def _login(name: str, base: Server | None = None, **context_options: Any) -> Any:
+        options = {"viewport": {"width": 1400, "height": 900}, **context_options}
+        context = browser.new_context(base_url=(base or server).url, **options)
         contexts.append(context)
         # No internet here: TikTok's CDN pictures fail at once instead of waiting on DNS.
         for host in CDN_HOSTS:

@@ -3,6 +3,10 @@
 Every list of events is a keyset page (``limit`` ≤ 500, ``cursor`` from the previous page's
 ``nextCursor``), filterable by type, user, chat text and time range. What an account sees is
 limited to its streamers (a room id out of scope is 403; a user with no event in scope, 404).
+A VIEWER sees aggregates only: every listing of events (a stream's history, a session's events,
+a user's) and a TikTok user's view carry handles, names or chat text, so they answer a VIEWER
+403 (``VIEWER_REFUSED``), before any lookup; sessions, streams and a session's summary (top
+gifters without identities) stay open to it.
 
 A TikTok user seen by several streamers is shown to each as that streamer saw them: an
 account not of scope ``*`` gets the event count and first/last seen of its own streamers'
@@ -50,6 +54,11 @@ ROOM_OR_HANDLE = f"^({ROOM_ID_RE.pattern[1:-1]}|{HANDLE_RE.pattern[1:-1]})$"
 """A room id (digits) or a @handle (TikTok's characters): what ``resolve_stream`` accepts."""
 USER_OR_HANDLE = ROOM_OR_HANDLE
 """A TikTok user id (digits, like a room id) or @handle."""
+
+
+IDENTITIES = [require(Role.MODERATOR)]
+"""The guard of what carries identities (handles, names, chat text): not for a VIEWER."""
+VIEWER_REFUSED = "A VIEWER gets 403: it carries handles, names and chat text."
 
 
 class EventPage(msgspec.Struct, rename="camel"):
@@ -393,7 +402,12 @@ async def stream_sessions(
     return [session_out(row) for row in rows]
 
 
-@get("/streams/{stream:str}/history", summary="Stream-wide event history (keyset pages)")
+@get(
+    "/streams/{stream:str}/history",
+    guards=IDENTITIES,
+    summary="Stream-wide event history (keyset pages)",
+    description=VIEWER_REFUSED,
+)
 async def stream_history(
     api: Api,
     request: Req,
@@ -495,7 +509,12 @@ async def session_summary(api: Api, request: Req, session_id: FromPath[str]) -> 
     )
 
 
-@get("/sessions/{session_id:str}/events", summary="A session's events (keyset pages)")
+@get(
+    "/sessions/{session_id:str}/events",
+    guards=IDENTITIES,
+    summary="A session's events (keyset pages)",
+    description=VIEWER_REFUSED,
+)
 async def session_events(
     api: Api,
     request: Req,
@@ -556,7 +575,12 @@ async def user_in_scope(
     return row, rooms
 
 
-@get("/users/{user:str}", summary="A TikTok user (id or @handle), as seen in the account's streams")
+@get(
+    "/users/{user:str}",
+    guards=IDENTITIES,
+    summary="A TikTok user (id or @handle), as seen in the account's streams",
+    description=VIEWER_REFUSED,
+)
 async def get_user(api: Api, request: Req, user: UserPath) -> UserOut:
     row, rooms = await user_in_scope(api, request, user)
     if rooms is not None:  # the activity in the account's streamers' rooms only
@@ -564,7 +588,12 @@ async def get_user(api: Api, request: Req, user: UserPath) -> UserOut:
     return user_out(row)
 
 
-@get("/users/{user:str}/events", summary="A TikTok user's history in the account's streams")
+@get(
+    "/users/{user:str}/events",
+    guards=IDENTITIES,
+    summary="A TikTok user's history in the account's streams",
+    description=VIEWER_REFUSED,
+)
 async def user_events(
     api: Api,
     request: Req,

@@ -3,11 +3,13 @@
 // in view, at most once per animation frame.
 
 import { bind, cdnImg, h } from "./dom.js";
-import { CHIP_TYPES, FEED_CAP, feedFilter, foldEvent, isOpenStreak, newFeedLog, trimLog, visibleEntries } from "./feedlog.js";
+import { allChipsOn, CHIP_TYPES, FEED_CAP, feedFilter, foldEvent, isOpenStreak, newFeedLog, onlyChip, trimLog, visibleEntries } from "./feedlog.js";
 import { badge, bodyText, chipLabel, countText, giftParts, hasUser, time, userTitle } from "./format.js";
 
 export const ROW_HEIGHT = 40;
 const RETRY_CLOSED_MS = 5000;
+// A chip held this long shows only its type (a phone has no right-click; ten taps are too many).
+const LONG_PRESS_MS = 500;
 
 /** The feed of one stream: a feed log (``entries``, ``users``, ``received``, ``seq``) kept up
  * to date from the server, with a connection ``status`` and ``note``. */
@@ -199,23 +201,47 @@ export function renderEvent(entry, onUser) {
   );
 }
 
+/** The type chips: a click shows or hides a type; a long press (touch) or a right-click (the
+ * context menu key, Shift+F10 from the keyboard) shows only that type, and so does the "only"
+ * menu; "all" brings them all back. */
+function renderChips(s, act) {
+  return h(
+    "div",
+    { class: "chips", role: "group", "aria-label": "Event types" },
+    CHIP_TYPES.map((type) => {
+      const label = chipLabel(type);
+      return h("button", {
+        type: "button",
+        class: "chip",
+        "aria-pressed": String(s.types.has(type)),
+        dataset: { chip: type },
+        title: `${label}: show or hide · long-press or right-click: only ${label}`,
+        text: label,
+        onclick: (e) => act.click(type, e),
+        onpointerdown: (e) => act.press(type, e),
+        onpointerup: act.release,
+        onpointerleave: act.release,
+        onpointercancel: act.release,
+        oncontextmenu: (e) => {
+          e.preventDefault();
+          act.only(type);
+        },
+      });
+    }),
+    h(
+      "select",
+      { class: "chip-only", "aria-label": "Show only one type", value: "", onchange: (e) => e.target.value && act.only(e.target.value) },
+      h("option", { value: "", text: "only" }),
+      CHIP_TYPES.map((type) => h("option", { value: type, text: chipLabel(type) })),
+    ),
+    h("button", { type: "button", class: "chip chip-all", title: "Show all types", "aria-label": "All types", text: "all", hidden: allChipsOn(s.types), onclick: act.all }),
+  );
+}
+
 /** The panel's controls and counts from its state; the list is its own (kept) element. */
 function renderPanel(s, list, act) {
   return [
-    h(
-      "div",
-      { class: "chips" },
-      CHIP_TYPES.map((type) =>
-        h("button", {
-          type: "button",
-          class: "chip",
-          "aria-pressed": String(s.types.has(type)),
-          dataset: { chip: type },
-          text: chipLabel(type),
-          onclick: () => act.toggle(type),
-        }),
-      ),
-    ),
+    renderChips(s, act),
     h(
       "div",
       { class: "feed-tools" },
@@ -248,12 +274,35 @@ export function feedPanel(feed, { hidden = [], onUser = null } = {}) {
     s.received = feed.received;
     list.setItems(items, added);
   };
+  const setTypes = (types) =>
+    update((s) => {
+      s.types = types;
+      refresh()(s);
+    });
+  // A chip being held: its timer, and whether the hold already chose "only" (the click that
+  // follows the release, if any, must not toggle it off again).
+  const hold = { timer: 0, fired: false };
   const act = {
-    toggle: (type) =>
+    click: (type, e) => {
+      if (hold.fired && e.detail !== 0) return; // e.detail 0: Enter or Space, not the held pointer
       update((s) => {
         if (!s.types.delete(type)) s.types.add(type);
         refresh()(s);
-      }),
+      });
+    },
+    press: (type, e) => {
+      clearTimeout(hold.timer);
+      hold.fired = false;
+      // A finger or a pen; a mouse has its right button (the context menu: act.only).
+      if (e.pointerType === "mouse" || e.button !== 0) return;
+      hold.timer = setTimeout(() => {
+        hold.fired = true;
+        act.only(type);
+      }, LONG_PRESS_MS);
+    },
+    release: () => clearTimeout(hold.timer),
+    only: (type) => setTypes(onlyChip(type)),
+    all: () => setTypes(new Set(CHIP_TYPES)),
     filter: (change) =>
       update((s) => {
         Object.assign(s, change);
@@ -266,6 +315,7 @@ export function feedPanel(feed, { hidden = [], onUser = null } = {}) {
   return {
     el,
     destroy() {
+      clearTimeout(hold.timer);
       unsubscribe();
       list.destroy();
     },

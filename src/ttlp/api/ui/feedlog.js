@@ -1,6 +1,7 @@
 // The live feed's memory: events folded into entries (a gift streak is one entry that grows
 // until its end frame), the recent users, the filters of the feed panel. No DOM, no network
-// here (tests/js/feedlog.test.mjs); feed.js feeds it from the EventSource.
+// here (tests/js/feedlog.test.mjs); feed.js feeds it from the EventSource, and the paged
+// histories (a session's events, a user's) fold what they have loaded with ``foldHistory``.
 
 export const FEED_CAP = 5000;
 export const RECENT_USERS = 500;
@@ -32,8 +33,14 @@ export function streakKey(ev) {
   return `${ev.sessionId}:${ev.user?.userId}:${ev.payload?.giftId}`;
 }
 
+/** Whether a streak frame is its streak's last: the end frame, or a frame that came after the
+ * ingest had closed the streak by its timeout (``streakClosed``: neither active nor an end). */
+function lastFrame(payload) {
+  return Boolean(payload?.streakEnd) || payload?.streakActive === false;
+}
+
 /** Fold one event into ``log``: a frame of an open streak updates that streak's entry (and
- * closes it on ``streakEnd``), anything else is a new entry. */
+ * closes it on its last frame), anything else is a new entry. */
 export function foldEvent(log, ev) {
   log.received += 1;
   const user = ev.user || {};
@@ -49,12 +56,12 @@ export function foldEvent(log, ev) {
     if (open) {
       open.ev = ev;
       open.ver += 1;
-      if (p.streakEnd) log.streaks.delete(key);
+      if (lastFrame(p)) log.streaks.delete(key);
       return open;
     }
     const entry = { seq: ++log.seq, ev, ver: 0, streakKey: key };
     log.entries.push(entry);
-    if (!p.streakEnd) log.streaks.set(key, entry);
+    if (!lastFrame(p)) log.streaks.set(key, entry);
     return entry;
   }
   const entry = { seq: ++log.seq, ev, ver: 0 };
@@ -73,7 +80,29 @@ export function trimLog(log, cap = FEED_CAP) {
 
 /** Whether an entry is a streak still growing (its row says so). */
 export function isOpenStreak(entry) {
-  return Boolean(entry?.streakKey) && !entry.ev.payload?.streakEnd;
+  return Boolean(entry?.streakKey) && !lastFrame(entry.ev.payload);
+}
+
+/** A history loaded page by page (a session's events, a user's) as the feed shows it: each
+ * gift streak one entry. Everything loaded so far is folded again, oldest first, whenever a
+ * page arrives, so a streak cut by a page boundary is one entry, not two: loaded oldest first,
+ * its entry grows (still marked open) when the next page brings the rest of its frames;
+ * loaded newest first (``newestFirst``: entries come back that way too), its entry shows the
+ * streak's last frame from the start and takes in the earlier frames as they come. */
+export function foldHistory(events, { newestFirst = false } = {}) {
+  const log = newFeedLog();
+  for (const ev of newestFirst ? [...events].reverse() : events) foldEvent(log, ev);
+  return newestFirst ? log.entries.reverse() : log.entries;
+}
+
+/** The chips on after "only this type" (a long press, a right-click, the "only…" menu). */
+export function onlyChip(type) {
+  return new Set([type]);
+}
+
+/** Whether every chip is on: the "all types" control has nothing to do. */
+export function allChipsOn(types) {
+  return CHIP_TYPES.every((type) => types.has(type));
 }
 
 /** The filter of the feed panel from what its controls hold: chips on, search text, user box. */

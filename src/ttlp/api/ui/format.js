@@ -162,11 +162,15 @@ export function dlqOutcome(op, outcome) {
   return parts.join(" · ") || "nothing retried";
 }
 
-/** A session's head lines: who/type/provider/count, then start and end. */
+/** A session's head lines: who/type/provider/count (what is unknown left out, never "null"),
+ *  then start and end ("running" while a live session is). */
 export function sessionLines(s, opts) {
+  const known = (x) => x !== null && x !== undefined && x !== "";
+  const events = known(s.eventCount) ? `${Number(s.eventCount).toLocaleString("en-US")} events` : null;
+  const end = s.live ? "running" : `ended ${dateTime(s.endedAt, opts)}`;
   return [
-    `@${s.uniqueId ?? "?"} · ${s.type} · ${s.provider ?? ""} · ${s.eventCount} events`,
-    `started ${dateTime(s.createdAt, opts)} · ended ${dateTime(s.endedAt, opts)}${s.interrupted ? " (interrupted: ttlp stopped without closing it)" : ""}`,
+    [`@${s.uniqueId ?? "?"}`, s.type, s.provider, events].filter(known).join(" · "),
+    `started ${dateTime(s.createdAt, opts)} · ${end}${s.interrupted ? " (interrupted: ttlp stopped without closing it)" : ""}`,
   ];
 }
 
@@ -230,7 +234,11 @@ export function ingestStatusText(report, opts) {
 }
 
 
-const count = (value) => (value === null || value === undefined ? "—" : Number(value).toLocaleString("en-US"));
+/** A figure as the pages write it (1,234); "—" for none. */
+export function figure(value) {
+  return value === null || value === undefined ? "—" : Number(value).toLocaleString("en-US");
+}
+const count = figure;
 
 /** A session's summary (GET /sessions/{id}/summary) as [label, value] rows for the session
  *  page; "—" where there is nothing to show (never "null"). */

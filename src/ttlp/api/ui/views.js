@@ -8,6 +8,7 @@ import { api, qs } from "./api.js";
 import { barChart } from "./charts.js";
 import { bind, cdnImg, h, patch, toast } from "./dom.js";
 import { feedPanel, renderEvent } from "./feed.js";
+import { foldHistory } from "./feedlog.js";
 import { coverageLines, dateTime, gifterLine, replayProgress, sessionCells, sessionLines, summaryRows } from "./format.js";
 import { lifetime } from "./lifetime.js";
 import { analyticsQuery, analyticsView, BUCKETS } from "./stats.js";
@@ -19,6 +20,16 @@ const PROGRESS_POLL_MS = 1000;
 const PROGRESS_MAX_POLLS = 180;
 const USER_RETRIES = 5;
 const USER_RETRY_MS = 700;
+
+// A phone (the breakpoint of style.css's phone layout): the user panel is a bottom sheet.
+const SHEET_MEDIA = "(max-width: 700px)";
+
+/** Open a TikTok user in the moderator view from a feed: a new history entry, marked as
+ * opened from a feed, so that closing its sheet is going back to that feed. */
+function openUser(ctx, user) {
+  ctx.navigate(`moderate/${user.userId}`);
+  history.replaceState({ fromFeed: true }, "");
+}
 
 function waitingForStream(root) {
   patch(root, h("p", { class: "muted", text: "No stream yet: waiting for the first broadcast…" }));
@@ -78,7 +89,7 @@ export function mountLive(root, ctx) {
   const { app } = ctx;
   if (!app.feed) return waitingForStream(root);
   const life = lifetime();
-  const panel = feedPanel(app.feed, { onUser: (u) => ctx.navigate(`moderate/${u.userId}`) });
+  const panel = feedPanel(app.feed, { onUser: (u) => openUser(ctx, u) });
   const state = { analytics: null };
   const board = h("div", { class: "dashboard" });
   patch(root, board);
@@ -267,10 +278,28 @@ function renderSummary(s) {
   );
 }
 
+/** The session's events, oldest first, a gift streak as one entry (``foldHistory``): a
+ * streak cut by the page boundary stays marked open and grows when "Load more" brings the rest. */
+function renderSessionEvents(s, page) {
+  return [
+    h(
+      "div",
+      { class: "plain-list", id: "session-events" },
+      s.entries.map((entry) => renderEvent(entry, null)),
+      s.pageError ? errorLine(s.pageError) : null,
+    ),
+    h("button", { type: "button", class: "more", text: "Load more", hidden: !s.cursor, disabled: s.loading, onclick: page }),
+  ];
+}
+
+// A VIEWER sees aggregates only (the API refuses it the events: handles and chat text).
+const SUMMARY_ONLY = "A viewer account sees this summary; the events, with who sent them, are for moderators.";
+
 export function mountSession(root, ctx) {
   const id = ctx.params[0];
   const life = lifetime();
-  const state = { session: null, headError: "", summary: null, summaryError: "", events: [], pageError: "", cursor: null, loading: false };
+  const named = ctx.app.may("MODERATOR"); // events, handles, chat text and downloads
+  const state = { session: null, headError: "", summary: null, summaryError: "", events: [], entries: [], pageError: "", cursor: null, loading: false };
   const render = (s) => [
     h("h1", { text: `Session ${id}` }),
     h(
@@ -280,23 +309,21 @@ export function mountSession(root, ctx) {
       s.session ? sessionLines(s.session).map((line) => h("p", { text: line })) : null,
       s.session ? (coverageLines(s.session) ?? []).map((line) => h("p", { class: s.session.complete ? "coverage complete" : "coverage gap", text: line })) : null,
       s.session?.replayedFrom ? h("p", {}, "replay of ", h("a", { href: `#/session/${s.session.replayedFrom}`, text: s.session.replayedFrom })) : null,
-      s.session && ctx.app.may("MODERATOR") ? renderDownloads(id) : null,
+      s.session && named ? renderDownloads(id) : null,
     ),
     renderSummary(s),
-    h(
-      "div",
-      { class: "plain-list", id: "session-events" },
-      s.events.map((ev) => renderEvent({ ev, ver: 0 }, null)),
-      s.pageError ? errorLine(s.pageError) : null,
-    ),
-    h("button", { type: "button", class: "more", text: "Load more", hidden: !s.cursor, disabled: s.loading, onclick: page }),
+    named ? renderSessionEvents(s, page) : h("p", { class: "muted summary-only", text: SUMMARY_ONLY }),
   ];
   const update = bind(root, state, render);
   async function page() {
     update((s) => (s.loading = true));
     try {
       const res = await api(`/sessions/${id}/events${qs({ limit: 100, cursor: state.cursor })}`);
-      if (life.alive) update((s) => Object.assign(s, { events: [...s.events, ...res.items], cursor: res.nextCursor, loading: false }));
+      if (!life.alive) return;
+      update((s) => {
+        s.events.push(...res.items);
+        Object.assign(s, { entries: foldHistory(s.events), cursor: res.nextCursor, loading: false });
+      });
     } catch (err) {
       if (life.alive) update((s) => Object.assign(s, { pageError: err.message, loading: false }));
     }
@@ -308,7 +335,7 @@ export function mountSession(root, ctx) {
   api(`/sessions/${id}/summary`)
     .then((summary) => life.alive && update((s) => (s.summary = summary)))
     .catch((err) => life.alive && update((s) => (s.summaryError = err.message)));
-  page();
+  if (named) page();
   return { destroy: () => life.end() };
 }
 
@@ -388,7 +415,7 @@ function renderUser(s, act) {
     h(
       "div",
       { class: "plain-list", id: "user-history" },
-      s.historyError ? errorLine(s.historyError) : s.history.map((ev) => renderEvent({ ev, ver: 0 }, null)),
+      s.historyError ? errorLine(s.historyError) : s.historyEntries.map((entry) => renderEvent(entry, null)),
     ),
     h("button", { type: "button", class: "more", text: "Older", hidden: !s.cursor || Boolean(s.historyError), onclick: act.older }),
   ];
@@ -404,7 +431,8 @@ function userState(userId, fromFeed) {
     notes: [],
     notesError: "",
     note: "",
-    history: [],
+    history: [], // as loaded: newest first
+    historyEntries: [], // folded: a gift streak one entry (foldHistory)
     historyError: "",
     cursor: null,
     kickArmed: false,
@@ -417,7 +445,7 @@ export function mountModerate(root, ctx) {
   const { app } = ctx;
   if (!app.feed) return waitingForStream(root);
   const life = lifetime();
-  const panel = feedPanel(app.feed, { hidden: ["LIKE"], onUser: (u) => ctx.navigate(`moderate/${u.userId}`) });
+  const panel = feedPanel(app.feed, { hidden: ["LIKE"], onUser: (u) => openUser(ctx, u) });
   const state = { mayModerate: app.may("MODERATOR"), ...userState(null, null) };
   const columns = h("div", { class: "columns" });
   patch(root, columns);
@@ -435,7 +463,11 @@ export function mountModerate(root, ctx) {
   const loadHistory = async (userId) => {
     try {
       const res = await api(`/users/${userId}/events${qs({ limit: 50, cursor: state.cursor })}`);
-      if (current(userId)) update((s) => Object.assign(s, { history: [...s.history, ...res.items], cursor: res.nextCursor }));
+      if (!current(userId)) return;
+      update((s) => {
+        s.history.push(...res.items);
+        Object.assign(s, { historyEntries: foldHistory(s.history, { newestFirst: true }), cursor: res.nextCursor });
+      });
     } catch (err) {
       if (current(userId)) update((s) => (s.historyError = err.message));
     }
@@ -489,6 +521,13 @@ export function mountModerate(root, ctx) {
       }
     },
     older: () => loadHistory(state.userId),
+    // The sheet (a phone) closes as the browser's back would: back to the feed it was opened
+    // from; opened otherwise (a link, the palette), the view stays without a user.
+    close: () => {
+      if (!state.userId) return;
+      if (history.state?.fromFeed) history.back();
+      else location.replace("#/moderate");
+    },
     quick: async (op) => {
       if (op === "kick" && !state.kickArmed) {
         update((s) => (s.kickArmed = true));
@@ -504,15 +543,38 @@ export function mountModerate(root, ctx) {
     },
   };
 
-  const update = bind(columns, state, (s) => [panel.el, h("aside", { class: "user-panel", id: "user-panel" }, renderUser(s, act))]);
+  // Two columns on a desktop; on a phone the panel is a bottom sheet over the feed, open while
+  // a user is chosen (the backdrop, its Close button, Escape and back close it).
+  const update = bind(columns, state, (s) => [
+    panel.el,
+    h("div", { class: "sheet-backdrop", hidden: !s.userId, onclick: act.close }),
+    h(
+      "aside",
+      { class: "user-panel", id: "user-panel", "aria-label": "Selected user", dataset: { open: s.userId ? "1" : "0" } },
+      h("div", { class: "sheet-bar" }, h("button", { type: "button", class: "sheet-close", text: "Close", onclick: act.close })),
+      renderUser(s, act),
+    ),
+  ]);
+  const sheet = () => window.matchMedia(SHEET_MEDIA).matches;
+  const onKey = (e) => {
+    if (e.key !== "Escape" || e.defaultPrevented || !state.userId || !sheet()) return;
+    if (document.querySelector("dialog[open]")) return; // Escape closes the palette first
+    act.close();
+  };
+  document.addEventListener("keydown", onKey);
   const unwatch = onModerated((userId, result) => {
     if (life.alive && userId === state.userId) update((s) => (s.result = result));
   });
   const show = (params) => {
     const userId = params[0] ?? null;
     if (userId === state.userId) return;
+    const wasOpen = Boolean(state.userId);
     update((s) => Object.assign(s, userState(userId, userId ? app.feed.users.get(userId) : null)));
     if (userId) loadUser(userId);
+    if (!sheet()) return;
+    // Focus follows the sheet: into it when it opens, back to the feed when it closes.
+    if (userId) columns.querySelector(".sheet-close")?.focus();
+    else if (wasOpen) panel.el.querySelector(".vlist")?.focus();
   };
   update();
   show(ctx.params);
@@ -521,6 +583,7 @@ export function mountModerate(root, ctx) {
     destroy() {
       life.end();
       unwatch();
+      document.removeEventListener("keydown", onKey);
       panel.destroy();
     },
   };
