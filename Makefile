@@ -30,8 +30,8 @@ run: install
 ## (xdist hands out the biggest files first, whatever the collection order).
 TEST_WORKERS ?= 2
 test: install lint typecheck
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser"
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m browser
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser"; status=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m browser || exit 1; exit $$status
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts alembic

@@ -60,7 +60,9 @@ from ttlp.api.overlays.hub import OverlayHub
 from ttlp.api.overlays.store import OverlayStore
 from ttlp.api.routes import accounts as accounts_routes
 from ttlp.api.routes import actions, analytics, auth, dlq, history, ingest, live, ops
+from ttlp.api.routes import backtest as backtest_routes
 from ttlp.api.routes import export as export_routes
+from ttlp.api.routes import fans as fans_routes
 from ttlp.api.routes import forward as forward_routes
 from ttlp.api.routes import gdpr as gdpr_routes
 from ttlp.api.routes import overlay as overlay_routes
@@ -210,6 +212,8 @@ def document_api(app: Litestar, security: dict[str, list[str]]) -> None:
       input can be refused (400), a body can be too large (413);
     - ``security`` only on the operations that need a token (the open ones say ``[]``);
     - no content for 204 responses, ``text/event-stream`` for the SSE feed;
+    - ``text/csv`` beside JSON for a handler that also answers a CSV download
+      (``opt={"csv": True}``: the fans' ``format=csv``);
     - ``additionalProperties: false`` for request bodies that refuse unknown fields.
 
     Works on the app's own copies of the handlers, then on the document, built here once.
@@ -218,6 +222,7 @@ def document_api(app: Litestar, security: dict[str, list[str]]) -> None:
     open_operations: set[tuple[str, str]] = set()
     strict_bodies: set[str] = set()
     event_streams: set[tuple[str, str]] = set()
+    csv_downloads: set[tuple[str, str]] = set()
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -246,6 +251,8 @@ def document_api(app: Litestar, security: dict[str, list[str]]) -> None:
             returns = handler.parsed_fn_signature.return_type.annotation
             if isinstance(returns, type) and issubclass(returns, ServerSentEvent):
                 event_streams.update((route.path_format, m.lower()) for m in handler.http_methods)
+            if handler.opt.get("csv"):
+                csv_downloads.update((route.path_format, m.lower()) for m in handler.http_methods)
 
     document = app.openapi_schema
     document.security = [security]
@@ -263,6 +270,11 @@ def document_api(app: Litestar, security: dict[str, list[str]]) -> None:
             if (path, method) in event_streams and isinstance(feed, OpenAPIResponse):
                 feed.content = {
                     "text/event-stream": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+                }
+            if (path, method) in csv_downloads and isinstance(feed, OpenAPIResponse):
+                feed.content = {
+                    **(feed.content or {}),
+                    "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
                 }
     schemas = document.components.schemas if document.components else None
     for name in strict_bodies:
@@ -386,12 +398,14 @@ def create_app(
             *accounts_routes.routes,
             *history.routes,
             *export_routes.routes,
+            *fans_routes.routes,
             *live.routes,
             *analytics.routes,
             *ops.routes,
             *ingest.routes,
             *dlq.routes,
             *rules_routes.routes,
+            *backtest_routes.routes,
             *actions.routes,
             *forward_routes.routes,
             *gdpr_routes.routes,

@@ -33,6 +33,8 @@ function lazyView(load, name) {
 }
 const mountAccounts = lazyView(() => import("./accounts.js"), "mountAccounts");
 const mountOverlays = lazyView(() => import("./overlays.js"), "mountOverlays");
+const mountFans = lazyView(() => import("./fans.js"), "mountFans");
+const mountForward = lazyView(() => import("./forward.js"), "mountForward");
 
 // Views in the navigation, with the lowest role that may use them (DESIGN §7.1): a view the
 // role may not use is not rendered at all, neither its link nor its page.
@@ -41,8 +43,10 @@ const VIEWS = [
   { id: "moderate", label: "Moderate", min: "MODERATOR", mount: mountModerate },
   { id: "analytics", label: "Analytics", min: "VIEWER", mount: mountAnalytics },
   { id: "sessions", label: "Sessions", min: "VIEWER", mount: mountSessions },
+  { id: "fans", label: "Fans", min: "MODERATOR", mount: mountFans },
   { id: "rules", label: "Rules", min: "MODERATOR", mount: mountRules },
   { id: "overlays", label: "Overlays", min: "STREAMER", mount: mountOverlays },
+  { id: "forward", label: "Forwarding", min: "STREAMER", mount: mountForward },
   { id: "dlq", label: "Dead letters", min: "STREAMER", mount: mountDeadLetters },
   { id: "accounts", label: "Accounts", min: "STREAMER", owner: true, mount: mountAccounts },
 ];
@@ -235,6 +239,13 @@ function renderNav(active) {
       h("a", { href: `#/${v.id}`, class: v.id === active ? "active" : undefined, dataset: { view: v.id }, text: v.label }),
     ),
   );
+  // On a phone the links are one row that scrolls sideways: keep the open view's link in sight.
+  const nav = $("nav");
+  const link = nav.querySelector("a.active");
+  if (link && nav.scrollWidth > nav.clientWidth) {
+    const [box, at] = [nav.getBoundingClientRect(), link.getBoundingClientRect()];
+    nav.scrollLeft += at.left - box.left - (box.width - at.width) / 2; // centred, as far as it goes
+  }
 }
 
 function navigate(path) {
