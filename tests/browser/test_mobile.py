@@ -44,16 +44,17 @@ SHEET = (
 )
 
 SHEET_OPEN = (
-    "(() => { const p = document.getElementById('user-panel');"
+    "(() => { const p = document.getElementById('user-panel'); if (!p) return false;"
     " const r = p.getBoundingClientRect(); return p.dataset.open === '1'"
     " && getComputedStyle(p).visibility === 'visible' && Math.abs(r.bottom - innerHeight) < 1"
     " && !!p.querySelector('.handle'); })()"
 )
-"""The sheet has slid all the way up (its bottom on the screen's) and shows a user."""
+"""The sheet has slid all the way up (its bottom on the screen's) and shows a user (false
+while the moderator view is still being put up, e.g. a user tapped in the Live feed)."""
 
 SHEET_CLOSED = (
     "(() => { const p = document.getElementById('user-panel');"
-    " return p.dataset.open === '0' && getComputedStyle(p).visibility === 'hidden'"
+    " return !!p && p.dataset.open === '0' && getComputedStyle(p).visibility === 'hidden'"
     " && p.getBoundingClientRect().top >= innerHeight"
     " && document.querySelector('.sheet-backdrop').hidden; })()"
 )
