@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 _ZERO: Final = timedelta(0)
 
@@ -101,3 +101,20 @@ class Backoff:
         while True:
             attempt += 1
             yield self.delay(attempt, rng)
+
+
+def hold(manager: contextlib.AbstractContextManager[Any]) -> Callable[[], Awaitable[None]]:
+    """Enter ``manager`` now (its refusal, e.g. a 429 for one stream too many, is raised here,
+    before a response starts) and return its exit as a coroutine function that acts once. A
+    streamed response calls it when its body ends and again as its background task: a client
+    gone before the body started never runs the body's ``finally``."""
+    manager.__enter__()
+    released = False
+
+    async def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            manager.__exit__(None, None, None)
+
+    return release

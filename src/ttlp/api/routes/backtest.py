@@ -36,6 +36,7 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 from loguru import logger
 
+from ttlp.aio import hold
 from ttlp.api.accounts import Account, Role
 from ttlp.api.auth import current_account, normalize_scope, require
 from ttlp.api.errors import Unprocessable
@@ -196,17 +197,7 @@ async def backtest_rule(api: Api, request: Req, data: JSONBody[BacktestIn]) -> S
         outputs=data.outputs,
         euler_missing=missing_euler_settings(api.settings),
     )
-    slot = backtest_slot(account)
-    slot.__enter__()  # 429 now, before the response starts
-    released = False
-
-    async def release() -> None:
-        # Also after the response: a client gone before the stream started never runs
-        # ``lines``' ``finally``.
-        nonlocal released
-        if not released:
-            released = True
-            slot.__exit__(None, None, None)
+    release = hold(backtest_slot(account))  # 429 now, before the response starts
 
     async def lines() -> AsyncGenerator[bytes, None]:
         stop = request.app.state.stop

@@ -20,6 +20,7 @@ from litestar.exceptions import (
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 
+from ttlp.aio import hold
 from ttlp.api.accounts import Account, Role
 from ttlp.api.auth import current_account, require
 from ttlp.api.feed import FeedItem, sse_frame, ws_message
@@ -106,17 +107,7 @@ async def sse_feed(
     ref = await resolve_stream(api, stream, account, must_exist=False)
     matches = type_filter(types)
     resume = check_last_event_id(last_event_id)
-    slot = feed_slot(api, account)
-    slot.__enter__()  # 429 now, before the response starts
-    released = False
-
-    async def release() -> None:
-        # Also after the response (background): a client gone before the stream started
-        # leaves ``messages`` never started, so its ``finally`` would never free the slot.
-        nonlocal released
-        if not released:
-            released = True
-            slot.__exit__(None, None, None)
+    release = hold(feed_slot(api, account))  # 429 now, before the response starts
 
     async def messages() -> AsyncGenerator[bytes, None]:
         try:

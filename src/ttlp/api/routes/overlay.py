@@ -30,7 +30,7 @@ from litestar.exceptions import (
 from litestar.params import FromPath, FromQuery, HeaderParameter, PathParameter, QueryParameter
 from litestar.response import File
 
-from ttlp.aio import to_iso
+from ttlp.aio import hold, to_iso
 from ttlp.api.feed import DroppingSubscriber, FeedItem, handle_channel, sse_frame
 from ttlp.api.overlays.options import MAX_ID, Options
 from ttlp.api.overlays.queries import OverlayQueries
@@ -232,17 +232,7 @@ async def overlay_feed(
     hub = api.overlays
     resume = check_last_event_id(last_event_id or last_event_id_query)
     matches: Callable[[FeedItem], bool] = _any if preview else _live
-    slot = hub.feed_slot(row.id)
-    slot.__enter__()  # 429 now, before the response starts
-    released = False
-
-    async def release() -> None:
-        # Also after the response (background): a client gone before the stream started
-        # leaves ``messages`` never started, so its ``finally`` would never free the slot.
-        nonlocal released
-        if not released:
-            released = True
-            slot.__exit__(None, None, None)
+    release = hold(hub.feed_slot(row.id))  # 429 now, before the response starts
 
     def subscribed(subscriber: DroppingSubscriber) -> None:
         hub.watch(row, subscriber)
