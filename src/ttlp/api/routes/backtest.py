@@ -160,6 +160,8 @@ def backtest_slot(account: Account) -> Iterator[None]:
     finally:
         _running[account.username] -= 1
         if _running[account.username] <= 0:
+            del _running[account.username]  # no entry kept per account that ever ran one
+        if _running[account.username] <= 0:
             del _running[account.username]
 
 
