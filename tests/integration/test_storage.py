@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,8 +37,10 @@ from tests.support.events import (
     when,
 )
 from tests.support.paths import FIXTURES
+from ttlp.aio import as_utc
 from ttlp.bus.base import Entry
 from ttlp.contracts import events as ev
+from ttlp.db import store as store_module
 from ttlp.db import tables
 from ttlp.db.engine import create_engine, normalize_database_url
 from ttlp.db.migrate import check_ready, head_revision
@@ -131,6 +134,49 @@ async def test_an_event_twice_in_one_batch_is_stored_and_counted_once(
     assert (result.inserted, result.duplicates) == (1, 1)
     assert (await store.totals())["events"] == 1
     assert (await queries.user("1001") or {})["event_count"] == 1
+
+
+async def test_a_batch_larger_than_one_statement_is_stored_whole_in_order(
+    store: Store, queries: Queries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a batch goes in statements of at most ``SQLITE_MAX_VARIABLES`` parameters
+    (lowered here to 7 rows a statement; one array per column on PostgreSQL): a duplicate in
+    a later statement is still found, and ids keep the batch's order."""
+    monkeypatch.setattr(store_module, "SQLITE_MAX_VARIABLES", 7 * len(store_module._EVENT_COLUMNS))
+    session = new_session()
+    batch = [chat(session, seq, who=user(seq % 7), t=seq / 100) for seq in range(3000)]
+    batch.insert(2900, batch[5])
+
+    result = await store.write_events(batch)
+
+    assert (result.inserted, result.duplicates) == (3000, 1)
+    assert await event_ids(store) == [e.event_id for e in batch[:2900] + batch[2901:]]
+    assert (await queries.user("1001") or {})["event_count"] == len(range(1, 3000, 7))
+    frames = [frame(session, seq, t=seq / 100) for seq in range(3000)]
+    assert await store.archive_frames(frames + frames[:10]) == 3000
+
+
+async def test_stored_times_compare_with_bound_times_to_the_microsecond(store: Store) -> None:
+    """The store writes timestamps in the form SQLAlchemy binds them (on SQLite a text
+    column, compared as text): a query with a bound datetime finds exactly the event."""
+    session = new_session()
+    event = msgspec.structs.replace(chat(session, 1), timestamp="2025-03-01T20:00:00.123456+02:00")
+    await store.write_events([event])
+    await store.archive_frames(
+        [msgspec.structs.replace(frame(session, 1), timestamp=event.timestamp)]
+    )
+    at = datetime(2025, 3, 1, 18, 0, 0, 123456, tzinfo=UTC)
+    for table in (tables.events, tables.raw_frames):
+        found = select(func.count()).select_from(table).where(table.c.session_id == session)
+        async with store.engine.connect() as conn:
+            assert await conn.scalar(found.where(table.c.timestamp == at)) == 1
+            assert await conn.scalar(found.where(table.c.timestamp >= at)) == 1
+            later = at + timedelta(microseconds=1)
+            assert await conn.scalar(found.where(table.c.timestamp >= later)) == 0
+            stored = await conn.scalar(
+                select(table.c.timestamp).where(table.c.session_id == session)
+            )
+        assert as_utc(stored) == at
 
 
 async def test_live_resend_after_reconnect_is_not_stored_again(
