@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import redis.exceptions
 
+from tests.support.wait import wait_for
+from ttlp.bus.base import GroupInfo
 from ttlp.bus.memory import MemoryBus
 from ttlp.contracts.events import RawFrame
 from ttlp.tiktok.publish import FramePublisher
@@ -73,3 +75,43 @@ async def test_a_full_buffer_pauses_the_source_and_reports_the_gap_once() -> Non
     gap = publisher.take_gap()
     assert gap > 0.0
     assert publisher.take_gap() == 0.0
+
+
+class LaggingBus(MemoryBus):
+    """The in-process bus with one consumer group whose lag the test sets, counting looks."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__(maxlen=maxlen)
+        self.lag = 0
+        self.looks = 0
+
+    async def groups(self, stream: str) -> list[GroupInfo]:
+        self.looks += 1
+        return [GroupInfo("g", 1, 0, self.lag, "0-0")]
+
+
+async def test_a_paced_publisher_waits_for_lagging_consumers_and_asks_once_per_headroom() -> None:
+    bus = LaggingBus(maxlen=20)  # the limit: half of MAXLEN, 10 entries unread
+    publisher = FramePublisher(bus, "raw", paced=True)
+    for seq in range(8):  # one look, then 7 more frames within its headroom of 9
+        await publisher.publish([frame(seq)])
+    assert (bus.looks, await seqs(bus)) == (1, list(range(8)))
+
+    bus.lag = 9  # the consumers fell behind: the next frames exceed the headroom
+    await publisher.publish([frame(8)])  # headroom 1 left: no look
+    assert bus.looks == 1
+    blocked = asyncio.create_task(publisher.publish([frame(9), frame(10)]))
+    await wait_for(lambda: bus.looks >= 3, timeout=10, what="a second look", poll=0.01)
+    assert not blocked.done()  # 9 + 2 > 10: waiting
+    bus.lag = 0
+    await asyncio.wait_for(blocked, 10)
+    assert await seqs(bus) == list(range(11))
+
+
+async def test_a_paced_publishers_headroom_expires() -> None:
+    bus = LaggingBus(maxlen=1000)
+    publisher = FramePublisher(bus, "raw", paced=True)
+    await publisher.publish([frame(1)])
+    publisher._headroom_until = 0.0  # as if HEADROOM_S had passed
+    await publisher.publish([frame(2)])
+    assert bus.looks == 2
