@@ -243,3 +243,15 @@ async def test_two_streamers_one_failing_does_not_affect_the_other() -> None:
     ]
     assert [t for h, t in handles if h == "b"].count("WebcastChatMessage") == 3
     assert failing.connections > 3
+
+
+async def test_a_looping_source_keeps_only_the_last_hundred_connections() -> None:
+    """The looping mock reconnects after every pass (~20 a second at 1,000 frames/s): the
+    supervisor's history of sessions and outcomes must not grow with them."""
+    provider = Scripted([Outcome.RECONNECT_NOW] * 249 + ["ok"])
+    supervisor, _, _ = await run_until_done(provider, poll_interval_s=5)
+    assert provider.connections == 250
+    assert len(supervisor.sessions) == len(supervisor.outcomes) == 100
+    # The last ones are kept: the 'ok' pass, then the connection the test's stop ended.
+    assert supervisor.outcomes[-2:] == [Outcome.POLL, Outcome.STOP]
+    assert supervisor.outcomes[:-2] == [Outcome.RECONNECT_NOW] * 98

@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from loguru import logger
 
@@ -62,8 +62,11 @@ class StreamerSupervisor:
     """The watchdog's period (tests drive it with a fake clock)."""
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
     sessions: list[str] = field(default_factory=list)
+    """The sessions' ids, oldest first: the last ``HISTORY`` of them."""
     outcomes: list[Outcome] = field(default_factory=list)
-    """What each connection ended with, in order (observability and tests)."""
+    """What each connection ended with, in order (observability and tests): the last
+    ``HISTORY`` (the looping mock starts a connection per pass, ~20 a second at 1,000
+    frames/s: kept whole, these lists grew without end)."""
     retry_after_s: float | None = field(default=None, init=False)
     """The wait the last connection's ``ConnectionEnded`` asked for, if any."""
     status_sink: Sink | None = None
@@ -94,7 +97,7 @@ class StreamerSupervisor:
                 return
             self.retry_after_s = None
             outcome, lasted = await self._connect_once(stop)
-            self.outcomes.append(outcome)
+            _keep_last(self.outcomes, outcome)
             if stop.is_set():
                 break
             if lasted >= self.settings.stable_after_s:
@@ -166,7 +169,7 @@ class StreamerSupervisor:
                 self.log.info("streamer is offline")
                 self.last_reason = "the streamer is not live"
                 return Outcome.POLL, 0.0
-            self.sessions.append(session.session_id)
+            _keep_last(self.sessions, session.session_id)
             await self._run_connection(session, stop)
             outcome, code, reason = Outcome.POLL, None, "stream ended"
         except ConnectionEnded as ended:
@@ -329,3 +332,13 @@ async def _holder(lease: Lease) -> str | None:
         return await lease.holder()
     except Exception:
         return None
+
+
+HISTORY: Final = 100
+T = TypeVar("T")
+
+
+def _keep_last(history: list[T], item: T) -> None:
+    history.append(item)
+    if len(history) > HISTORY:
+        del history[: len(history) - HISTORY]
