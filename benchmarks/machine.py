@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import resource
 import time
@@ -135,3 +136,27 @@ async def insert_rate(url: str, n: int = 50_000) -> float:
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def proc_status_mb(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status``, in MB: ``VmRSS`` (resident
+    now) or ``VmHWM`` (the peak of VmRSS); NaN where there is no /proc (not Linux)."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in text.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_now_mb() -> float:
+    """Resident memory of this process now (VmRSS), MB."""
+    return proc_status_mb("VmRSS")
+
+
+def rss_peak_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ``ru_maxrss`` where /proc is missing), MB."""
+    peak = proc_status_mb("VmHWM")
+    return rss_mb() if math.isnan(peak) else peak

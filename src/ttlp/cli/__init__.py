@@ -194,9 +194,42 @@ def prune(dry_run: bool, **flags: Any) -> None:
 )
 @click.option("--latency-rate", type=float, default=1000.0, show_default=True)
 @click.option("--latency-seconds", type=float, default=10.0, show_default=True)
+@click.option(
+    "--sse-clients",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Live-feed (SSE) clients during the fixed-rate run (0 = none).",
+)
+@click.option("--profile", is_flag=True, help="Print cProfile's top entries of a protobuf run.")
+@click.option(
+    "--profile-out",
+    type=click.Path(file_okay=False),
+    help="Also write the profiles (.prof) to this directory.",
+)
+@click.option(
+    "--soak",
+    type=float,
+    metavar="SECONDS",
+    help="Only a soak this long at --rate: RSS and latency every --soak-interval.",
+)
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="The soak's frames/s.")
+@click.option("--soak-interval", type=float, default=60.0, show_default=True, metavar="SECONDS")
 @_guarded
-def bench(frames: int, backend: str, latency_rate: float, latency_seconds: float) -> None:
-    """Pipeline benchmark: events/s ingest → committed, latency, RSS, machine limits.
+def bench(
+    frames: int,
+    backend: str,
+    latency_rate: float,
+    latency_seconds: float,
+    sse_clients: int,
+    profile: bool,
+    profile_out: str | None,
+    soak: float | None,
+    rate: float,
+    soak_interval: float,
+) -> None:
+    """Pipeline benchmark: events/s ingest → committed, latency to the database and to SSE
+    clients, RSS, machine limits; each run in a process of its own, then a table.
 
     The benchmark code lives in the checkout's ``benchmarks/`` (it is not shipped in the
     wheel): this runs ``benchmarks/pipeline.py`` from the source tree ttlp is installed from.
@@ -212,7 +245,20 @@ def bench(frames: int, backend: str, latency_rate: float, latency_seconds: float
     sys.path.insert(0, str(script.parent))
     pipeline = runpy.run_path(str(script))
     kinds = ["redis-pg", "embedded"] if backend == "both" else [backend]
-    pipeline["main"](frames, kinds, latency_rate, latency_seconds)
+    sys.exit(
+        pipeline["main"](
+            frames,
+            kinds,
+            latency_rate,
+            latency_seconds,
+            sse_clients=sse_clients,
+            profile=profile,
+            profile_out=profile_out,
+            soak_s=soak,
+            rate=rate,
+            soak_interval=soak_interval,
+        )
+    )
 
 
 @cli.group()
