@@ -110,10 +110,8 @@ class Latencies:
     """Set once ``target`` events (when not 0) are committed."""
 
     def pct(self, q: float) -> float:
-        if not self.samples:
-            return float("nan")
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+        """The ``q`` quantile in milliseconds (NaN without samples)."""
+        return pct(self.samples, q) * 1000
 
     def take(self) -> Latencies:
         """The samples so far, which this one forgets (a soak's interval)."""

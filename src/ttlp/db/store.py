@@ -151,26 +151,19 @@ class Store:
         self._insert_events: _BatchInsert
         self._insert_frames: _BatchInsert
         self._time: Callable[[datetime], Any]
+        batch_insert: type[_UnnestInsert] | type[_ValuesInsert]
         if dialect == "postgresql":
-            self._insert = postgresql.insert
-            self._insert_events = _UnnestInsert.of(
-                engine.dialect, tables.events, _EVENT_COLUMNS, "event_id"
-            )
-            self._insert_frames = _UnnestInsert.of(
-                engine.dialect, tables.raw_frames, _FRAME_COLUMNS, "id", _FRAME_BATCH_COLUMNS
-            )
-            self._time = _same
+            self._insert, batch_insert, self._time = postgresql.insert, _UnnestInsert, _same
         elif dialect == "sqlite":
-            self._insert = sqlite.insert
-            self._insert_events = _ValuesInsert.of(
-                engine.dialect, tables.events, _EVENT_COLUMNS, "event_id"
-            )
-            self._insert_frames = _ValuesInsert.of(
-                engine.dialect, tables.raw_frames, _FRAME_COLUMNS, "id", _FRAME_BATCH_COLUMNS
-            )
-            self._time = sqlite_datetime
+            self._insert, batch_insert, self._time = sqlite.insert, _ValuesInsert, sqlite_datetime
         else:
             raise ConfigError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
+        self._insert_events = batch_insert.of(
+            engine.dialect, tables.events, _EVENT_COLUMNS, "event_id"
+        )
+        self._insert_frames = batch_insert.of(
+            engine.dialect, tables.raw_frames, _FRAME_COLUMNS, "id", _FRAME_BATCH_COLUMNS
+        )
         # SQLite takes one writer at a time; two of ours (the archive and the storage consumer)
         # meeting at its lock would wait in its busy handler's sleeps (1, 2, 5 ... 100 ms), the
         # embedded default's p99 at 1,000 frames/s (210 ms; 74 ms queued here instead).
