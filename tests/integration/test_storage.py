@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -154,6 +154,32 @@ async def test_a_batch_larger_than_one_statement_is_stored_whole_in_order(
     assert (await queries.user("1001") or {})["event_count"] == len(range(1, 3000, 7))
     frames = [frame(session, seq, t=seq / 100) for seq in range(3000)]
     assert await store.archive_frames(frames + frames[:10]) == 3000
+
+
+async def test_batches_of_any_size_share_a_few_insert_statements(store: Store) -> None:
+    """Every distinct INSERT is a statement the driver prepares and keeps (sqlite3 keeps the
+    last 128 per connection, one of 450 rows holds 0.7 MB): batches of 1 to 130 rows use at
+    most eight shapes per table on SQLite (powers of two), one on PostgreSQL (arrays)."""
+    statements: set[str] = set()
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith(("INSERT INTO events ", "INSERT INTO raw_frames ")):
+            statements.add(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        session, seq = new_session(), 0
+        for size in range(1, 131):
+            await store.write_events([chat(session, seq + i) for i in range(size)])
+            await store.archive_frames([frame(session, seq + i) for i in range(size)])
+            seq += size
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+
+    assert (await store.totals())["events"] == seq == 130 * 131 // 2
+    for table in ("events", "raw_frames"):
+        shapes = [s for s in statements if s.startswith(f"INSERT INTO {table} ")]
+        assert 1 <= len(shapes) <= (8 if store.engine.dialect.name == "sqlite" else 1)
 
 
 async def test_stored_times_compare_with_bound_times_to_the_microsecond(store: Store) -> None:

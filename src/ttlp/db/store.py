@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -593,14 +593,35 @@ class _ValuesInsert:
         self, conn: AsyncConnection, rows: list[_Row], per_batch: dict[str, Any]
     ) -> Sequence[Any]:
         extra = tuple(per_batch.values())
-        step = SQLITE_MAX_VARIABLES // self.width
         returned: list[Any] = []
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
+        start = 0
+        for size in chunk_sizes(len(rows), SQLITE_MAX_VARIABLES // self.width):
+            chunk = rows[start : start + size]
+            start += size
             params = tuple(chain.from_iterable([row + extra for row in chunk] if extra else chunk))
-            result = await conn.exec_driver_sql(self.sql(len(chunk)), params)
+            result = await conn.exec_driver_sql(self.sql(size), params)
             returned.extend(result.scalars().all())
         return returned
+
+
+def chunk_sizes(total: int, most: int) -> Iterator[int]:
+    """``total`` rows as statements of powers of two rows, none over ``most``: the largest
+    first (500 → 256, 128, 64, 32, 16, 4).
+
+    Every distinct row count is a distinct statement, and sqlite3 keeps the last 128 a
+    connection prepared; one of 450 rows holds 0.7 MB of SQLite's heap. With any count from 1 to
+    500 (batches are as large as what was waiting), the embedded pipeline's SQLite heap grew
+    from 12 to 40 MB in two minutes at 1,000 events/s, and would reach about 90 MB per
+    connection and table. Powers of two leave at most ten statements per table, about 1.6 MB,
+    and a batch is at most ten of them."""
+    top = 1 << (max(most, 1).bit_length() - 1)
+    while total >= top:
+        yield top
+        total -= top
+    while total:
+        size = 1 << (total.bit_length() - 1)
+        yield size
+        total -= size
 
 
 def sqlite_datetime(value: datetime) -> str:
