@@ -72,7 +72,6 @@ from ttlp.contracts.events import UnifiedEvent
 from ttlp.runtime import ROLES, Context, open_context
 from ttlp.settings import Settings
 from ttlp.tiktok.providers.mock import Line, MockProvider, bundled_fixture, load_fixture
-from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.supervisor import StreamerSupervisor
 
 BENCH_ROLES = ("normalize", "store", "api", "rules", "forward")
@@ -227,9 +226,7 @@ class Pipeline:
 
     def publish(self, provider: MockProvider) -> asyncio.Task[None]:
         """Start ``provider`` through the supervisor, publishing as the ingest role would."""
-        publisher = FramePublisher(
-            self.ctx.bus, self.ctx.keys.raw, paced=True, downstream=(self.ctx.keys.events,)
-        )
+        publisher = self.ctx.paced_publisher()
         supervisor = StreamerSupervisor(provider, "mock", publisher)
         task = asyncio.create_task(supervisor.run(self.stop))
         self.tasks.append(task)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ttlp.bus.names import ConsumerName
     from ttlp.db.store import Store
+    from ttlp.tiktok.publish import FramePublisher
 
 GC_THRESHOLD: Final = 50_000
 STATUS_FILE: Final = "bus-status.json"
@@ -104,6 +105,20 @@ class Context:
 
             self._store = Store(self.engine, pseudonym_salt=self.settings.retention.pseudonym_salt)
         return self._store
+
+    def paced_publisher(self, **kwargs: Any) -> FramePublisher:
+        """A publisher to ``ttlc:raw`` that waits for the pipeline's consumers (the mock, a
+        replay): the backlog on raw and events, counting a group yet to be created."""
+        from ttlp.tiktok.publish import FramePublisher
+
+        return FramePublisher(
+            self.bus,
+            self.keys.raw,
+            paced=True,
+            downstream=(self.keys.events,),
+            expected=pipeline_groups(self.keys),
+            **kwargs,
+        )
 
     def consumer(
         self, *, stream: str, group: str, handler: BatchHandler, stage: str, start: str = "0"

@@ -115,3 +115,59 @@ async def test_a_paced_publishers_headroom_expires() -> None:
     publisher._headroom_until = 0.0  # as if HEADROOM_S had passed
     await publisher.publish([frame(2)])
     assert bus.looks == 2
+
+
+
+class CountingBus(MemoryBus):
+    """The in-process bus, counting the publisher's looks at its groups."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__(maxlen=maxlen)
+        self.looks = 0
+
+    async def groups(self, stream: str) -> list[GroupInfo]:
+        self.looks += 1
+        return await super().groups(stream)
+
+
+async def test_a_paced_publisher_counts_every_stream_unread_and_pending_entries() -> None:
+    """What waits on raw becomes events later, and a pending entry is not done: with raw 4
+    unread, events 3 unread and 3 pending, one more frame is over half of MAXLEN (20)."""
+    bus = CountingBus(maxlen=20)
+    for stream, group in (("raw", "normalizer"), ("events", "storage")):
+        await bus.ensure_group(stream, group)
+    await bus.publish_many("raw", [{"n": str(i)} for i in range(4)])
+    await bus.publish_many("events", [{"n": str(i)} for i in range(6)])
+    taken = await bus.read_group("events", "storage", "s", count=3, block_ms=None)
+    publisher = FramePublisher(bus, "raw", paced=True, downstream=("events",))
+
+    blocked = asyncio.create_task(publisher.publish([frame(1)]))
+    await wait_for(lambda: bus.looks >= 4, timeout=10, what="a second look", poll=0.01)
+    assert not blocked.done()  # 4 + (3 + 3) + 1 > 10
+    await bus.ack("events", "storage", [e.id for e in taken])
+    await asyncio.wait_for(blocked, 10)  # 4 + 3 + 1 <= 10
+    assert await bus.length("raw") == 5
+
+
+async def test_a_paced_publisher_waits_for_a_group_not_created_yet() -> None:
+    """At start the roles create their groups while ingest already publishes; a group created
+    later reads its stream from the start, so nothing may be trimmed before it exists."""
+    bus = CountingBus(maxlen=20)
+    publisher = FramePublisher(bus, "raw", paced=True, expected={"raw": {"normalizer"}})
+
+    async def produce() -> None:
+        for seq in range(30):
+            await publisher.publish([frame(seq)])
+
+    producer = asyncio.create_task(produce())
+    await wait_for(lambda: bus.looks >= 3, timeout=10, what="the publisher waiting", poll=0.01)
+    assert (publisher.published, producer.done()) == (10, False)  # half of MAXLEN, no group
+
+    await bus.ensure_group("raw", "normalizer")
+    read: list[int] = []
+    while len(read) < 30:
+        entries = await bus.read_group("raw", "normalizer", "n", count=5, block_ms=1000)
+        await bus.ack("raw", "normalizer", [e.id for e in entries])
+        read += [int((e.fields or {})["seqNo"]) for e in entries]
+    await producer
+    assert read == list(range(30))

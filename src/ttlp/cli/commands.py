@@ -14,7 +14,6 @@ from rich.table import Table
 from ttlp.bus.base import Bus
 from ttlp.runtime import Context, is_drained, open_context
 from ttlp.settings import Settings
-from ttlp.tiktok.publish import FramePublisher
 from ttlp.tiktok.replay import replay_session
 
 DRAIN_POLL_S: Final = 0.1
@@ -45,9 +44,7 @@ async def replay_command(settings: Settings, session_id: str, speed: float | Non
                 transient=False,
             ) as progress:
                 task = progress.add_task(session_id[:8], total=total)
-                publisher = FramePublisher(
-                    ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,)
-                )
+                publisher = ctx.paced_publisher()
                 result = await replay_session(
                     ctx.store,
                     publisher,

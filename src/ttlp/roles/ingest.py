@@ -49,9 +49,7 @@ def make_control_handler(ctx: Context, stop: asyncio.Event) -> BatchHandler:
             except msgspec.ValidationError as exc:
                 failures.append(Failure(entry, "VALIDATION_ERROR", f"bad control entry: {exc}"))
                 continue
-            publisher = FramePublisher(
-                ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,)
-            )
+            publisher = ctx.paced_publisher()
             try:
                 await replay_session(
                     ctx.store,
@@ -74,9 +72,7 @@ def publisher_for(ctx: Context, provider: Provider) -> FramePublisher:
     """The mock's publisher waits for the pipeline's consumers; live traffic can't wait."""
     buffer = ctx.settings.ingest.buffer_frames
     if provider.name == "mock":
-        return FramePublisher(
-            ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,), buffer_frames=buffer
-        )
+        return ctx.paced_publisher(buffer_frames=buffer)
     return FramePublisher(ctx.bus, ctx.keys.raw, paced=False, buffer_frames=buffer)
 
 
@@ -154,7 +150,7 @@ def _adopt_tiktoklive_logger() -> None:
 
 
 async def _replay_once(ctx: Context, session_id: str, stop: asyncio.Event) -> None:
-    publisher = FramePublisher(ctx.bus, ctx.keys.raw, paced=True, downstream=(ctx.keys.events,))
+    publisher = ctx.paced_publisher()
     result = await replay_session(ctx.store, publisher, session_id, stop=stop)
     logger.bind(role="ingest", session_id=result.session_id).info(
         "replay done", frames=result.frames

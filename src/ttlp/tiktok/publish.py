@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from itertools import islice
 from typing import Final
 
@@ -49,14 +49,19 @@ class FramePublisher:
         *,
         paced: bool,
         downstream: Sequence[str] = (),
+        expected: Mapping[str, Collection[str]] | None = None,
         buffer_frames: int = DEFAULT_BUFFER_FRAMES,
     ) -> None:
         """``downstream``: streams further along the pipeline whose consumers count too (a
-        fast normalizer must not let the events stream outrun the store). ``buffer_frames``:
-        how many frames may wait for an unreachable bus before the source is paused."""
+        fast normalizer must not let the events stream outrun the store). ``expected``: the
+        consumer groups each watched stream will have (``ttlp.runtime.pipeline_groups``); while
+        one is not created yet (its role is starting), the whole stream counts as unread, as
+        that group will read it from the start. ``buffer_frames``: how many frames may wait for
+        an unreachable bus before the source is paused."""
         self.bus = bus
         self.stream = stream
         self.watched = (stream, *downstream)
+        self.expected = expected or {}
         self.paced = paced
         self.published = 0
         self.buffer_frames = max(buffer_frames, 1)
@@ -154,12 +159,20 @@ class FramePublisher:
         self._flushed.set()
 
     async def _wait_for_consumers(self, adding: int) -> None:
-        """Return once ``adding`` more frames keep every watched group's lag under the limit.
+        """Return once ``adding`` more frames keep the pipeline's backlog under the limit.
 
-        The lag grows only by what is published, so after one look the frames up to the limit
-        go without asking again (for ``HEADROOM_S``, as other producers may publish too): the
-        mock at 1,000 frames/s asked the bus for every group's lag before each frame, two
-        XINFO GROUPS round trips per frame on Redis; now about two a second.
+        The backlog is, summed over the watched streams, the most entries one group of each
+        has not acknowledged (unread and pending): a frame waiting on ``ttlc:raw`` becomes an
+        event on ``ttlc:events`` later, so with this sum under half of MAXLEN no stream ever
+        holds more unacknowledged entries than MAXLEN, and trimming takes only what every
+        group has read. (The largest lag of any one group, as before, let the events stream
+        reach both streams' lags plus the headroom: at an in-process MAXLEN of 2,000 it was
+        trimmed under the store and events were lost.)
+
+        The backlog grows only by what is published, so after one look the frames up to the
+        limit go without asking again (for ``HEADROOM_S``, as other producers may publish
+        too): the mock at 1,000 frames/s asked the bus for every group's lag before each
+        frame, two XINFO GROUPS round trips per frame on Redis; now about two a second.
         """
         if adding <= self._headroom and time.monotonic() < self._headroom_until:
             self._headroom -= adding
@@ -168,8 +181,7 @@ class FramePublisher:
             lag = 0
             try:
                 for stream in self.watched:
-                    for group in await self.bus.groups(stream):
-                        lag = max(lag, group.lag or 0, group.pending)
+                    lag += await self._backlog(stream)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -179,3 +191,12 @@ class FramePublisher:
                 self._headroom_until = time.monotonic() + HEADROOM_S
                 return
             await asyncio.sleep(LAG_POLL_S)
+
+    async def _backlog(self, stream: str) -> int:
+        """The most entries of ``stream`` one of its groups has not acknowledged; the whole
+        stream while an expected group is missing."""
+        groups = await self.bus.groups(stream)
+        backlog = max(((g.lag or 0) + g.pending for g in groups), default=0)
+        if set(self.expected.get(stream, ())) - {g.name for g in groups}:
+            backlog = max(backlog, await self.bus.length(stream))
+        return backlog
