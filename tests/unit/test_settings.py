@@ -52,7 +52,7 @@ def test_defaults_are_the_embedded_setup() -> None:
     assert s.log_level == "info"
     assert s.bus.prefix == ""
     assert s.bus.consumer_name  # the host name
-    assert s.bus.stream_maxlen == 10_000  # the in-process bus keeps its entries in RAM
+    assert s.bus.stream_maxlen == 2_000  # the in-process bus keeps its entries in RAM
     assert s.data_dir == "/home/u/.local/share/ttlp"
     assert Settings.from_env({"REDIS_URL": "redis://r:6379/0"}).bus.stream_maxlen == 100_000
     xdg = Settings.from_env({"HOME": "/home/u", "XDG_DATA_HOME": "/xdg"})
