@@ -117,7 +117,6 @@ async def test_a_paced_publishers_headroom_expires() -> None:
     assert bus.looks == 2
 
 
-
 class CountingBus(MemoryBus):
     """The in-process bus, counting the publisher's looks at its groups."""
 

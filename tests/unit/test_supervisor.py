@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -255,3 +256,37 @@ async def test_a_looping_source_keeps_only_the_last_hundred_connections() -> Non
     # The last ones are kept: the 'ok' pass, then the connection the test's stop ended.
     assert supervisor.outcomes[-2:] == [Outcome.POLL, Outcome.STOP]
     assert supervisor.outcomes[:-2] == [Outcome.RECONNECT_NOW] * 98
+
+
+def waiting_on(event: asyncio.Event) -> int:
+    """Tasks waiting on ``event`` (an ``event.wait()`` wrapped in a task)."""
+    waiting = 0
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        if not task.done() and getattr(coro, "__qualname__", "") == "Event.wait":
+            waiting += coro.cr_frame.f_locals.get("self") is event
+    return waiting
+
+
+async def test_an_ended_connection_leaves_nothing_waiting_on_stop() -> None:
+    """Each connection's watchdog sleeps in a task racing ``stop``; ending the connection
+    cancels the watchdog mid-sleep, and that race must end with it (the looping mock ends one
+    connection per pass: 12,000 left waiting in a 10-minute soak, each costing memory and,
+    as ``stop``'s waiters, every later wait's removal)."""
+    provider = Scripted([Outcome.RECONNECT_NOW] * 50)
+    supervisor = StreamerSupervisor(
+        provider,
+        "luna.beats",
+        FramePublisher(MemoryBus(), RAW, paced=False),
+        SupervisorSettings(poll_interval_s=5),
+        sleep=Sleeps(),  # type: ignore[arg-type]
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(supervisor.run(stop))
+    await asyncio.wait_for(provider.done.wait(), 10)  # 50 connections ended, the 51st waits
+
+    assert provider.connections == 50
+    assert waiting_on(stop) <= 1  # the open connection's watchdog, at most
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert waiting_on(stop) == 0
