@@ -543,9 +543,9 @@ class _UnnestInsert:
 
 
 SQLITE_MAX_VARIABLES: Final = 32_766
+"""SQLite's default limit on a statement's parameters (since 3.32)."""
 EXACT_ROWS: Final = 32
 """Batches up to this many rows go in one statement of exactly their size (``chunk_sizes``)."""
-"""SQLite's default limit on a statement's parameters (since 3.32)."""
 
 
 @dataclass(frozen=True)

@@ -165,9 +165,10 @@ class FramePublisher:
         has not acknowledged (unread and pending): a frame waiting on ``ttlc:raw`` becomes an
         event on ``ttlc:events`` later, so with this sum under half of MAXLEN no stream ever
         holds more unacknowledged entries than MAXLEN, and trimming takes only what every
-        group has read. (The largest lag of any one group, as before, let the events stream
-        reach both streams' lags plus the headroom: at an in-process MAXLEN of 2,000 it was
-        trimmed under the store and events were lost.)
+        group has read (the largest lag of any one group, as before, bounded neither the
+        pending entries nor what raw still holds for events). A group not created yet counts
+        its whole stream: without that, at an in-process MAXLEN of 2,000, the mock published
+        past it before the roles had made their groups, and frames were trimmed unread.
 
         The backlog grows only by what is published, so after one look the frames up to the
         limit go without asking again (for ``HEADROOM_S``, as other producers may publish
