@@ -74,6 +74,9 @@ class BusSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Entries read per XREADGROUP call."""
     block_ms: Annotated[int, env("BUS_BLOCK_MS")] = 1000
     """How long one read waits for new entries."""
+    linger_ms: Annotated[int, env("BUS_LINGER_MS", ge=0)] = 10
+    """A consumer whose last read was not a full batch waits this long before the next, so
+    entries arriving one at a time are handled in batches (0: read again at once)."""
     claim_idle_ms: Annotated[int, env("CLAIM_IDLE_MS")] = 30_000
     """Entries pending this long for another consumer are claimed (XAUTOCLAIM)."""
     claim_interval_s: Annotated[float, env("CLAIM_INTERVAL_S")] = 5.0

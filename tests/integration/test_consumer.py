@@ -251,3 +251,40 @@ async def test_the_process_metrics_count_entries_and_time_batches(
     counts = [sample("ttlp_batch_seconds_bucket", le=b) for b in bounds]
     assert counts == sorted(counts)
     assert counts[-1] == batches
+
+
+async def test_entries_trickling_in_are_gathered_into_one_batch(bus: Bus, key_prefix: str) -> None:
+    """After a batch smaller than ``batch_size`` the consumer lingers (``BUS_LINGER_MS``):
+    entries published one by one meanwhile are handled together, not one batch each."""
+    batches: list[list[str]] = []
+    first, all_seen = asyncio.Event(), asyncio.Event()
+
+    async def handler(entries: list[Entry]) -> Sequence[Failure]:
+        batches.append([(e.fields or {})["n"] for e in entries])
+        first.set()
+        if sum(map(len, batches)) == 6:
+            all_seen.set()
+        return ()
+
+    consumer = Consumer(
+        bus=bus,
+        stream=f"{key_prefix}raw",
+        group=f"{key_prefix}g",
+        name="c1",
+        handler=handler,
+        dlq_stream=f"{key_prefix}dlq",
+        stage="test",
+        settings=BusSettings(batch_size=100, block_ms=50, claim_interval_s=60, linger_ms=500),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await bus.publish_many(f"{key_prefix}raw", [{"n": "0"}])
+    await asyncio.wait_for(first.wait(), 5)
+    for n in range(1, 6):
+        await bus.publish_many(f"{key_prefix}raw", [{"n": str(n)}])
+        await asyncio.sleep(0)  # the consumer may run between them: it is lingering
+    await asyncio.wait_for(all_seen.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert batches == [["0"], ["1", "2", "3", "4", "5"]]
+    assert await pending(bus, key_prefix) == 0

@@ -132,8 +132,13 @@ class Consumer:
         if not self._ready:
             await self.setup()
         self.log.info("consumer started", consumer=self.name)
+        linger_s = self.settings.linger_ms / 1000
         while not stop.is_set():
-            await self.step(self.settings.block_ms, stop)
+            seen = await self.step(self.settings.block_ms, stop)
+            if 0 < seen < self.settings.batch_size and linger_s > 0:
+                # Entries are trickling in: let a few gather rather than pay a whole batch
+                # (read, task, handler, publish, ack) for each one.
+                await asyncio.sleep(linger_s)
         self.log.info("consumer stopped", consumer=self.name, processed=self.stats.processed)
 
     async def run_until_idle(self, max_steps: int = 100_000) -> int:
