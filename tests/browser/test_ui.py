@@ -161,7 +161,8 @@ def test_moderator_sees_a_users_history_and_saves_a_note(login: Any, server: Ser
     page.wait_for_selector("#feed .row", timeout=WAIT_MS)
     assert page.locator(".chip[data-chip=LIKE][aria-pressed=false]").count() == 1
     page.fill(".feed-user", "@night.owl")
-    page.click("#feed .row .user", timeout=WAIT_MS)
+    # That user's row: the rows of others may still be there while the filter applies.
+    page.click("#feed .row .user:text-is('@night.owl')", timeout=WAIT_MS)
     page.wait_for_selector("#user-panel .handle:text('@night.owl')", timeout=WAIT_MS)
     page.wait_for_selector("#user-history .row", timeout=WAIT_MS)
     user_id = page.inner_text("#user-panel .user-id")
