@@ -52,7 +52,7 @@ from ttlp import __version__
 from ttlp.api.accounts import Account, Accounts
 from ttlp.api.auth import OPEN_PATHS, AccountCache, make_jwt_auth
 from ttlp.api.errors import http_error, too_many_requests, ttlp_error, unexpected_error
-from ttlp.api.feed import Feed, make_channels
+from ttlp.api.feed import Feed, make_channels, message_events
 from ttlp.api.guard import input_guard
 from ttlp.api.metrics import ApiMetrics, metrics_middleware
 from ttlp.api.overlays import limits as overlay_limits
@@ -303,6 +303,7 @@ def create_app(
         channels,
         HandleDirectory.of(engine),
         heartbeat_s=settings.sse_heartbeat_s,
+        message_events=message_events(settings.sse_backlog),
     )
     metrics = ApiMetrics()
     account_cache = AccountCache(accounts)

@@ -4,6 +4,10 @@ Each api process tails ``ttlc:events`` once (plain XREAD, no consumer group: the
 it must not take entries from the roles that process them) and publishes every event to the
 channel of its room (``room:<id>``) and of its streamer (``handle:<uniqueId>``). Clients
 subscribe to one channel; the channels plugin fans out to them with a bounded backlog each.
+A channel message holds the events of one tail read for that channel (at most
+``message_events(SSE_BACKLOG)`` of them), so fanning out costs a put per client per read, not
+one per client per event: 100 clients at 1,000 events/s were 100,000 puts a second, 12 % of the
+event loop of `ttlp run` on a 2-core machine.
 
 - SSE ids are the bus entry ids. A client reconnecting with ``Last-Event-ID`` first gets what it
   missed from ``ttlc:events`` itself (XREAD after that id, filtered to its channel), then the
@@ -54,13 +58,17 @@ DROP_GRACE_S: Final = 5.0
 """How long an overflowed client's handler may take to send ``dropped`` before it is cut off
 (it is blocked writing to a client that stopped reading)."""
 SEND_BATCH: Final = 100
+"""About this many events in one write to a client (see ``Feed.batches``)."""
 LINGER_S: Final = 0.01
 """A client woken by an event waits this long for the events behind it, so a busy stream
 costs a client one write per 10 ms, not one per event (100 clients at 1,000 events/s were
 100,000 writes a second through the ASGI stack)."""
-DECODED_KEPT: Final = 1024
-"""Published messages kept decoded (``Feed._decode``): far more than one tail batch."""
-"""At most this many events in one write to a client."""
+DECODED_KEPT: Final = 64
+"""Published messages kept decoded (``Feed._decode``): the clients of a channel read a message
+within a few ``LINGER_S`` of each other, and one holds up to ``SEND_BATCH`` events (whose
+bytes the decoded items keep: at most ~6 MB at 1 KB an event)."""
+FRAMES_KEPT: Final = 1024
+"""SSE frames kept built (``sse_frame``), one per event: far more than one message's."""
 HEARTBEAT: Final = b""
 """Queued to a client idle for ``SSE_HEARTBEAT_S``: one task ticks for all of them, so the
 wait for the next event is a plain ``queue.get()`` (``wait_for`` would cost a task each)."""
@@ -78,7 +86,7 @@ def handle_channel(unique_id: str) -> str:
 
 
 class FeedItem(msgspec.Struct, frozen=True, array_like=True):
-    """What goes through a channel: the entry id, the event type (for ``?types=``), the
+    """One event of a channel message: the entry id, the event type (for ``?types=``), the
     room id and the UnifiedEvent JSON as the normalizer wrote it (never re-encoded)."""
 
     id: str
@@ -87,16 +95,39 @@ class FeedItem(msgspec.Struct, frozen=True, array_like=True):
     event: msgspec.Raw
 
 
-_encode_item = msgspec.json.Encoder().encode
-_decode_item = msgspec.json.Decoder(FeedItem).decode
+_encode_items = msgspec.json.Encoder().encode
+_decode_items = msgspec.json.Decoder(list[FeedItem]).decode
 
 
-def notice(event: str, data: object = None) -> bytes:
+class Message(bytes):
+    """A channel message: FeedItems as one JSON array (bytes, as the channels plugin passes
+    them on untouched), knowing how many of them are events (a notice is none)."""
+
+    events: int
+
+
+def message(items: list[FeedItem], events: int | None = None) -> Message:
+    """``items`` as one channel message; ``events``: how many count against a client's
+    backlog (all of them unless said)."""
+    data = Message(_encode_items(items))
+    data.events = len(items) if events is None else events
+    return data
+
+
+def message_events(backlog: int) -> int:
+    """Events per channel message for clients of ``backlog`` events: a tenth of it, at most
+    ``SEND_BATCH``. A client is dropped when the next message does not fit, so at most this
+    many events before its backlog is full (a message as large as the backlog would drop
+    clients that are not behind at all)."""
+    return max(1, min(SEND_BATCH, backlog // 10))
+
+
+def notice(event: str, data: object = None) -> Message:
     """A notice for one client's backlog (``DroppingSubscriber.put_nowait``): a FeedItem
     without an entry id, whose ``type`` is the SSE event name and ``event`` its data (``{}``
     when None)."""
     body = msgspec.json.encode({} if data is None else data)
-    return _encode_item(FeedItem("", event, "", msgspec.Raw(body)))
+    return message([FeedItem("", event, "", msgspec.Raw(body))], events=0)
 
 
 def item_from_entry(entry: Entry) -> FeedItem | None:
@@ -111,9 +142,13 @@ def item_from_entry(entry: Entry) -> FeedItem | None:
 
 
 class DroppingSubscriber(Subscriber):
-    """A subscriber that notices when its backlog overflows (the client is too slow)."""
+    """A subscriber that notices when its backlog overflows (the client is too slow).
+
+    The backlog is counted in events (``queued_events``, at most the plugin's
+    ``subscriber_max_backlog``), not in messages: a message holds a tail read's events."""
 
     overflowed = False
+    queued_events = 0
     on_overflow: Callable[[DroppingSubscriber], None] | None = None
     """Called once, at the first event that did not fit."""
     cut_off: asyncio.TimerHandle | None = None
@@ -122,8 +157,14 @@ class DroppingSubscriber(Subscriber):
     """``time.monotonic()`` of the last item queued (heartbeats are queued to idle ones)."""
 
     def put_nowait(self, item: bytes | None) -> bool:
-        ok = super().put_nowait(item)
+        events = getattr(item, "events", 0)
+        limit = self._queue.maxsize
+        if events and limit and self.queued_events + events > limit:
+            ok = False
+        else:
+            ok = super().put_nowait(item)
         if ok:
+            self.queued_events += events
             self.last_put = time.monotonic()
         elif item and not self.overflowed:  # an event, not the end or a heartbeat
             self.overflowed = True
@@ -137,6 +178,11 @@ class DroppingSubscriber(Subscriber):
         queue = self._queue
         while not queue.empty():
             queue.get_nowait()
+        self.queued_events = 0
+
+    def taken(self, item: bytes | None) -> None:
+        """``item`` was taken from the backlog (by ``Feed.batches``)."""
+        self.queued_events -= getattr(item, "events", 0)
 
 
 def make_channels(backlog: int) -> ChannelsPlugin:
@@ -176,15 +222,19 @@ class Feed:
         *,
         heartbeat_s: float,
         drop_grace_s: float = DROP_GRACE_S,
+        message_events: int = SEND_BATCH,
     ) -> None:
+        """``message_events``: at most this many events in one channel message
+        (``message_events(SSE_BACKLOG)``)."""
         self.bus = bus
         self.stream = stream
         self.channels = channels
         self.handles = handles
         self.heartbeat_s = heartbeat_s
         self.drop_grace_s = drop_grace_s
+        self.message_events = max(message_events, 1)
         self.stats = FeedStats()
-        self._decoded: dict[bytes, tuple[FeedItem, tuple[int, int]]] = {}
+        self._decoded: dict[bytes, list[tuple[FeedItem, tuple[int, int]]]] = {}
         """Each published message decoded once for every client (``_decode``)."""
         self._subscribers: set[DroppingSubscriber] = set()
         self._releasing: set[asyncio.Task[None]] = set()
@@ -234,6 +284,7 @@ class Feed:
             # Nobody is watching: nothing to fan out (a client that connects later starts
             # from then, or resumes from the bus itself with Last-Event-ID).
             return
+        by_channel: dict[str, list[FeedItem]] = {}
         for entry in entries:
             item = item_from_entry(entry)
             if item is None:
@@ -242,13 +293,15 @@ class Feed:
                 handle = connected_handle(bytes(item.event))
                 if handle:
                     self.handles.learn(item.stream_id, handle)
-            data = _encode_item(item)
-            targets = [room_channel(item.stream_id)]
+            by_channel.setdefault(room_channel(item.stream_id), []).append(item)
             handle = await self.handles.handle(item.stream_id)
             if handle:
-                targets.append(handle_channel(handle))
-            self.channels.publish(data, targets)
+                by_channel.setdefault(handle_channel(handle), []).append(item)
             self.stats.published += 1
+        size = self.message_events
+        for channel, items in by_channel.items():
+            for start in range(0, len(items), size):
+                self.channels.publish(message(items[start : start + size]), channel)
 
     # -- one client ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -318,7 +371,7 @@ class Feed:
 
     def queued(self) -> int:
         """Events waiting in every client's backlog (each at most ``SSE_BACKLOG``)."""
-        return sum(subscriber.qsize for subscriber in self._subscribers)
+        return sum(subscriber.queued_events for subscriber in self._subscribers)
 
     def close(self) -> None:
         """End every client's feed now (shutdown): their streams finish, connections close."""
@@ -337,8 +390,9 @@ class Feed:
     ) -> AsyncGenerator[list[FeedItem | str], None]:
         """The events of one client in order: the missed ones after ``last_event_id``, then
         live ones, with ``"gap"``, ``"dropped"`` or ``"heartbeat"`` markers between them; in
-        batches of what is ready (at most ``SEND_BATCH``), so a burst costs a client one write
-        instead of one per event.
+        batches of what is ready (from ``SEND_BATCH`` on, the next message is left for the
+        next batch: at most ``SEND_BATCH`` + ``message_events`` - 1), so a burst costs a client
+        one write instead of one per event.
 
         Iterate it in the task that sends to the client (see ``subscribe``). ``subscribed`` is
         called with the client's subscriber, in that task, once it is subscribed: whoever
@@ -378,31 +432,32 @@ class Feed:
                         if batch:
                             yield batch
                         return
+                    subscriber.taken(data)
                     if not data:  # HEARTBEAT
                         batch.append("heartbeat")
                     else:
-                        item, position = self._decode(data)
-                        if not item.id:  # a notice (``notice``): this client's, unfiltered
-                            batch.append(item)
-                        elif position > sent and matches(item):
-                            self.stats.delivered += 1
-                            batch.append(item)
+                        for item, position in self._decode(data):
+                            if not item.id:  # a notice (``notice``): this client's, unfiltered
+                                batch.append(item)
+                            elif position > sent and matches(item):
+                                self.stats.delivered += 1
+                                batch.append(item)
                     if len(batch) >= SEND_BATCH or queue.empty():
                         break
                     data = queue.get_nowait()
                 if batch:
                     yield batch
 
-    def _decode(self, data: bytes) -> tuple[FeedItem, tuple[int, int]]:
-        """A channel message as its FeedItem and the position of its entry id, decoded once
-        for all the clients it was published to (they get the same ``bytes``): with 100
-        clients, every event was decoded, its id parsed and its SSE frame built 100 times.
-        The items are shared, so ``sse_frame`` builds each frame once too."""
+    def _decode(self, data: bytes) -> list[tuple[FeedItem, tuple[int, int]]]:
+        """A channel message as its FeedItems, each with the position of its entry id,
+        decoded once for all the clients it was published to (they get the same ``bytes``):
+        with 100 clients, every event was decoded, its id parsed and its SSE frame built 100
+        times. The items are shared, so ``sse_frame`` builds each frame once too."""
         found = self._decoded.get(data)
         if found is None:
-            item = _decode_item(data)
-            found = (item, parse_id(item.id) if item.id else (0, 0))
-            if item.id:  # a notice goes to one client
+            items = _decode_items(data)
+            found = [(item, parse_id(item.id) if item.id else (0, 0)) for item in items]
+            if all(item.id for item in items):  # a notice goes to one client
                 self._decoded[data] = found
                 if len(self._decoded) > DECODED_KEPT:
                     del self._decoded[next(iter(self._decoded))]  # the oldest
@@ -472,7 +527,7 @@ def sse_frame(item: FeedItem | str) -> bytes:
         data = msgspec.json.encode(msgspec.json.decode(data))
     frame = b"id: %s\r\nevent: event\r\ndata: %s\r\n\r\n" % (item.id.encode(), data)
     _frames[id(item)] = (item, frame)  # the item is kept with it: its id cannot be reused
-    if len(_frames) > DECODED_KEPT:
+    if len(_frames) > FRAMES_KEPT:
         del _frames[next(iter(_frames))]
     return frame
 
