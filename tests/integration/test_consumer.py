@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ttlp.bus.base import Bus, Entry
-from ttlp.bus.consumer import BATCH_BUCKETS_S, Consumer, Failure
+from ttlp.bus.consumer import BATCH_BUCKETS_S, BatchHandler, Consumer, Failure
 from ttlp.bus.telemetry import ConsumerCollector
 from ttlp.contracts.events import DeadLetter
 from ttlp.settings import BusSettings
@@ -53,7 +53,7 @@ class Recorder:
 
 
 def make(
-    bus: Bus, prefix: str, handler: Recorder, name: str = "c1", **settings: object
+    bus: Bus, prefix: str, handler: BatchHandler, name: str = "c1", **settings: object
 ) -> Consumer:
     base = {
         "batch_size": 10,
@@ -266,16 +266,7 @@ async def test_entries_trickling_in_are_gathered_into_one_batch(bus: Bus, key_pr
             all_seen.set()
         return ()
 
-    consumer = Consumer(
-        bus=bus,
-        stream=f"{key_prefix}raw",
-        group=f"{key_prefix}g",
-        name="c1",
-        handler=handler,
-        dlq_stream=f"{key_prefix}dlq",
-        stage="test",
-        settings=BusSettings(batch_size=100, block_ms=50, claim_interval_s=60, linger_ms=500),
-    )
+    consumer = make(bus, key_prefix, handler, batch_size=100, linger_ms=500)
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     await bus.publish_many(f"{key_prefix}raw", [{"n": "0"}])
