@@ -55,10 +55,17 @@ def wait_for_rows(page: Any, n: int) -> list[str]:
     return shown_ids(page)
 
 
+def wait_for_letters(page: Any, n: int) -> None:
+    """Until the server holds ``n`` dead letters: the page loads the list once (and after each
+    action, or on Refresh), so it is opened once the normalizer has dead-lettered the frames."""
+    wait_until(page, f"fetch('/dlq?limit=1').then(r => r.json()).then(b => b.total === {n})")
+
+
 def test_retry_and_purge_ask_first_then_act_and_the_list_reloads(
     login: Any, dlq_server: Server
 ) -> None:
     page = login("streamer", dlq_server)
+    wait_for_letters(page, len(BROKEN))
     page.goto("/#/dlq")
     first = wait_for_rows(page, len(BROKEN))
     for entry_id in first:  # each letter shows its id
@@ -89,6 +96,7 @@ def test_retry_and_purge_ask_first_then_act_and_the_list_reloads(
     # Gone from the list; the frame went back to ttlc:raw and the normalizer dead-lettered it
     # again: a newer letter of the same frame, at the top once the list is loaded again.
     wait_until(page, f"!document.querySelector('{ROWS}[data-id=\"{first[0]}\"]')")
+    wait_for_letters(page, len(BROKEN))
     page.locator("button.refresh").click()
     again = wait_for_rows(page, len(BROKEN))
     assert first[0] not in again
