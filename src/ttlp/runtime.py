@@ -233,7 +233,9 @@ async def open_context(
         if name is not None:
             await name.release()
         if engine is not None:
-            await engine.dispose()
+            from ttlp.db.engine import dispose_engine
+
+            await dispose_engine(engine)
         await bus.close()
 
 

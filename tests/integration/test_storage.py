@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,38 @@ async def test_a_batch_larger_than_one_statement_is_stored_whole_in_order(
     assert await store.archive_frames(frames + frames[:10]) == 3000
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_writes_each_batch_in_one_trip_to_its_writer_thread(
+    db_engine: AsyncEngine,
+) -> None:
+    """On SQLite a batch's statements all run in the file's writer thread, in one transaction,
+    and the event loop's engine takes no part: through aiosqlite every statement was three or
+    four trips between the loop and its thread (16-23 for a batch of events), each waiting for
+    a busy loop to resume it."""
+    engine = db_engine
+    store = Store(engine)
+    threads: list[threading.Thread] = []
+    begins: list[object] = []
+    checkouts: list[object] = []
+
+    def executed(*_: Any) -> None:
+        threads.append(threading.current_thread())
+
+    event.listen(store.write_engine, "before_cursor_execute", executed)
+    event.listen(store.write_engine, "begin", begins.append)
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_: checkouts.append(1))
+    session = new_session()
+    result = await store.write_events([chat(session, seq) for seq in range(40)])
+    archived = await store.archive_frames([frame(session, seq) for seq in range(40)])
+
+    assert (result.inserted, archived) == (40, 40)
+    assert len(begins) == 2  # one transaction a batch
+    assert len({thread.ident for thread in threads}) == 1
+    assert threads[0].name.startswith("ttlp-sqlite-writer")
+    assert threads[0] is not threading.current_thread()
+    assert checkouts == []  # no connection of the loop's engine was used
+
+
 async def test_batches_of_any_size_share_a_few_insert_statements(store: Store) -> None:
     """Every distinct INSERT is a statement the driver prepares and keeps (sqlite3 keeps the
     last 128 per connection, one of 450 rows holds 0.7 MB): batches of 1 to 130 rows use the
@@ -167,7 +200,7 @@ async def test_batches_of_any_size_share_a_few_insert_statements(store: Store) -
         if statement.startswith(("INSERT INTO events ", "INSERT INTO raw_frames ")):
             statements.add(statement)
 
-    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    event.listen(store.write_engine, "before_cursor_execute", seen)
     try:
         session, seq = new_session(), 0
         for size in range(1, 131):
@@ -175,7 +208,7 @@ async def test_batches_of_any_size_share_a_few_insert_statements(store: Store) -
             await store.archive_frames([frame(session, seq + i) for i in range(size)])
             seq += size
     finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+        event.remove(store.write_engine, "before_cursor_execute", seen)
 
     assert (await store.totals())["events"] == seq == 130 * 131 // 2
     for table in ("events", "raw_frames"):

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ttlp.db.engine import create_engine, normalize_database_url
+from ttlp.db.engine import create_engine, dispose_engine, normalize_database_url
 from ttlp.db.migrate import upgrade
 from ttlp.db.tables import metadata
 
@@ -70,7 +70,7 @@ async def db_engine(backend: str, request: pytest.FixtureRequest) -> AsyncIterat
     try:
         yield engine
     finally:
-        await engine.dispose()
+        await dispose_engine(engine)
 
 
 @pytest.fixture
@@ -92,4 +92,4 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     try:
         yield eng
     finally:
-        await eng.dispose()
+        await dispose_engine(eng)

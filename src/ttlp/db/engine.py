@@ -9,14 +9,18 @@ it has already encoded (``msgspec.Raw``) without a second serialization.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
+import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -235,6 +239,71 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+T = TypeVar("T")
+
+
+class SqliteWriter:
+    """SQLite transactions run whole in one thread of their own: ``await writer.run(fn)`` calls
+    ``fn(connection)`` in a transaction there, committed when ``fn`` returns.
+
+    Through the async engine every statement is three or four trips between the event loop
+    and aiosqlite's thread (cursor, execute, fetch, close), each resumed by the loop when it
+    gets to it: a batch of events was 16-23 trips and a batch of frames 12-16 (counted on the
+    bundled session), so with the loop busy (100 SSE clients at 1,000 events/s) every one of
+    them waited behind whatever else the loop was doing. Here a batch is one trip. The thread
+    has its own synchronous engine on the same file (``sqlite+pysqlite``, the same
+    connection set-up and JSON codec), one connection, and runs one transaction at a time:
+    the embedded default's writers (the archive and the storage consumer) also queue here
+    rather than at SQLite's lock. Nothing here is specific to ttlp's tables: ``Store`` hands
+    it the same synchronous bodies it runs on PostgreSQL through ``AsyncConnection.run_sync``.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self.engine: Engine = sqlalchemy.create_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            json_serializer=_json_dumps,
+            json_deserializer=msgspec.json.decode,
+            pool_size=1,
+            max_overflow=0,
+            # Used by the one thread below only; closed from whichever thread disposes.
+            connect_args={"check_same_thread": False},
+        )
+        event.listen(self.engine, "connect", _sqlite_on_connect)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ttlp-sqlite-writer")
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._transaction, fn)
+
+    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn)
+
+    def close(self) -> None:
+        """Finish what was queued, then close the connection (not from the writer thread)."""
+        self._thread.shutdown(wait=True)
+        self.engine.dispose()
+
+
+_writers: weakref.WeakKeyDictionary[AsyncEngine, SqliteWriter] = weakref.WeakKeyDictionary()
+
+
+def sqlite_writer(engine: AsyncEngine) -> SqliteWriter:
+    """The writer of a SQLite ``engine``'s file (one per engine, made at first use)."""
+    writer = _writers.get(engine)
+    if writer is None:
+        writer = _writers[engine] = SqliteWriter(engine.url)
+    return writer
+
+
+async def dispose_engine(engine: AsyncEngine) -> None:
+    """``engine.dispose()``, and its SQLite writer's close when it has one."""
+    writer = _writers.pop(engine, None)
+    if writer is not None:
+        await asyncio.to_thread(writer.close)
+    await engine.dispose()
 
 
 _json_encoder: Final = msgspec.json.Encoder()

@@ -56,6 +56,7 @@ from typing import Any, Final, Protocol, TypeVar
 import msgspec
 from loguru import logger
 from sqlalchemy import ColumnElement, String, Table, and_, cast, delete, func, insert, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ttlp.aio import as_utc
@@ -245,17 +246,19 @@ class ErasedSubjects:
             return events
         return [event for event in events if not self.is_erased(event.user.user_id)]
 
-    async def refresh(self, conn: AsyncConnection) -> bool:
+    def refresh(self, conn: Connection) -> bool:
         """Read ``max(gdpr_erasures.id)`` on ``conn``; when it moved, read the hashes again.
-        True when they were read again (a new erasure: check what was just written)."""
+        True when they were read again (a new erasure: check what was just written).
+        Synchronous, as the ``Store``'s write bodies are (``await conn.run_sync(refresh)`` on
+        an async connection)."""
         g = tables.gdpr_erasures
-        latest = await conn.scalar(select(func.max(g.c.id)))
+        latest = conn.scalar(select(func.max(g.c.id)))
         if latest == self._seen:
             return False
-        hashes = frozenset((await conn.execute(select(g.c.subject_hash))).scalars())
+        hashes = frozenset(conn.execute(select(g.c.subject_hash)).scalars())
         if hashes and self._salt is None:
             meta = tables.ttlp_meta
-            stored = await conn.scalar(select(meta.c.value).where(meta.c.key == SALT_KEY))
+            stored = conn.scalar(select(meta.c.value).where(meta.c.key == SALT_KEY))
             if stored is None:
                 self._seen = latest
                 if not self._warned:

@@ -386,7 +386,7 @@ class Pruner:
             return 0, 0
         erased = ErasedSubjects(self.settings.pseudonym_salt)
         async with self.engine.connect() as conn:
-            if not await erased.refresh(conn):
+            if not await conn.run_sync(erased.refresh):
                 return 0, 0  # no erasure (or no salt to hash with: erasure logs that)
             swept = await _meta_get(conn, ERASED_SWEPT_KEY)
         after = int(swept) if swept is not None else 0

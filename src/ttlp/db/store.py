@@ -7,6 +7,10 @@ is, ``_ValuesInsert``; the rest through SQLAlchemy). Re-delivered batches and Ti
 after a reconnect are therefore harmless: the conflicting rows are skipped, and the derived tables
 (users, sessions, streams) are updated from the rows that were actually inserted only.
 
+A write transaction is a synchronous body (``Connection``): on SQLite it runs whole in the file's
+writer thread (``ttlp.db.engine.SqliteWriter``: one trip from the event loop per batch, where
+aiosqlite took three or four per statement), on PostgreSQL through ``AsyncConnection.run_sync``.
+
 Conventions:
 - timestamps arrive as ISO 8601 strings in the Structs; they are parsed once per row, stored in
   UTC and come back as aware UTC datetimes (rendered as ``...Z`` with millisecond, or
@@ -23,14 +27,12 @@ Conventions:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -54,8 +56,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ttlp.aio import as_utc, parse_iso, to_iso
 from ttlp.contracts.events import (
@@ -70,6 +72,7 @@ from ttlp.contracts.events import (
     encode,
 )
 from ttlp.db import tables
+from ttlp.db.engine import sqlite_writer
 from ttlp.db.erasure import ErasedSubjects
 from ttlp.errors import ConfigError, NotFoundError
 
@@ -79,6 +82,7 @@ _SESSION_CLOSERS: Final = frozenset({"DISCONNECTED", "STREAM_END"})
 _TAGS: Final[dict[type, str]] = {cls: tag for tag, cls in EVENT_CLASSES.items()}
 
 _Insert = postgresql.Insert | sqlite.Insert
+_T = TypeVar("_T")
 _Row = tuple[Any, ...]
 """One row's values in the order of ``_EVENT_COLUMNS`` / ``_FRAME_COLUMNS``."""
 _TimedEvent = tuple[UnifiedEvent, datetime, datetime | None]
@@ -164,13 +168,20 @@ class Store:
         self._insert_frames = batch_insert.of(
             engine.dialect, tables.raw_frames, _FRAME_COLUMNS, "id", _FRAME_BATCH_COLUMNS
         )
+        # SQLite: every write transaction of ours, a trip to the file's one writer thread each.
         # SQLite takes one writer at a time; two of ours (the archive and the storage consumer)
-        # meeting at its lock would wait in its busy handler's sleeps (1, 2, 5 ... 100 ms), the
-        # embedded default's p99 at 1,000 frames/s (210 ms; 74 ms queued here instead).
-        self._write_lock = asyncio.Lock() if dialect == "sqlite" else None
+        # meeting at its lock would wait in its busy handler's sleeps (1, 2, 5 ... 100 ms): they
+        # queue in that thread instead.
+        self._writer = sqlite_writer(engine) if dialect == "sqlite" else None
         self._upsert_users = self._users_upsert()
         self._upsert_sessions = self._sessions_upsert()
         self._upsert_streams = self._streams_upsert()
+
+    @property
+    def write_engine(self) -> Engine:
+        """The synchronous engine the batch writes run on (its events show their statements):
+        the SQLite writer's own, or the async engine's ``sync_engine`` on PostgreSQL."""
+        return self._writer.engine if self._writer is not None else self.engine.sync_engine
 
     # -- writes ------------------------------------------------------------------------------
     async def archive_frames(self, frames: Sequence[RawFrame | RawEnvelope]) -> int:
@@ -189,12 +200,15 @@ class Store:
         ]
         time = self._time
         rows = [_frame_row(frame, time(at), time(ingested)) for frame, at, ingested in timed]
-        async with self._begin() as conn:
-            inserted = len(await self._insert_frames(conn, rows, {"received_at": time(received)}))
+
+        def archive(conn: Connection) -> int:
+            inserted = len(self._insert_frames(conn, rows, {"received_at": time(received)}))
             if inserted:
-                await self._upsert(conn, self._upsert_streams, _streams_from_frames(timed))
-                await self._upsert(conn, self._upsert_sessions, _sessions_from_frames(timed))
-        return inserted
+                _upsert(conn, self._upsert_streams, _streams_from_frames(timed))
+                _upsert(conn, self._upsert_sessions, _sessions_from_frames(timed))
+            return inserted
+
+        return await self._write(archive)
 
     async def write_events(self, events: Sequence[UnifiedEvent]) -> WriteResult:
         """Store a batch of events in one transaction; maintain users, sessions and streams.
@@ -220,9 +234,11 @@ class Store:
             _event_row(event, time(at), None if ingested is None else time(ingested))
             for event, at, ingested in timed
         ]
-        async with self._begin() as conn:
-            stored = set(await self._insert_events(conn, rows, {}))
-            if stored and await self.erased.refresh(conn):
+
+        def write(conn: Connection) -> tuple[set[str], int]:
+            stored = set(self._insert_events(conn, rows, {}))
+            late_refused = 0
+            if stored and self.erased.refresh(conn):
                 late = [
                     event
                     for event, _, _ in timed
@@ -230,15 +246,17 @@ class Store:
                 ]
                 if late:
                     taken = {event.event_id for event in late}
-                    await conn.execute(
-                        delete(tables.events).where(tables.events.c.event_id.in_(taken))
-                    )
+                    conn.execute(delete(tables.events).where(tables.events.c.event_id.in_(taken)))
                     stored -= taken
-                    refused += len(late)
+                    late_refused = len(late)
             fresh = _first_of_each(timed, stored)
-            await self._upsert(conn, self._upsert_users, _users_from_events(fresh))
-            await self._upsert(conn, self._upsert_streams, _streams_from_events(fresh))
-            await self._upsert(conn, self._upsert_sessions, _sessions_from_events(fresh))
+            _upsert(conn, self._upsert_users, _users_from_events(fresh))
+            _upsert(conn, self._upsert_streams, _streams_from_events(fresh))
+            _upsert(conn, self._upsert_sessions, _sessions_from_events(fresh))
+            return stored, late_refused
+
+        stored, late_refused = await self._write(write)
+        refused += late_refused
         duplicates = len(events) - refused - len(stored)
         return WriteResult(inserted=len(stored), duplicates=duplicates, refused=refused)
 
@@ -265,10 +283,12 @@ class Store:
         )
         columns = ["id", "stream_id", "type", "provider", "unique_id", "created_at", "meta"]
         stmt = self._insert(s).from_select(columns, source).on_conflict_do_nothing()
-        async with self._begin() as conn:
-            await conn.execute(stmt)
-            found = await conn.scalar(select(s.c.id).where(s.c.id == source_session_id))
-        if found is None:
+
+        def create(conn: Connection) -> str | None:
+            conn.execute(stmt)
+            return conn.scalar(select(s.c.id).where(s.c.id == source_session_id))
+
+        if await self._write(create) is None:
             raise SessionNotFoundError(
                 f"session {source_session_id} is not in the database: check the session id "
                 "(a replay needs a session whose frames were archived)"
@@ -293,21 +313,24 @@ class Store:
             last_event.label("last"),
             last_ingested.label("ingested"),
         ).where(s.c.type == "live", s.c.ended_at.is_(None))
-        closed: list[str] = []
-        async with self._begin() as conn:
-            for row in (await conn.execute(query)).all():
+
+        def close(conn: Connection) -> list[str]:
+            closed: list[str] = []
+            for row in conn.execute(query).all():
                 ended = row.last or row.created_at
                 heard = row.ingested or ended
                 if quiet_since is not None and as_utc(heard) > quiet_since:
                     continue
                 meta = {**(row.meta or {}), "interrupted": True}
-                await conn.execute(
+                conn.execute(
                     update(s)
                     .where(s.c.id == row.id, s.c.ended_at.is_(None))
                     .values(ended_at=ended, meta=meta)
                 )
                 closed.append(row.id)
-        return closed
+            return closed
+
+        return await self._write(close)
 
     # -- reads -------------------------------------------------------------------------------
     async def iter_session_frames(
@@ -373,21 +396,14 @@ class Store:
         return counts
 
     # -- helpers -------------------------------------------------------------------------------
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; on SQLite one of this store's at a time."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
-
-    async def _upsert(
-        self, conn: AsyncConnection, stmt: _Insert, rows: list[dict[str, Any]]
-    ) -> None:
-        if rows:
-            await conn.execute(stmt, rows)
+    async def _write(self, body: Callable[[Connection], _T]) -> _T:
+        """``body(connection)`` in one write transaction: on SQLite in its writer's thread, a
+        single trip from the event loop (``ttlp.db.engine.SqliteWriter``); on PostgreSQL
+        through ``run_sync`` on an async connection."""
+        if self._writer is not None:
+            return await self._writer.run(body)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(body)
 
     async def _count(self, query: Select[int]) -> int:
         async with self.engine.connect() as conn:
@@ -455,6 +471,11 @@ class Store:
         )
 
 
+def _upsert(conn: Connection, stmt: _Insert, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(stmt, rows)
+
+
 # -- SQL expressions (portable: CASE, since SQLite's MIN/MAX return NULL on a NULL argument) ----
 def _is_later(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[bool]:
     """``a`` is set and ``b`` is unset or earlier."""
@@ -476,8 +497,8 @@ def _later(current: ColumnElement[Any], new: ColumnElement[Any]) -> ColumnElemen
 
 # -- batch INSERTs: one statement per batch ------------------------------------------------------
 class _BatchInsert(Protocol):
-    async def __call__(
-        self, conn: AsyncConnection, rows: list[_Row], per_batch: dict[str, Any]
+    def __call__(
+        self, conn: Connection, rows: list[_Row], per_batch: dict[str, Any]
     ) -> Sequence[Any]:
         """Insert ``rows`` (``per_batch``: one value each for the whole batch), skipping
         conflicts; → the ``returning`` column of the rows inserted, in order."""
@@ -533,12 +554,12 @@ class _UnnestInsert:
         )
         return cls(statement, columns)
 
-    async def __call__(
-        self, conn: AsyncConnection, rows: list[_Row], per_batch: dict[str, Any]
+    def __call__(
+        self, conn: Connection, rows: list[_Row], per_batch: dict[str, Any]
     ) -> Sequence[Any]:
         arrays = zip(*rows, strict=True)
         params = {name: list(values) for name, values in zip(self.columns, arrays, strict=True)}
-        result = await conn.execute(self.statement, params | per_batch)
+        result = conn.execute(self.statement, params | per_batch)
         return result.scalars().all()
 
 
@@ -591,8 +612,8 @@ class _ValuesInsert:
     def sql(self, rows: int) -> str:
         return self.head + ", ".join([self.row] * rows) + self.tail
 
-    async def __call__(
-        self, conn: AsyncConnection, rows: list[_Row], per_batch: dict[str, Any]
+    def __call__(
+        self, conn: Connection, rows: list[_Row], per_batch: dict[str, Any]
     ) -> Sequence[Any]:
         extra = tuple(per_batch.values())
         returned: list[Any] = []
@@ -601,7 +622,7 @@ class _ValuesInsert:
             chunk = rows[start : start + size]
             start += size
             params = tuple(chain.from_iterable([row + extra for row in chunk] if extra else chunk))
-            result = await conn.exec_driver_sql(self.sql(size), params)
+            result = conn.exec_driver_sql(self.sql(size), params)
             returned.extend(result.scalars().all())
         return returned
 
