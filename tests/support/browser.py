@@ -151,10 +151,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """A failed browser test shows the end of its server's log next to the page's state."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    servers = [x for x in getattr(item, "funcargs", {}).values() if isinstance(x, Server)]
+    funcargs = getattr(item, "funcargs", {})
     # The test's own server (``dlq_server``…) over the shared one ``login`` brings along.
-    server = next((x for x in reversed(servers) if x.log.exists()), None)
-    if report.failed and server is not None:
+    own = [x for name, x in funcargs.items() if name != "server" and isinstance(x, Server)]
+    server = own[0] if own else funcargs.get("server")
+    if report.failed and isinstance(server, Server) and server.log.exists():
         tail = server.log.read_text(errors="replace").splitlines()[-SERVER_LOG_TAIL:]
         report.sections.append(("ttlp run log (end)", "\n".join(tail)))
 

@@ -3,8 +3,9 @@
 ``normalize_database_url`` turns whatever a user pastes into ``DATABASE_URL`` into the async
 driver URL ttlp uses; ``create_engine`` builds the ``AsyncEngine`` with per-backend settings
 (SQLite: WAL so the api reads while the store writes; PostgreSQL: a pool, a short connect
-timeout). JSON goes through msgspec both ways, which also lets the ``Store`` hand over documents
-it has already encoded (``msgspec.Raw``) without a second serialization.
+timeout); ``SqliteWriter`` runs SQLite's write transactions in a thread of their own. JSON goes
+through msgspec both ways, which also lets the ``Store`` hand over documents it has already
+encoded (``msgspec.Raw``) without a second serialization.
 """
 
 from __future__ import annotations
@@ -190,10 +191,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     ``kwargs`` go to ``create_async_engine`` (tests pass ``poolclass`` and the like).
     """
     parsed = make_url(url)
-    options: dict[str, Any] = {
-        "json_serializer": _json_dumps,
-        "json_deserializer": msgspec.json.decode,
-    }
+    options: dict[str, Any] = dict(_JSON_CODEC)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
@@ -241,7 +239,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class SqliteWriter:
@@ -263,8 +261,7 @@ class SqliteWriter:
     def __init__(self, url: URL) -> None:
         self.engine: Engine = sqlalchemy.create_engine(
             url.set(drivername="sqlite+pysqlite"),
-            json_serializer=_json_dumps,
-            json_deserializer=msgspec.json.decode,
+            **_JSON_CODEC,
             pool_size=1,
             max_overflow=0,
             # Used by the one thread below only; closed from whichever thread disposes.
@@ -273,11 +270,11 @@ class SqliteWriter:
         event.listen(self.engine, "connect", _sqlite_on_connect)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="ttlp-sqlite-writer")
 
-    async def run(self, fn: Callable[[Connection], T]) -> T:
+    async def run(self, fn: Callable[[Connection], _T]) -> _T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._transaction, fn)
 
-    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+    def _transaction(self, fn: Callable[[Connection], _T]) -> _T:
         with self.engine.begin() as conn:
             return fn(conn)
 
@@ -312,6 +309,13 @@ _json_encoder: Final = msgspec.json.Encoder()
 def _json_dumps(value: Any) -> str:
     """JSON text for a column value; ``msgspec.Raw`` (already-encoded JSON) passes verbatim."""
     return _json_encoder.encode(value).decode()
+
+
+_JSON_CODEC: Final[dict[str, Any]] = {
+    "json_serializer": _json_dumps,
+    "json_deserializer": msgspec.json.decode,
+}
+"""Every engine's JSON columns go through msgspec (``create_engine``, ``SqliteWriter``)."""
 
 
 @asynccontextmanager
