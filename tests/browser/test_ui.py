@@ -300,8 +300,10 @@ def test_a_users_history_folds_gift_streaks_across_pages(login: Any) -> None:
     page = login("moderator")
     page.goto("/#/moderate")
     page.fill(".feed-user", "@zoe.petals")
-    page.wait_for_selector("#feed .row .user", timeout=WAIT_MS)
-    user_id = str(page.get_attribute("#feed .row .user", "title")).rsplit("(", 1)[-1].rstrip(")")
+    # Her own row: the first row may still be someone else's while the filter applies.
+    zoe = "#feed .row .user:text-is('@zoe.petals')"
+    page.wait_for_selector(zoe, timeout=WAIT_MS)
+    user_id = str(page.get_attribute(zoe, "title")).rsplit("(", 1)[-1].rstrip(")")
     # Two pages' worth of her events stored (a pass of the fixture takes 2.5 s).
     wait_until(
         page,
