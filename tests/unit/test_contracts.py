@@ -511,3 +511,38 @@ def test_integral_floats_are_the_one_known_difference() -> None:
     frame["seqNo"] = 1.0
     assert schema_accepts("raw.v1", frame)
     assert not struct_accepts("raw.v1", frame)
+
+
+# -- the events this process encoded, decoded from memory -------------------------------------
+def test_an_event_this_process_encoded_is_decoded_from_memory_equal_to_its_decode() -> None:
+    event = decode_event(EVENT_LINES[0])
+    text = events.encode_event_text(event)
+    assert text == encode(event).decode()
+    copy = "".join(list(text))  # an equal string, as a Redis read gives: found by its hash
+    assert copy is not text
+    assert decode_event(copy) is event
+    assert decode_event(text.encode()) is not event  # bytes are always decoded
+    assert decode_event(text.encode()) == event
+
+
+def test_the_memory_keeps_the_last_recent_events_and_decodes_older_ones_again() -> None:
+    first = decode_event(EVENT_LINES[0])
+    text = events.encode_event_text(first)
+    for line in EVENT_LINES[1:]:
+        events.encode_event_text(decode_event(line))
+    assert decode_event(text) is first
+    base = msgspec.json.decode(EVENT_LINES[0])
+    for seq in range(events.RECENT_EVENTS):
+        events.encode_event_text(decode_event(encode({**base, "seqNo": 10_000 + seq})))
+    assert len(events._recent) == events.RECENT_EVENTS
+    again = decode_event(text)
+    assert again is not first
+    assert again == first
+
+
+def test_an_invalid_text_is_refused_even_right_after_a_valid_one() -> None:
+    event = decode_event(EVENT_LINES[0])
+    text = events.encode_event_text(event)
+    broken = text.replace('"eventType":"', '"eventType":"NOPE', 1)
+    with pytest.raises(msgspec.ValidationError):
+        decode_event(broken)

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -155,11 +155,15 @@ class Store:
         self._insert_events: _BatchInsert
         self._insert_frames: _BatchInsert
         self._time: Callable[[datetime], Any]
+        # A row's time from the ISO text it was read from and its datetime (the hot rows).
+        self._row_time: Callable[[str, datetime], Any]
         batch_insert: type[_UnnestInsert] | type[_ValuesInsert]
         if dialect == "postgresql":
             self._insert, batch_insert, self._time = postgresql.insert, _UnnestInsert, _same
+            self._row_time = _parsed
         elif dialect == "sqlite":
             self._insert, batch_insert, self._time = sqlite.insert, _ValuesInsert, sqlite_datetime
+            self._row_time = sqlite_time
         else:
             raise ConfigError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
         self._insert_events = batch_insert.of(
@@ -198,8 +202,11 @@ class Store:
         timed = [
             (frame, parse_iso(frame.timestamp), parse_iso(frame.ingested_at)) for frame in frames
         ]
-        time = self._time
-        rows = [_frame_row(frame, time(at), time(ingested)) for frame, at, ingested in timed]
+        time, row_time = self._time, self._row_time
+        rows = [
+            _frame_row(frame, row_time(frame.timestamp, at), row_time(frame.ingested_at, ingested))
+            for frame, at, ingested in timed
+        ]
 
         def archive(conn: Connection) -> int:
             inserted = len(self._insert_frames(conn, rows, {"received_at": time(received)}))
@@ -229,9 +236,13 @@ class Store:
         if not kept:
             return WriteResult(0, 0, refused)
         timed = [(event, parse_iso(event.timestamp), _ts_opt(event.ingested_at)) for event in kept]
-        time = self._time
+        row_time = self._row_time
         rows = [
-            _event_row(event, time(at), None if ingested is None else time(ingested))
+            _event_row(
+                event,
+                row_time(event.timestamp, at),
+                None if ingested is None else row_time(cast(str, event.ingested_at), ingested),
+            )
             for event, at, ingested in timed
         ]
 
@@ -655,6 +666,27 @@ def chunk_sizes(total: int, most: int) -> Iterator[int]:
 def sqlite_datetime(value: datetime) -> str:
     """A UTC datetime as SQLAlchemy stores it in SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``)."""
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def sqlite_time(text: str, parsed: datetime) -> str:
+    """``sqlite_datetime(parsed)``, where ``parsed`` is ``parse_iso(text)``: cut from the text
+    when it is in ttlp's own form (``now_iso``'s UTC milliseconds, ``…T19:30:00.250Z``, which
+    every frame and event carries), formatted otherwise. 0.2 against 1.5 µs for the
+    datetime's ``replace`` and ``isoformat``, four times for every event on the embedded
+    default (its timestamp and ingestedAt, in the frame's row and the event's)."""
+    if (
+        len(text) == 24
+        and text[23] == "Z"
+        and text[19] == "."
+        and text[10] == "T"
+        and text[4] == text[7] == "-"  # not a week date (2024-W47-4T…), which parses too
+    ):
+        return f"{text[:10]} {text[11:23]}000"
+    return sqlite_datetime(parsed)
+
+
+def _parsed(text: str, parsed: datetime) -> datetime:
+    return parsed
 
 
 def _same(value: Any) -> Any:

@@ -11,7 +11,7 @@ from ttlp.aio import now_iso
 from ttlp.bus import keys
 from ttlp.bus.base import Bus, Entry
 from ttlp.bus.consumer import BatchHandler, Failure
-from ttlp.contracts.events import encode, frame_from_fields
+from ttlp.contracts.events import encode_event_text, frame_from_fields
 from ttlp.errors import PermanentError
 from ttlp.runtime import Context
 from ttlp.tiktok import decode
@@ -47,7 +47,7 @@ def make_handler(
                     )
                 )
                 continue
-            published.append({"event": encode(event).decode(), "normalizedAt": normalized_at})
+            published.append({"event": encode_event_text(event), "normalizedAt": normalized_at})
             if trace:
                 log.debug(
                     "normalized",
