@@ -9,7 +9,7 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support.wait import wait_for
+from tests.support.wait import tasks_end, wait_for
 from ttlp.bus.keys import Keys
 from ttlp.bus.lease import Lease
 from ttlp.bus.memory import MemoryBus
@@ -80,7 +80,7 @@ async def test_each_streamer_is_held_by_one_replica_and_moves_when_one_dies(
     moving = set(a.connected)
     for task in a_tasks:
         task.cancel()
-    await asyncio.gather(*a_tasks, return_exceptions=True)
+    await tasks_end(a_tasks, what="cancelled supervisors of replica A")
     started = time.monotonic()
     await wait_for(
         lambda: b.connected == set(STREAMERS), timeout=3, poll=0.02, what="B holding all three"
@@ -92,5 +92,5 @@ async def test_each_streamer_is_held_by_one_replica_and_moves_when_one_dies(
     assert moving <= b.connected
 
     stop_b.set()
-    await asyncio.wait_for(asyncio.gather(*b_tasks), 5)
+    assert await tasks_end(b_tasks, what="supervisors of replica B") == [None] * 3
     assert [await redis.get(Keys(key_prefix).lease(h)) for h in STREAMERS] == [None] * 3
