@@ -21,8 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.tiktoklive import importing_tiktoklive
+from ttlp.contracts.events import RawFrame, encode
 from ttlp.errors import PermanentError
 from ttlp.tiktok import decode
+from ttlp.tiktok.normalize import normalize_frame
 
 with importing_tiktoklive():
     import TikTokLive.proto as P
@@ -483,3 +485,90 @@ def test_parse_message_gives_attribute_access_with_library_field_names() -> None
     assert message.user.display_id == "zoe.petals"  # type: ignore[attr-defined]
     assert message.user.id == 7012345678901234501  # type: ignore[attr-defined]
     assert message.content == "hi 🌸 <b>luna</b>"  # type: ignore[attr-defined]
+
+
+# -- the lazy view the normalizer reads (MessageView) ------------------------------------------
+def assert_reads_like(view: Any, expected: Any, path: str = "") -> None:
+    """Every key of the schema, present or not, reads the same from the view as from the dict
+    (``get`` and ``in``), nested views included; keys, order and length agree too."""
+    if isinstance(view, decode.MessageView):
+        assert isinstance(expected, dict), path
+        assert list(view) == list(expected), path
+        assert len(view) == len(expected), path
+        assert view.to_dict() == expected, path
+        for key in view._fields:
+            assert (key in view) == (key in expected), f"{path}.{key}"
+            assert_reads_like(view.get(key), expected.get(key), f"{path}.{key}")
+    elif isinstance(view, list):
+        assert isinstance(expected, list), path
+        assert len(view) == len(expected), path
+        for i, (item, want) in enumerate(zip(view, expected, strict=True)):
+            assert_reads_like(item, want, f"{path}[{i}]")
+    elif isinstance(view, dict):
+        assert isinstance(expected, dict), path
+        assert list(view) == list(expected), path
+        for key, item in view.items():
+            assert_reads_like(item, expected[key], f"{path}[{key!r}]")
+    else:
+        assert view == expected, path
+        assert type(view) is type(expected), path
+
+
+def normalized(raw_type: str, data: Any) -> Any:
+    """The event (encoded) or the refusal's reason and message for a frame with ``data``."""
+    frame = RawFrame(
+        schema_version="raw.v1",
+        stream_id="7312345678901234567",
+        session_id="9d2e4b71-0c3a-4f58-8e16-5a7b9c0d1e2f",
+        source="live",
+        type=raw_type,
+        seq_no=7,
+        timestamp="2024-11-21T19:30:00.250Z",
+        ingested_at="2024-11-21T19:30:00.253Z",
+        data=data,
+    )
+    try:
+        return encode(normalize_frame(frame))
+    except PermanentError as exc:
+        return (exc.reason, str(exc))
+
+
+@pytest.mark.parametrize("raw_type", MAPPED_TYPES + RAW_TYPES)
+@DIFFERENTIAL
+@given(drawn=st.data())
+def test_a_view_reads_every_field_as_the_decoded_dict_has_it(
+    raw_type: str, drawn: st.DataObject
+) -> None:
+    payload = bytes(drawn.draw(messages(reference_class(raw_type)), label=raw_type))
+    view = decode.decode_view(raw_type, payload)
+    assert_reads_like(view, decode.decode_payload(raw_type, payload))
+
+
+@pytest.mark.parametrize("raw_type", MAPPED_TYPES + RAW_TYPES)
+@DIFFERENTIAL
+@given(drawn=st.data())
+def test_the_normalizer_reading_views_makes_the_events_it_makes_of_decoded_dicts(
+    raw_type: str, drawn: st.DataObject
+) -> None:
+    """Protobuf data (read through a view) and the same message as a JSON object (the dict
+    TikTokLive gives) normalize to the same event, or are refused alike."""
+    payload = bytes(drawn.draw(messages(reference_class(raw_type)), label=raw_type))
+    as_json = decode.decode_payload(raw_type, payload)
+    assert normalized(raw_type, base64.b64encode(payload).decode()) == normalized(raw_type, as_json)
+
+
+def test_a_view_of_hand_built_messages_and_the_fixture_reads_like_their_dicts() -> None:
+    for message in HAND_BUILT.values():
+        raw_type = "Webcast" + type(message).__name__.removeprefix("Webcast")
+        payload = bytes(message)
+        if decode.parse_message(raw_type, payload) is not None:
+            assert_reads_like(
+                decode.decode_view(raw_type, payload), decode.decode_payload(raw_type, payload)
+            )
+    for frame in fixture_frames():
+        if isinstance(frame["data"], str) and frame["type"] in decode.known_types():
+            payload = base64.b64decode(frame["data"])
+            view = decode.decode_view(frame["type"], payload)
+            assert_reads_like(view, decode.decode_payload(frame["type"], payload))
+    with pytest.raises(KeyError):
+        decode.decode_view("WebcastChatMessage", b"")["content"]  # type: ignore[index]

@@ -37,6 +37,9 @@ from ttlp.errors import PermanentError
 from ttlp.tiktok import decode
 
 SYSTEM_USER: Final[dict[str, Any]] = {"userId": "0", "uniqueId": "system"}
+_OBJECT: Final = (dict, decode.MessageView)
+"""What a JSON object of the data arrives as: a dict (JSON frames) or a view (protobuf). Checked
+by class, not against ``Mapping``: an ABC's check is a Python call, ~9 of them per frame."""
 
 
 class _Invalid(Exception):
@@ -82,7 +85,7 @@ def normalize_frame(frame: RawFrame) -> UnifiedEvent:
         raise PermanentError("VALIDATION_ERROR", f"{frame.type} → {event_type}: {exc}") from None
 
 
-def _frame_data(frame: RawFrame) -> dict[str, Any]:
+def _frame_data(frame: RawFrame) -> Mapping[str, Any]:
     data = frame.data
     if isinstance(data, dict):
         packed = data.get(PACKED_KEY)
@@ -90,23 +93,32 @@ def _frame_data(frame: RawFrame) -> dict[str, Any]:
             return data
         # Protobuf bytes with ingest's notes beside them (a late frame of a closed streak).
         notes = {key: value for key, value in data.items() if key != PACKED_KEY}
-        return {**_decoded(frame.type, packed), **notes}
+        return {**_plain(_decoded(frame.type, packed)), **notes}
     return _decoded(frame.type, data)
 
 
-def _decoded(raw_type: str, packed: str) -> dict[str, Any]:
-    decoded = decode.decode_payload(raw_type, decode.b64decode(packed))
+def _decoded(raw_type: str, packed: str) -> Mapping[str, Any]:
+    """The protobuf message as the dict TikTokLive's ``to_dict()`` gives, read lazily (a
+    ``MessageView``: the mappings read a few of its fields)."""
+    decoded = decode.decode_view(raw_type, decode.b64decode(packed))
     if decoded is None:
         # No schema for this type: keep the bytes (as base64) so nothing is lost.
         return {PACKED_KEY: packed}
     return decoded
 
 
+def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Data an event keeps whole (RAW), as plain dicts."""
+    if isinstance(data, decode.MessageView):
+        return data.to_dict()
+    return data if isinstance(data, dict) else dict(data)
+
+
 # -- value readers: tolerant of proto3-JSON forms, strict about nonsense ----------------------
 def _get(obj: Mapping[str, Any] | None, *path: str) -> Any:
     cur: Any = obj
     for key in path:
-        if not isinstance(cur, Mapping):
+        if not isinstance(cur, _OBJECT):
             return None
         cur = cur.get(key)
     return cur
@@ -197,7 +209,7 @@ def _user(data: Mapping[str, Any], key: str = "user") -> dict[str, Any]:
     if raw is None:
         return SYSTEM_USER
     identity = data.get("userIdentity")
-    return _user_fields(raw, key, identity if isinstance(identity, Mapping) else None)
+    return _user_fields(raw, key, identity if isinstance(identity, _OBJECT) else None)
 
 
 def _user_fields(raw: Any, name: str, identity: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -210,13 +222,13 @@ def _user_fields(raw: Any, name: str, identity: Mapping[str, Any] | None) -> dic
     The older fields (``userAttr.isAdmin``, ``isSubscribe``, ``fansClub.data.level``) count
     too. With none of them a flag is false, as TikTokLive's answers are.
     """
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, _OBJECT):
         raise _Invalid(f"{name} must be an object")
     user_id = _str(raw.get("id", raw.get("userId")), f"{name}.id") or "0"
     handle = _str(raw.get("displayId") or raw.get("uniqueId"), f"{name}.displayId")
     badges = _badges(raw)
     attr = raw.get("userAttr")
-    is_admin = isinstance(attr, Mapping) and bool(attr.get("isAdmin") or attr.get("isSuperAdmin"))
+    is_admin = isinstance(attr, _OBJECT) and bool(attr.get("isAdmin") or attr.get("isSuperAdmin"))
     fans_level = badges.get(_BADGE_FANS)
     if fans_level is None:
         fans_level = _int(_get(raw, "fansClub", "data", "level"), f"{name}.fansClub.data.level")
@@ -255,7 +267,7 @@ def _follow_role(raw: Mapping[str, Any], identity: Mapping[str, Any] | None, nam
             return 2
         return 1 if _said(identity, "isFollowerOfAnchor") else 0
     info = raw.get("followInfo")
-    if not isinstance(info, Mapping):
+    if not isinstance(info, _OBJECT):
         return None
     status = _int(info.get("followStatus"), f"{name}.followInfo.followStatus", 0)
     return status if status in (0, 1, 2) else None
@@ -276,7 +288,7 @@ def _badges(raw: Mapping[str, Any]) -> dict[int, int | None]:
     scenes: dict[int, int | None] = {}
     badge_list = raw.get("badgeList")
     for badge in badge_list if isinstance(badge_list, list) else ():
-        if not isinstance(badge, Mapping):
+        if not isinstance(badge, _OBJECT):
             continue
         scene = _enum_or_none(badge.get("sceneType"), "BadgeSceneType")
         if scene is None or scene in scenes:
@@ -288,10 +300,10 @@ def _badges(raw: Mapping[str, Any]) -> dict[int, int | None]:
 
 # -- one mapper per TikTok type ----------------------------------------------------------------
 Mapped = tuple[str, dict[str, Any], dict[str, Any]]
-Mapper = Callable[[RawFrame, dict[str, Any]], Mapped]
+Mapper = Callable[[RawFrame, Mapping[str, Any]], Mapped]
 
 
-def _chat(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _chat(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     message = _str(data.get("content", data.get("comment")), "content") or ""
     emotes = []
     for item in data.get("emotes") or []:
@@ -312,9 +324,9 @@ def _chat(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "CHAT", _user(data), _compact(payload)
 
 
-def _gift(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _gift(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     gift = data.get("gift") or {}
-    if not isinstance(gift, Mapping):
+    if not isinstance(gift, _OBJECT):
         raise _Invalid("gift must be an object")
     gift_id = _int(data.get("giftId", gift.get("id")), "giftId", 0)
     diamonds = _int(gift.get("diamondCount", data.get("diamondCount")), "gift.diamondCount", 0)
@@ -342,13 +354,13 @@ def _gift(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "GIFT", _user(data), _compact(payload)
 
 
-def _like(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _like(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     count = _int(data.get("count", data.get("likeCount")), "count", 1) or 1
     total = _int(data.get("total", data.get("totalLikeCount")), "total", 0)
     return "LIKE", _user(data), {"likeCount": max(count, 1), "totalLikeCount": total}
 
 
-def _member(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _member(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     payload = {
         "viewerCount": _int(data.get("memberCount"), "memberCount"),
         "actionId": _enum(data.get("action"), "action", "MemberMessageAction"),
@@ -359,7 +371,7 @@ def _member(frame: RawFrame, data: dict[str, Any]) -> Mapped:
 _SOCIAL_KINDS: Final = (("follow", "FOLLOW"), ("share", "SHARE"), ("subscribe", "SUBSCRIBE"))
 
 
-def _social(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _social(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     key = _str(_get(data, "common", "displayText", "key"), "common.displayText.key")
     key = key or _str(data.get("displayType"), "displayType") or ""
     lowered = key.lower()
@@ -370,10 +382,10 @@ def _social(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return _raw(frame, data)
 
 
-def _emote(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _emote(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     emotes = data.get("emoteList") or []
     first = emotes[0] if isinstance(emotes, list) and emotes else None
-    if not isinstance(first, Mapping):
+    if not isinstance(first, _OBJECT):
         raise _Invalid("emoteList must hold at least one emote")
     payload = {
         "emoteId": _str(first.get("emoteId"), "emoteList[0].emoteId"),
@@ -383,7 +395,7 @@ def _emote(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "EMOTE", _user(data), _compact(payload)
 
 
-def _subscribe(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _subscribe(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     """WebcastSubNotifyMessage: a subscription (``subMonth``: how many months, when given)."""
     payload = _compact({"subMonth": _int(data.get("subMonth"), "subMonth")})
     return "SUBSCRIBE", _subscriber(_user(data)), payload
@@ -397,7 +409,7 @@ def _subscriber(user: dict[str, Any]) -> dict[str, Any]:
 _SUBSCRIBE_BARRAGE: Final = 4  # BarrageMessageBarrageType.SUBSCRIBE
 
 
-def _barrage(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _barrage(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     """A banner over the chat, told apart by ``msgType`` (DESIGN §4): a subscription is
     SUBSCRIBE; every other kind (GRADE_USER_ENTRANCE_NOTIFICATION, FANS_LEVEL_ENTRANCE...)
     stays RAW, with the user it is about."""
@@ -407,25 +419,25 @@ def _barrage(frame: RawFrame, data: dict[str, Any]) -> Mapped:
         user = _barrage_user(data)
     except _Invalid:
         user = SYSTEM_USER  # RAW keeps whatever arrived, as _raw does
-    return "RAW", user, {"rawType": frame.type, "data": data}
+    return "RAW", user, {"rawType": frame.type, "data": _plain(data)}
 
 
-def _barrage_user(data: dict[str, Any]) -> dict[str, Any]:
+def _barrage_user(data: Mapping[str, Any]) -> dict[str, Any]:
     """Where a barrage carries its user: ``user``, the entrance params, or a piece of the text
     (``content.pieces[].userValue.user``, as in "{0:user} subscribed for the first time")."""
     candidates = [data.get("user")]
     candidates += [_get(data, param, "user") for param in ("userGradeParam", "fansLevelParam")]
     for text in ("content", "commonBarrageContent"):
         pieces = _get(data, text, "pieces")
-        candidates += [_get(p, "userValue", "user") for p in pieces or () if isinstance(p, Mapping)]
-    raw = next((c for c in candidates if isinstance(c, Mapping)), None)
+        candidates += [_get(p, "userValue", "user") for p in pieces or () if isinstance(p, _OBJECT)]
+    raw = next((c for c in candidates if isinstance(c, _OBJECT)), None)
     return SYSTEM_USER if raw is None else _user_fields(raw, "barrage user", None)
 
 
 _BATTLE_STATUS: Final = {4: "STARTED", 7: "STARTED", 5: "ENDED", 6: "ENDED"}
 
 
-def _battle(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _battle(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     battle_id = _str(data.get("battleId"), "battleId")
     if frame.type == "WebcastLinkMicBattle":
         action = _enum(data.get("action"), "action", "LinkMicBattleBattleAction")
@@ -442,7 +454,7 @@ def _battle(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "BATTLE", _user(data), _compact(payload)
 
 
-def _battle_participants(data: dict[str, Any]) -> list[dict[str, Any]]:
+def _battle_participants(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The anchors of a battle with their scores, when the message has them.
 
     In a team battle (2 vs 2) ``battleResult`` holds one entry per team, keyed by one of its
@@ -450,7 +462,7 @@ def _battle_participants(data: dict[str, Any]) -> list[dict[str, Any]]:
     """
     scores = dict(_team_scores(data.get("teamBattleResult"), "teamBattleResult"))
     results = data.get("battleResult")
-    if not scores and isinstance(results, Mapping):
+    if not scores and isinstance(results, _OBJECT):
         for uid, result in results.items():
             scores[str(uid)] = _score(_get(result, "score"), "battleResult.score")
     participants = []
@@ -472,12 +484,12 @@ def _battle_participants(data: dict[str, Any]) -> list[dict[str, Any]]:
     return participants
 
 
-def _armies(data: dict[str, Any]) -> list[tuple[str, int]]:
+def _armies(data: Mapping[str, Any]) -> list[tuple[str, int]]:
     """(anchor id, score) of a WebcastLinkMicArmies: per anchor from ``teamArmies`` in a team
     battle (its ``armies`` then hold team totals), else each host's ``hostscore``."""
     scores = _team_scores(data.get("teamArmies"), "teamArmies")
     armies = data.get("armies")
-    if not scores and isinstance(armies, Mapping):
+    if not scores and isinstance(armies, _OBJECT):
         for uid, army in armies.items():
             scores.append((str(uid), _score(_get(army, "hostscore"), "armies.hostscore")))
     return scores
@@ -499,7 +511,7 @@ def _score(value: Any, name: str) -> int:
     return max(_int(value, name, 0) or 0, 0)
 
 
-def _room_user(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _room_user(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     payload = {
         "viewerCount": _int(data.get("total", data.get("viewerCount")), "total"),
         "totalViewers": _int(data.get("totalUser", data.get("totalViewers")), "totalUser"),
@@ -507,7 +519,7 @@ def _room_user(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "ROOM_USER", SYSTEM_USER, _compact(payload)
 
 
-def _control(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _control(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     action = stream_end_action(_enum(data.get("action"), "action", "ControlAction"))
     if action is None:
         return _raw(frame, data)
@@ -515,7 +527,7 @@ def _control(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "STREAM_END", SYSTEM_USER, {"action": action, "reason": reason}
 
 
-def _connected(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _connected(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     payload = {
         "roomId": _str(data.get("roomId"), "roomId") or frame.stream_id,
         "isConnected": True,
@@ -525,7 +537,7 @@ def _connected(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "CONNECTED", SYSTEM_USER, _compact(payload)
 
 
-def _disconnected(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _disconnected(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     payload = {
         "code": _int(data.get("code"), "code"),
         "reason": _str(data.get("reason"), "reason"),
@@ -534,7 +546,7 @@ def _disconnected(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "DISCONNECTED", SYSTEM_USER, _compact(payload)
 
 
-def _error(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _error(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     payload = {
         "message": _str(data.get("message"), "message") or "unknown error",
         "code": _str(data.get("code"), "code"),
@@ -543,15 +555,15 @@ def _error(frame: RawFrame, data: dict[str, Any]) -> Mapped:
     return "ERROR", SYSTEM_USER, _compact(payload)
 
 
-def _raw(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _raw(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     try:
         user = _user(data) if isinstance(data.get("user"), Mapping) else SYSTEM_USER
     except _Invalid:
         user = SYSTEM_USER  # RAW keeps whatever arrived; a malformed user is not a reason to drop
-    return "RAW", user, {"rawType": frame.type, "data": data}
+    return "RAW", user, {"rawType": frame.type, "data": _plain(data)}
 
 
-def _streak_timeout(frame: RawFrame, data: dict[str, Any]) -> Mapped:
+def _streak_timeout(frame: RawFrame, data: Mapping[str, Any]) -> Mapped:
     """The ingest closed an idle streak: its last gift frame, final (ttlp.tiktok.streaks)."""
     gift = data.get("gift")
     if isinstance(gift, str):
