@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
+import pytest
 import redis.exceptions
 
 from tests.support.wait import wait_for
 from ttlp.bus.base import GroupInfo
 from ttlp.bus.memory import MemoryBus
 from ttlp.contracts.events import RawFrame
+from ttlp.tiktok import publish
 from ttlp.tiktok.publish import FramePublisher
 
 
@@ -170,3 +172,31 @@ async def test_a_paced_publisher_waits_for_a_group_not_created_yet() -> None:
         read += [int((e.fields or {})["seqNo"]) for e in entries]
     await producer
     assert read == list(range(30))
+
+
+async def test_on_the_in_process_bus_the_ack_that_makes_room_wakes_a_waiting_publisher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With an hour between looks, only the ack itself can release the publisher in time."""
+    monkeypatch.setattr(publish, "LAG_POLL_S", 3600.0)
+    bus = CountingBus(maxlen=20)
+    await bus.ensure_group("raw", "normalizer")
+    publisher = FramePublisher(bus, "raw", paced=True)
+    await publisher.publish([frame(seq) for seq in range(10)])  # half of MAXLEN: the limit
+    taken = await bus.read_group("raw", "normalizer", "n", count=10, block_ms=None)
+
+    assert bus.looks == 1
+    blocked = asyncio.create_task(publisher.publish([frame(10), frame(11)]))
+    await wait_for(lambda: bus.looks >= 2, timeout=10, what="the publisher looking", poll=0.01)
+    assert not blocked.done()  # 10 pending + 2 > 10
+    await bus.ack("raw", "normalizer", [])  # acking nothing makes no room, wakes nobody
+    assert await bus.ack("raw", "normalizer", [e.id for e in taken[:2]]) == 2
+    await asyncio.wait_for(blocked, 10)  # 8 + 2 <= 10
+    assert await seqs(bus) == list(range(12))
+
+
+async def test_a_wait_for_an_ack_ends_at_its_timeout_when_nobody_acks() -> None:
+    bus = MemoryBus(maxlen=20)
+    waiter = asyncio.create_task(bus.wait_for_ack(0.01))
+    await asyncio.wait_for(waiter, 10)
+    assert waiter.result() is None

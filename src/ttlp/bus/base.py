@@ -73,6 +73,11 @@ class Bus(Protocol):
     async def ack(self, stream: str, group: str, ids: Sequence[str]) -> int:
         """XACK; return how many were pending."""
 
+    async def wait_for_ack(self, timeout_s: float) -> None:
+        """Return once some group has acknowledged entries, or after ``timeout_s``: what a
+        paced producer waits for (``ttlp.tiktok.publish``). Redis cannot tell us: it waits
+        ``timeout_s``, and the producer looks again."""
+
     async def claim_idle(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str, count: int
     ) -> tuple[str, list[Entry]]:

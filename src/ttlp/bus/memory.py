@@ -14,6 +14,7 @@ asks for the move, and ``relay`` in the process that runs the pipeline carries i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
@@ -138,6 +139,8 @@ class MemoryBus:
         self._status_file = status_file
         self._durable: dict[str, DurableStream] = {}
         self._relaying = False
+        self._acked: asyncio.Event | None = None
+        """Set (and dropped) at the next ack that took entries, for ``wait_for_ack``."""
 
     def keep(self, stream: str, store: DurableStream) -> None:
         """Keep ``stream`` in ``store`` instead of memory, so that it outlives this process and
@@ -263,7 +266,20 @@ class MemoryBus:
         g = s.groups.get(group) if s else None
         if g is None:
             return 0
-        return sum(1 for i in ids if g.pending.pop(parse_id(i), None) is not None)
+        acked = sum(1 for i in ids if g.pending.pop(parse_id(i), None) is not None)
+        if acked and self._acked is not None:
+            self._acked.set()
+            self._acked = None
+        return acked
+
+    async def wait_for_ack(self, timeout_s: float) -> None:
+        """Wake a paced producer at the ack that makes room, not at its next look: with a
+        window of half of MAXLEN (1,000 entries in-process) and batches of up to 500, a
+        producer polling every 50 ms left the pipeline's stages idle in turn."""
+        if self._acked is None:
+            self._acked = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._acked.wait(), timeout_s)
 
     async def claim_idle(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str, count: int

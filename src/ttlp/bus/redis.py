@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -159,6 +160,9 @@ class RedisBus:
             return 0
         acked: int = await self._client.xack(stream, group, *ids)
         return acked
+
+    async def wait_for_ack(self, timeout_s: float) -> None:
+        await asyncio.sleep(timeout_s)  # other processes ack: nothing here to wait on
 
     async def claim_idle(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str, count: int

@@ -30,7 +30,8 @@ from ttlp.bus.base import Bus
 from ttlp.contracts.events import RawFrame, frame_to_fields
 from ttlp.errors import is_transient
 
-# How often a paced publisher re-checks the consumers' lag while it waits.
+# How often a paced publisher re-checks the consumers' lag while it waits (on the in-process
+# bus an ack wakes it sooner).
 LAG_POLL_S: Final = 0.05
 HEADROOM_S: Final = 0.5
 """How long a paced publisher trusts its last look at the consumers' lag (see
@@ -191,7 +192,7 @@ class FramePublisher:
                 self._headroom = self._max_lag - lag - adding
                 self._headroom_until = time.monotonic() + HEADROOM_S
                 return
-            await asyncio.sleep(LAG_POLL_S)
+            await self.bus.wait_for_ack(LAG_POLL_S)
 
     async def _backlog(self, stream: str) -> int:
         """The most entries of ``stream`` one of its groups has not acknowledged; the whole
