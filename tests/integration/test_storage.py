@@ -125,6 +125,24 @@ async def test_writing_the_same_batch_twice_stores_it_once(store: Store, queries
     assert (await queries.user("1002") or {})["event_count"] == 1
 
 
+async def test_a_batch_partly_stored_before_counts_only_its_new_events(
+    store: Store, queries: Queries
+) -> None:
+    """The new events among known ones are told apart (on SQLite, after an INSERT that
+    skipped some of its rows): only they count towards users."""
+    session = new_session()
+    known = [chat(session, 1, who=user(1)), chat(session, 2, who=user(2))]
+    await store.write_events(known)
+    fresh = [chat(session, 3, who=user(3)), chat(session, 4, who=user(4))]
+
+    result = await store.write_events([known[0], fresh[0], known[1], fresh[1]])
+
+    assert (result.inserted, result.duplicates) == (2, 2)
+    assert await event_ids(store) == [e.event_id for e in known + fresh]
+    counts = [((await queries.user(f"100{n}")) or {}).get("event_count") for n in (1, 2, 3, 4)]
+    assert counts == [1, 1, 1, 1]
+
+
 async def test_an_event_twice_in_one_batch_is_stored_and_counted_once(
     store: Store, queries: Queries
 ) -> None:
