@@ -495,6 +495,7 @@ def assert_reads_like(view: Any, expected: Any, path: str = "") -> None:
         assert isinstance(expected, dict), path
         assert list(view) == list(expected), path
         assert len(view) == len(expected), path
+        assert bool(view) == bool(expected), path
         assert view.to_dict() == expected, path
         for key in view._fields:
             assert (key in view) == (key in expected), f"{path}.{key}"

@@ -189,6 +189,19 @@ class MessageView(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self.to_dict())
 
+    def __bool__(self) -> bool:
+        """Whether any field is present, as ``get`` decides it, without converting one (a
+        ``Mapping``'s truth is its ``len``, a whole ``to_dict``: ``data.get("gift") or {}``
+        converted every gift message entire)."""
+        message = self._message
+        for name, presence, _, drop_falsy in self._fields.values():
+            if presence:
+                if message.HasField(name) and (not drop_falsy or getattr(message, name)):
+                    return True
+            elif getattr(message, name):
+                return True
+        return False
+
     def __repr__(self) -> str:
         return f"MessageView({self.to_dict()!r})"
 
