@@ -27,12 +27,16 @@ from ttlp.contracts.events import (
     INT64_MIN,
     TRIGGER_IDS,
     DeadLetter,
+    RawEnvelope,
     RawFrame,
     UnifiedEvent,
     decode_event,
     decode_raw_frame,
     encode,
+    envelope_from_fields,
     frame_from_fields,
+    frame_size,
+    frame_to_fields,
 )
 from ttlp.contracts.schemas import SCHEMA_NAMES, load_schema, validator
 from ttlp.errors import PermanentError
@@ -546,3 +550,66 @@ def test_an_invalid_text_is_refused_even_right_after_a_valid_one() -> None:
     broken = text.replace('"eventType":"', '"eventType":"NOPE', 1)
     with pytest.raises(msgspec.ValidationError):
         decode_event(broken)
+
+
+# -- a raw entry validated once for its two readers (the normalizer and the archive) ----------
+def raw_entries() -> list[dict[str, str]]:
+    return [frame_to_fields(decode_raw_frame(line)) for line in RAW_LINES]
+
+
+def test_each_reader_of_a_raw_entry_gets_what_its_own_validation_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whichever of the two validates an entry first, the other builds its frame or envelope
+    from what was found (``_check_times``, which only a full validation calls, fails here),
+    equal to what its own validation gives; an equal copy of the entry (a Redis read) is
+    found too, and each entry is taken once."""
+
+    def validated_again(*_: str) -> None:
+        raise AssertionError("validated in full although the other reader had")
+
+    for fields in raw_entries():
+        events._validated.clear()
+        alone = (frame_from_fields(fields), envelope_from_fields({**fields}))
+        events._validated.clear()
+        assert not events._validated
+        copy = {key: "".join(list(value)) for key, value in fields.items()}
+        for first, then in (
+            (envelope_from_fields, frame_from_fields),
+            (frame_from_fields, envelope_from_fields),
+        ):
+            found = first(fields)
+            with monkeypatch.context() as patched:
+                patched.setattr(events, "_check_times", validated_again)
+                other = then(copy)
+            assert {type(found): found, type(other): other} == {
+                RawFrame: alone[0],
+                RawEnvelope: alone[1],
+            }
+            assert not events._validated  # taken once
+
+
+def test_the_size_limit_holds_for_an_entry_the_archive_validated_first() -> None:
+    fields = raw_entries()[0]
+    envelope_from_fields(fields)
+    with pytest.raises(PermanentError) as refused:
+        frame_from_fields(fields, max_bytes=frame_size(fields) - 1)
+    assert refused.value.reason == "FRAME_TOO_LARGE"
+    assert frame_from_fields(fields, max_bytes=frame_size(fields)) == frame_from_fields(fields)
+
+
+def test_a_refused_entry_leaves_nothing_and_the_memory_is_bounded() -> None:
+    events._validated.clear()
+    fields = raw_entries()[0]
+    for broken in ({**fields, "seqNo": "-1"}, {**fields, "data": "[1]"}):
+        for validate in (frame_from_fields, envelope_from_fields):
+            with pytest.raises(PermanentError):
+                validate(broken)
+    assert not events._validated
+    for seq in range(events.RECENT_FRAMES + 10):
+        frame_from_fields({**fields, "seqNo": str(seq)})
+    assert len(events._validated) == events.RECENT_FRAMES
+    oldest = {**fields, "seqNo": "0"}
+    assert (*oldest, *oldest.values()) not in events._validated
+    newest = {**fields, "seqNo": str(events.RECENT_FRAMES + 9)}
+    assert (*newest, *newest.values()) in events._validated
