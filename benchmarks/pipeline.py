@@ -492,14 +492,14 @@ printed by the parent as they come)."""
 def start_up() -> None:
     """What `ttlp run` does before its roles start: import them, build the protobuf
     descriptors (normalize builds them when it starts: ~0.7 s that would land in the run's
-    figures), tune the interpreter (garbage collector, GIL switch interval)."""
-    from ttlp.runtime import tune_interpreter
+    figures), tune the garbage collector."""
+    from ttlp.runtime import tune_gc
     from ttlp.tiktok.decode import prepare
 
     for name in BENCH_ROLES:
         ROLES[name].load()
     prepare()
-    tune_interpreter()
+    tune_gc()
 
 
 def print_profile(profiler: cProfile.Profile, kind: str, out_dir: str | None) -> None:

@@ -582,10 +582,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help=f"keep the {DATABASE} database")
     args = parser.parse_args(argv)
     from ttlp import log
-    from ttlp.runtime import tune_interpreter
+    from ttlp.runtime import tune_gc
 
     log.configure("warn", "json")
-    tune_interpreter()
+    tune_gc()
     print(
         f"ttlp retention benchmark: {args.n:,} events, Python {sys.version.split()[0]},"
         f" {os.cpu_count()} CPUs, PostgreSQL at {pg_url().rsplit('@', 1)[-1]}"

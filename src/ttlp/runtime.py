@@ -14,7 +14,6 @@ import gc
 import importlib
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -37,9 +36,6 @@ if TYPE_CHECKING:
     from ttlp.tiktok.publish import FramePublisher
 
 GC_THRESHOLD: Final = 50_000
-SWITCH_INTERVAL_S: Final = 0.0002
-"""The GIL switch interval (``sys.setswitchinterval``; Python's default 0.005): see
-``tune_interpreter``."""
 STATUS_FILE: Final = "bus-status.json"
 """On the embedded default, the in-process bus mirrors its status reports (ingest's state per
 streamer) to this file in the data directory, for the CLI in another process."""
@@ -140,27 +136,13 @@ class Context:
         )
 
 
-def tune_interpreter() -> None:
-    """Fewer, larger garbage collections, and a short GIL switch interval.
-
-    The pipeline allocates many short-lived objects per event and the default thresholds (700)
-    ran the collector thousands of times a second, ~10 % of the CPU per event. Objects alive
-    after start-up are frozen out of collections.
-
-    On the embedded default the SQLite writer thread hands the GIL back and forth with the
-    busy event loop: sqlite3 releases it around every prepare, step and commit, some twenty
-    times a batch, and taking it back waits until the loop lets go, which a busy loop does
-    only when the switch interval (5 ms by default) runs out. The writer's transactions took
-    that much longer, the bus's window filled and the loop sat idle in turn: the two threads
-    together used about one core (their CPU times, sampled during the throughput run: ~60 %
-    and ~45 %). With ``SWITCH_INTERVAL_S`` they use ~85 % and ~57 %; the measurement is in
-    README, "Where the pipeline stands". A thread holding the GIL is only asked to let go
-    when another waits for it, so the loop alone (Redis and PostgreSQL: no thread of ours)
-    runs as before."""
+def tune_gc() -> None:
+    """Fewer, larger garbage collections: the pipeline allocates many short-lived objects per
+    event and the default thresholds (700) ran the collector thousands of times a second,
+    ~10 % of the CPU per event. Objects alive after start-up are frozen out of collections."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 50, 100)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -277,7 +259,7 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
     fns = {name: ROLES[name].load() for name in roles}
     if settings.embedded_bus:
         fns[RELAY] = relay_moves
-    tune_interpreter()
+    tune_gc()
     need_db = any(ROLES[name].needs_db for name in roles)
     metrics = None
     if settings.metrics_port and "api" not in roles:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +44,7 @@ from ttlp.bus.base import Entry
 from ttlp.contracts import events as ev
 from ttlp.db import store as store_module
 from ttlp.db import tables
-from ttlp.db.engine import create_engine, normalize_database_url
+from ttlp.db.engine import WRITER_SWITCH_INTERVAL_S, create_engine, normalize_database_url
 from ttlp.db.migrate import check_ready, head_revision
 from ttlp.db.queries import Queries
 from ttlp.db.store import SessionNotFoundError, Store
@@ -205,6 +206,8 @@ async def test_sqlite_writes_each_batch_in_one_trip_to_its_writer_thread(
     assert threads[0].name.startswith("ttlp-sqlite-writer")
     assert threads[0] is not threading.current_thread()
     assert checkouts == []  # no connection of the loop's engine was used
+    # ...and hands the GIL back and forth with the loop at a short switch interval.
+    assert sys.getswitchinterval() <= WRITER_SWITCH_INTERVAL_S
 
 
 async def test_batches_of_any_size_share_a_few_insert_statements(store: Store) -> None:
