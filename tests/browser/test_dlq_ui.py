@@ -7,6 +7,8 @@ anew (a new id: the frame is as broken as before)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from tests.support.browser import (
     wait_until,
 )
 from tests.support.paths import FIXTURES
+from tests.support.processes import TTLP
 
 pytestmark = pytest.mark.browser
 
@@ -59,6 +62,34 @@ def wait_for_letters(page: Any, n: int) -> None:
     """Until the server holds ``n`` dead letters: the page loads the list once (and after each
     action, or on Refresh), so it is opened once the normalizer has dead-lettered the frames."""
     wait_until(page, f"fetch('/dlq?limit=1').then(r => r.json()).then(b => b.total === {n})")
+
+
+def test_the_list_follows_a_retry_from_a_shell_by_itself(login: Any, dlq_server: Server) -> None:
+    """The page loads the newest letters again by itself: ``ttlp dlq retry`` in another
+    process takes a letter away (the pipeline's process moves it back to ttlc:raw), and the
+    normalizer dead-letters the frame anew under a new id. Nothing on the page is clicked."""
+    page = login("streamer", dlq_server)
+    wait_for_letters(page, len(BROKEN))
+    page.goto("/#/dlq")
+    before = wait_for_rows(page, len(BROKEN))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
+    env["TTLP_DATA_DIR"] = str(dlq_server.data_dir)
+    done = subprocess.run(
+        [*TTLP, "dlq", "retry", before[0]], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 dead letter retried" in done.stdout  # the running ttlp took it
+
+    wait_until(
+        page,
+        f"(() => {{ const ids = [...document.querySelectorAll({json.dumps(ROWS)})]"
+        f".map((r) => r.dataset.id); return ids.length === {len(BROKEN)} "
+        f"&& !ids.includes({json.dumps(before[0])}); }})()",
+        timeout_s=30,
+    )
+    after = shown_ids(page)
+    assert set(before[1:]) < set(after)
+    assert after[0] not in before  # the frame's new letter, newest first
 
 
 def test_retry_and_purge_ask_first_then_act_and_the_list_reloads(

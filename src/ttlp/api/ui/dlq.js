@@ -1,7 +1,9 @@
 // Dead letters (STREAMER): what a stage of the pipeline gave up on, newest first (GET /dlq), each
 // with its id; Retry sends a letter back where it failed (POST /dlq/retry), Purge deletes it
 // (POST /dlq/purge), one letter or every letter shown. Both ask twice: the first click arms the
-// button for a few seconds (the rules page's Delete pattern). The list reloads after either.
+// button for a few seconds (the rules page's Delete pattern). The list reloads after either,
+// and by itself every few seconds while it shows the newest page and no button is armed or
+// acting (letters come while the page is open, and `ttlp dlq` in a shell retries or purges).
 // Payloads are shown as text (a <pre> with textContent), never as HTML.
 
 import { api, qs } from "./api.js";
@@ -14,6 +16,7 @@ const PAGE = 50;
 const ARM_MS = 4000;
 const MAX_IDS = 200; // per request (the API's limit)
 const ALL = "*"; // the key of the buttons that act on every letter shown
+const POLL_MS = 5000; // the newest page loads again this often (see the top)
 
 function actionButton(op, id, s, act, label) {
   const key = `${op}:${id}`;
@@ -97,17 +100,21 @@ export function mountDeadLetters(root) {
     notes: new Map(), // id → why the last retry left it
   };
   const life = lifetime();
+  let latest = 0; // the newest load's number: an answer to an older one is dropped
+  let paged = false; // older pages are shown (a load by itself would fold them away)
 
   const act = {
     load: async (append = false) => {
+      const mine = ++latest;
+      paged = append;
       let page;
       try {
         page = await api(`/dlq${qs({ limit: PAGE, stage: state.stage, before: append ? state.next : "" })}`);
       } catch (err) {
-        if (life.alive) update((s) => (s.error = err.message));
+        if (life.alive && mine === latest) update((s) => (s.error = err.message));
         return;
       }
-      if (!life.alive) return;
+      if (!life.alive || mine !== latest) return;
       update((s) => {
         s.items = append ? [...s.items, ...page.items] : page.items;
         s.next = page.nextBefore;
@@ -158,5 +165,8 @@ export function mountDeadLetters(root) {
   const update = bind(root, state, (s) => render(s, act));
   update();
   act.load();
+  life.every(() => {
+    if (!paged && !state.armed.size && !state.busy.size) act.load();
+  }, POLL_MS);
   return { destroy: () => life.end() };
 }
