@@ -78,15 +78,30 @@ def night(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[
 
 def coverage(page: Any, session: str) -> list[str]:
     page.goto(f"/#/session/{session}")
-    wait_until(page, "document.querySelectorAll('.session-head .coverage').length > 0")
+    try:
+        wait_until(
+            page, "document.querySelectorAll('.session-head .coverage').length > 0", timeout_s=30
+        )
+    except AssertionError as exc:  # what the page says instead (a load that failed?)
+        head = page.evaluate("document.querySelector('.session-head')?.innerText ?? '(none)'")
+        raise AssertionError(f"{exc}\nsession head: {head}") from None
     return [p.inner_text() for p in page.query_selector_all(".session-head .coverage")]
 
 
 def test_the_session_page_says_what_is_missing(login: Any, night: Night) -> None:
     server, first, second, elsewhere = night
     page = login("streamer", server)
-    # The mock's frames are stored within moments of the start: wait for the last session.
-    wait_until(page, f"fetch('/sessions/{elsewhere}').then((r) => r.ok)", timeout_s=30)
+    # The mock's frames are stored within moments of the start: wait until every session holds
+    # all its events (a session's row is made with its first archived frame, before the store
+    # has its events: under a loaded CI the store may still be behind).
+    counts = {first: 3, second: 2, elsewhere: 2}
+    for session, n in counts.items():
+        wait_until(
+            page,
+            f"fetch('/sessions/{session}').then((r) => r.ok ? r.json() : null)"
+            f".then((b) => b !== null && b.eventCount === {n})",
+            timeout_s=30,
+        )
     at = page.evaluate("new Date('2026-03-07T21:12:05Z').toLocaleTimeString([], { hour12: false })")
     expected = [f"missing 00:42 at {at} ({SILENCE})"]
     assert coverage(page, second) == expected
