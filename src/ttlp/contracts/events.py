@@ -480,11 +480,15 @@ def encode_event_text(event: UnifiedEvent) -> str:
     whose deleted slots each later ``iter`` skips again.
     """
     text = _encoder.encode(event).decode()
-    recent = _recent
-    if len(recent) >= RECENT_EVENTS:
-        recent.popitem(last=False)
-    recent[text] = event
+    _remember(_recent, RECENT_EVENTS, text, event)
     return text
+
+
+def _remember(memory: OrderedDict[Any, Any], most: int, key: Any, value: Any) -> None:
+    """Put ``key`` in ``memory``, first dropping the oldest entry when it holds ``most``."""
+    if len(memory) >= most:
+        memory.popitem(last=False)
+    memory[key] = value
 
 
 def encode(obj: Any) -> bytes:
@@ -588,7 +592,7 @@ def frame_from_fields(fields: dict[str, str], max_bytes: int | None = None) -> R
     except msgspec.ValidationError as exc:
         raise PermanentError("VALIDATION_ERROR", f"invalid raw.v1 frame: {exc}") from None
     _check_times(frame.timestamp, frame.ingested_at)
-    _remember(key, (_envelope_of(frame, fields["data"]), _MISSING))
+    _remember(_validated, RECENT_FRAMES, key, (_envelope_of(frame, fields["data"]), _MISSING))
     return frame
 
 
@@ -609,13 +613,6 @@ validation would give. An entry only one of them reads (the other in another pro
 redelivered) is validated in full, and at most ``RECENT_FRAMES`` wait here, the oldest dropped
 first."""
 _MISSING: Final[Any] = object()
-
-
-def _remember(key: tuple[str, ...], validated: tuple[RawEnvelope, Any]) -> None:
-    recent = _validated
-    if len(recent) >= RECENT_FRAMES:
-        recent.popitem(last=False)
-    recent[key] = validated
 
 
 def _envelope_of(frame: RawFrame, data_json: str) -> RawEnvelope:
@@ -710,5 +707,5 @@ def envelope_from_fields(fields: dict[str, str]) -> RawEnvelope:
     except msgspec.ValidationError as exc:
         raise PermanentError("VALIDATION_ERROR", f"invalid raw.v1 frame: {exc}") from None
     _check_times(envelope.timestamp, envelope.ingested_at)
-    _remember(key, (envelope, data))
+    _remember(_validated, RECENT_FRAMES, key, (envelope, data))
     return envelope
