@@ -138,11 +138,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def proc_status_mb(field: str) -> float:
-    """A memory figure of this process from ``/proc/self/status``, in MB: ``VmRSS`` (resident
-    now) or ``VmHWM`` (the peak of VmRSS); NaN where there is no /proc (not Linux)."""
+def proc_status_mb(field: str, pid: int | None = None) -> float:
+    """A memory figure of this process (or of ``pid``) from ``/proc/*/status``, in MB:
+    ``VmRSS`` (resident now) or ``VmHWM`` (the peak of VmRSS); NaN where there is no /proc
+    (not Linux)."""
     try:
-        text = Path("/proc/self/status").read_text()
+        text = Path(f"/proc/{pid or 'self'}/status").read_text()
     except OSError:
         return float("nan")
     for line in text.splitlines():

@@ -61,6 +61,7 @@ from typing import Any, Final, cast
 from api import SseClient, pct, wait_metric
 from machine import (
     insert_rate,
+    proc_status_mb,
     redis_url,
     redis_xadd_rate,
     rss_now_mb,
@@ -69,6 +70,7 @@ from machine import (
     scratch_prefix,
 )
 
+from ttlp import workers
 from ttlp.contracts.events import UnifiedEvent
 from ttlp.runtime import ROLES, Context, open_context
 from ttlp.settings import Settings
@@ -96,6 +98,13 @@ INGESTED_AT: Final = b'"ingestedAt":"'
 SCRIPT: Final = Path(__file__).resolve()
 KINDS: Final = ("redis-pg", "embedded")
 LABELS: Final = {"redis-pg": "Redis Streams + PostgreSQL", "embedded": "in-process bus + SQLite"}
+
+
+def label(kind: str, processes: int = 1) -> str:
+    """The backend's name, and its processes when ``TTLP_WORKERS`` makes it more than one."""
+    if kind == "redis-pg" and processes > 1:
+        return f"{LABELS[kind]}, {processes} processes"
+    return LABELS[kind]
 
 
 @dataclass
@@ -164,12 +173,13 @@ def _api_env() -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def backend(kind: str) -> AsyncIterator[tuple[dict[str, str], str]]:
+async def backend(kind: str, processes: int = 1) -> AsyncIterator[tuple[dict[str, str], str]]:
     """The environment of a scratch pipeline on ``kind`` (``Settings.from_env`` takes it);
-    yields (environment, label)."""
+    yields (environment, label). ``processes``: ``TTLP_WORKERS`` on Redis (the in-process bus
+    runs in one process)."""
     if kind == "embedded":
         with tempfile.TemporaryDirectory() as tmp:
-            yield {"TTLP_DATA_DIR": tmp, "LOG_LEVEL": "warn", **_api_env()}, LABELS[kind]
+            yield {"TTLP_DATA_DIR": tmp, "LOG_LEVEL": "warn", **_api_env()}, label(kind)
         return
     async with scratch_postgres("pipeline") as db_url, scratch_prefix("pipeline") as prefix:
         env = {
@@ -178,9 +188,10 @@ async def backend(kind: str) -> AsyncIterator[tuple[dict[str, str], str]]:
             "LOG_LEVEL": "warn",
             "REDIS_CONSUMER_GROUP_PREFIX": prefix,
             "CONSUMER_NAME": "bench",
+            "TTLP_WORKERS": str(processes),
             **_api_env(),
         }
-        yield env, LABELS[kind]
+        yield env, label(kind, processes)
 
 
 def fixture_path(encoding: str) -> Path:
@@ -246,8 +257,13 @@ async def every_role(settings: Settings, latencies: Latencies) -> AsyncIterator[
     async with open_context(settings, need_db=True) as ctx:
         _instrument(ctx, latencies)
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(ROLES[name].load()(ctx, stop)) for name in BENCH_ROLES]
+        planned = workers.plan(settings, list(BENCH_ROLES), stop)
+        tasks = [
+            asyncio.create_task((fn or ROLES[name].load())(ctx, stop))
+            for name, fn in planned.items()
+        ]
         try:
+            await workers_reading(ctx, tasks)
             yield Pipeline(ctx, stop, tasks)
         finally:
             stop.set()
@@ -307,6 +323,48 @@ async def run_pipeline(
         if after is not None:
             await after()
     return elapsed, latencies
+
+
+WORKERS_READY_S: Final = 120.0
+WORKERS_POLL_S: Final = 0.05
+
+
+async def workers_reading(ctx: Context, tasks: list[asyncio.Task[None]]) -> None:
+    """Wait until every worker process's normalizer reads ``ttlc:raw`` (a consumer of its
+    name that Redis saw since now): a worker's start-up (imports, protobuf descriptors, ~2 s
+    here) is not the pipeline's throughput, as the roles' own start is not."""
+    expected = {f"{ctx.settings.bus.consumer_name}-w{i}" for i in range(1, ctx.settings.workers)}
+    if not expected:
+        return
+    from redis.exceptions import ResponseError
+
+    from ttlp.bus.keys import GROUP_NORMALIZER
+    from ttlp.bus.redis import RedisBus
+
+    assert isinstance(ctx.bus, RedisBus)
+    started = time.monotonic()
+    while (waited := time.monotonic() - started) < WORKERS_READY_S:
+        for task in tasks:
+            if task.done():
+                task.result()
+                raise RuntimeError("a role ended before the worker processes read")
+        try:
+            consumers = await ctx.bus.client.xinfo_consumers(
+                ctx.keys.raw, ctx.keys.group(GROUP_NORMALIZER)
+            )
+        except ResponseError:  # no group yet
+            consumers = []
+        # A consumer of an earlier run on this prefix was last seen before this one started.
+        if expected <= {c["name"] for c in consumers if c["idle"] < waited * 1000}:
+            return
+        await asyncio.sleep(WORKERS_POLL_S)
+    raise RuntimeError(f"the worker processes did not read within {WORKERS_READY_S:g} s")
+
+
+def workers_mb(field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` of the worker processes running now (``TTLP_WORKERS``), summed:
+    a process's memory figures are its own, and ``ttlp run`` with workers is all of them."""
+    return sum(proc_status_mb(field, worker.pid) for worker in workers.running_workers())
 
 
 # -- the SSE clients, in a process of their own --------------------------------------------
@@ -534,7 +592,8 @@ async def one_run(spec: dict[str, Any]) -> dict[str, Any]:
         if clients:
             await feed.finish()
             result["sse"] = feed.result
-        result["rss_final_mb"] = rss_now_mb()
+        result["rss_final_mb"] = rss_now_mb() + workers_mb("VmRSS")
+        result["workers_peak_mb"] = workers_mb("VmHWM")
 
     profiler = cProfile.Profile() if spec["profile"] else None
     if profiler is not None:
@@ -559,7 +618,7 @@ async def one_run(spec: dict[str, Any]) -> dict[str, Any]:
         elapsed_s=elapsed,
         p50_ms=lat.pct(0.50),
         p99_ms=lat.pct(0.99),
-        rss_peak_mb=rss_peak_mb(),
+        rss_peak_mb=rss_peak_mb() + result.pop("workers_peak_mb"),
     )
     return result
 
@@ -597,8 +656,8 @@ async def soak_run(spec: dict[str, Any]) -> dict[str, Any]:
                 "committed": latencies.committed - committed,
                 "p50_ms": window.pct(0.50),
                 "p99_ms": window.pct(0.99),
-                "rss_mb": rss_now_mb(),
-                "peak_mb": rss_peak_mb(),
+                "rss_mb": rss_now_mb() + workers_mb("VmRSS"),
+                "peak_mb": rss_peak_mb() + workers_mb("VmHWM"),
             }
             committed = latencies.committed
             intervals.append(row)
@@ -664,6 +723,8 @@ class Options:
     soak_s: float | None = None
     rate: float = 1000.0
     soak_interval: float = 60.0
+    processes: int = 1
+    """``TTLP_WORKERS`` of the Redis runs."""
 
 
 def met(ok: bool) -> str:
@@ -696,8 +757,8 @@ async def machine_limits(kind: str, settings: Settings, result: dict[str, Any]) 
 async def measure(kind: str, opts: Options) -> dict[str, Any]:
     """Runs 0-3 of the module docstring on one backend; → its figures for the table."""
     result: dict[str, Any] = {"kind": kind}
-    async with backend(kind) as (env, label):
-        print(f"\n== {label}", flush=True)
+    async with backend(kind, opts.processes) as (env, name):
+        print(f"\n== {name}", flush=True)
         settings = Settings.from_env(env)
         await machine_limits(kind, settings, result)
         room = await add_feed_account(settings)
@@ -779,9 +840,9 @@ async def measure(kind: str, opts: Options) -> dict[str, Any]:
 
 
 async def soak(kind: str, opts: Options) -> dict[str, Any]:
-    async with backend(kind) as (env, label):
+    async with backend(kind, opts.processes) as (env, name):
         print(
-            f"\n== soak: {label}, {opts.rate:,.0f} protobuf frames/s for {opts.soak_s:g} s, "
+            f"\n== soak: {name}, {opts.rate:,.0f} protobuf frames/s for {opts.soak_s:g} s, "
             f"every role running; a line every {opts.soak_interval:g} s",
             flush=True,
         )
@@ -820,7 +881,7 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 
 
-def render(results: dict[str, dict[str, Any] | None], rows: list[Row]) -> str:
+def render(results: dict[str, dict[str, Any] | None], rows: list[Row], processes: int) -> str:
     """One column per backend; a cell is the value, with "met" / "missed" where there is a
     target, "–" where the backend has no such figure, "failed" where its runs failed."""
 
@@ -838,7 +899,7 @@ def render(results: dict[str, dict[str, Any] | None], rows: list[Row]) -> str:
             return "–"
         return f"{v:{fmt}} {met(ok(v))}" if ok else f"{v:{fmt}}"
 
-    header = ["", "target", *(LABELS[kind] for kind in results)]
+    header = ["", "target", *(label(kind, processes) for kind in results)]
     body = [[row[0], row[1], *(cell(r, row) for r in results.values())] for row in rows]
     return table([header, *body])
 
@@ -905,10 +966,10 @@ def summary(results: dict[str, dict[str, Any] | None], opts: Options) -> str:
             under_rss,
         ),
     ]
-    return render(results, rows)
+    return render(results, rows, opts.processes)
 
 
-def soak_summary(results: dict[str, dict[str, Any] | None]) -> str:
+def soak_summary(results: dict[str, dict[str, Any] | None], processes: int) -> str:
     def first(r: dict[str, Any]) -> float:
         return float(r["intervals"][0]["rss_mb"])
 
@@ -934,7 +995,7 @@ def soak_summary(results: dict[str, dict[str, Any] | None]) -> str:
             lambda v: v <= TARGET_COMMITTED_P99_MS,
         ),
     ]
-    return render(results, rows)
+    return render(results, rows, processes)
 
 
 def main(
@@ -949,6 +1010,7 @@ def main(
     soak_s: float | None = None,
     rate: float = 1000.0,
     soak_interval: float = 60.0,
+    processes: int = 1,
 ) -> int:
     """Measure each backend, each run in a process of its own, then print the table;
     → the exit status (1 when a backend's runs failed)."""
@@ -964,6 +1026,7 @@ def main(
         soak_s,
         rate,
         soak_interval,
+        processes,
     )
     log.configure("warn", "json")
     what = f"soak at {rate:,.0f} frames/s for {soak_s:g} s" if soak_s else f"{frames:,} frames"
@@ -974,17 +1037,24 @@ def main(
         "before it is timed",
         flush=True,
     )
+    if processes > 1 and "redis-pg" in backends:
+        print(
+            f"on Redis TTLP_WORKERS={processes}: normalize runs in {processes - 1} worker "
+            "process(es) that the run starts as `ttlp run` does; RSS figures are summed over the "
+            "processes, and --profile sees the first process only",
+            flush=True,
+        )
     results: dict[str, dict[str, Any] | None] = {}
     for kind in backends:
         try:
             results[kind] = asyncio.run(soak(kind, opts) if soak_s else measure(kind, opts))
         except Exception:
             traceback.print_exc()
-            print(f"the {LABELS[kind]} runs failed", flush=True)
+            print(f"the {label(kind, processes)} runs failed", flush=True)
             results[kind] = None
     if soak_s:
         print(f"\n== Soak summary ({rate:,.0f} frames/s for {soak_s:g} s)")
-        print(soak_summary(results), flush=True)
+        print(soak_summary(results, processes), flush=True)
     else:
         print("\n== Summary (targets: DESIGN §12, issue 17)")
         print(summary(results, opts), flush=True)
@@ -1009,6 +1079,13 @@ def cli(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="the soak's frames/s")
     parser.add_argument("--soak-interval", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="TTLP_WORKERS of the Redis runs: from 2, normalize in N - 1 worker processes",
+    )
     parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sse-client", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1032,6 +1109,7 @@ def cli(argv: list[str] | None = None) -> None:
             soak_s=args.soak,
             rate=args.rate,
             soak_interval=args.soak_interval,
+            processes=args.workers,
         )
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
@@ -60,8 +60,10 @@ def configure(
     fmt: str = "json",
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> None:
-    """Route all logging (loguru and stdlib) to ``stream`` (stderr) in ``fmt``."""
+    """Route all logging (loguru and stdlib) to ``stream`` (stderr) in ``fmt``; ``extra`` is on
+    every line (a worker process's name)."""
     redactor = _Redactor(secrets)
     out = stream or sys.stderr
     logger.remove()
@@ -95,7 +97,7 @@ def configure(
             out.write(_json.encode({k: str(v) for k, v in line.items()}).decode() + "\n")
         out.flush()
 
-    logger.configure(patcher=patch)
+    logger.configure(extra=dict(extra or {}), patcher=patch)
     if fmt == "json":
         logger.add(json_sink, level=_LEVELS[level], backtrace=False, diagnose=False)
     else:
@@ -107,7 +109,7 @@ def configure(
             backtrace=False,
             diagnose=False,
         )
-        logger.configure(extra={"role": "-"}, patcher=patch)
+        logger.configure(extra={"role": "-", **(extra or {})}, patcher=patch)
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
 
 

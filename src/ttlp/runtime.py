@@ -239,8 +239,13 @@ async def open_context(
         await bus.close()
 
 
-async def run_roles(settings: Settings, roles: list[str]) -> int:
-    """Run ``roles`` until a signal or a crash; return the process exit code."""
+async def run_roles(settings: Settings, roles: list[str], *, worker_of_parent: bool = False) -> int:
+    """Run ``roles`` until a signal or a crash; return the process exit code.
+
+    With ``settings.workers`` above 1 some of them run in worker processes (``ttlp.workers``);
+    ``worker_of_parent``: this process is such a worker, and stops when its stdin closes."""
+    from ttlp import workers
+
     if settings.embedded_bus and set(roles) != set(ROLES):
         raise ConfigError(
             f"running only some roles ({','.join(roles)}) needs REDIS_URL: roles in different "
@@ -256,11 +261,15 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
             "the api on Redis needs JWT_SECRET: every api replica must sign and check login "
             "tokens with the same key (generate one with `openssl rand -hex 32`)"
         )
-    fns = {name: ROLES[name].load() for name in roles}
+    workers.check(settings)
+    stop = asyncio.Event()
+    fns = {
+        name: fn or ROLES[name].load() for name, fn in workers.plan(settings, roles, stop).items()
+    }
     if settings.embedded_bus:
         fns[RELAY] = relay_moves
     tune_gc()
-    need_db = any(ROLES[name].needs_db for name in roles)
+    need_db = any(ROLES[name].needs_db for name in roles if name in fns)
     metrics = None
     if settings.metrics_port and "api" not in roles:
         from ttlp.bus.telemetry import serve_metrics
@@ -268,7 +277,12 @@ async def run_roles(settings: Settings, roles: list[str]) -> int:
         metrics = serve_metrics(settings.api.host, settings.metrics_port)
     try:
         async with open_context(settings, need_db=need_db, claim_name=True) as ctx:
-            return await supervise(ctx, fns, grace_s=settings.grace_period_s)
+            parent = asyncio.create_task(workers.watch_parent(stop)) if worker_of_parent else None
+            try:
+                return await supervise(ctx, fns, grace_s=settings.grace_period_s, stop=stop)
+            finally:
+                if parent is not None:
+                    parent.cancel()
     finally:
         if metrics is not None:
             metrics.shutdown()

@@ -283,6 +283,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A process without the api role serves its consume loops' Prometheus figures at
     ``http://API_HOST:METRICS_PORT/metrics`` (0 = not served; the api role has them on its own
     ``/metrics``)."""
+    workers: Annotated[int, env("TTLP_WORKERS", ge=1, le=64)] = 1
+    """Processes ``ttlp run`` uses on Redis: from 2, the normalizer runs in WORKERS - 1 worker
+    processes that ``ttlp run`` starts, stops and watches (one more core for the busiest role),
+    and this process runs the other roles. 1 = every role in one process (the in-process bus
+    needs 1)."""
     replay_session: str | None = None
     """Flag only (``ttlp run --replay-session ID``): the ingest role replays this session
     instead of running a provider."""
@@ -366,6 +371,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         # Also as they appear inside URLs (a key in a query string is percent-encoded).
         quoted = {form for v in plain for form in (quote(v, safe=""), quote_plus(v))}
         return plain + sorted(quoted - set(plain))
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """An environment ``from_env`` reads these settings back from: ``base`` (the other
+        variables a process needs: PATH, HOME...) without any of the settings' variables, and
+        each of them set as these settings hold it (an unset one left out).
+
+        How a worker process (``ttlp.workers``) gets the settings of the ``ttlp run`` that
+        started it, command-line flags included; values stay out of the command line (``ps``
+        shows that to every user)."""
+        bindings = _bindings()
+        names = {binding.variable.name for binding in bindings}
+        values = {k: v for k, v in (base or {}).items() if k not in names}
+        for binding in bindings:
+            section = getattr(self, binding.section) if binding.section else self
+            value = getattr(section, binding.field)
+            if value is None or (binding.field == "provider" and self.ingest.provider_fallback):
+                continue  # unset (the mock as a fallback is the provider left unset)
+            if binding.is_list:
+                values[binding.variable.name] = ",".join(map(str, value))
+            elif isinstance(value, bool):
+                values[binding.variable.name] = "true" if value else "false"
+            else:
+                values[binding.variable.name] = str(value)
+        return values
 
     def __repr__(self) -> str:  # never print secrets by accident
         return "Settings(<redacted>)"

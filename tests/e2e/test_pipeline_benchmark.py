@@ -17,7 +17,7 @@ from tests.support.paths import REPO
 pytestmark = pytest.mark.e2e
 
 SCRIPT = REPO / "benchmarks" / "pipeline.py"
-RUN_TIMEOUT_S = 100
+RUN_TIMEOUT_S = 240  # a hang guard: a run here takes ~50 s, more under a loaded suite
 COUNT = r"\d[\d,]*"
 MS = r"\d[\d,]*\.\d"
 VERDICT = r" (met|missed)"
@@ -103,6 +103,23 @@ def test_the_benchmark_prints_every_figure_on_redis_and_postgresql(
     assert re.fullmatch(COUNT, rows["machine: Redis XADD, entries/s"][1])
     for encoding in ("protobuf", "JSON"):
         assert re.fullmatch(r"\d+%", rows[f"{encoding} ÷ Redis XADD rate"][1])
+
+
+@pytest.mark.integration
+def test_ttlp_bench_with_workers_runs_the_normalizer_in_a_worker_process(
+    redis_url: str, pg_admin_url: str
+) -> None:
+    out = bench(
+        *("-n", "2000", "--latency-seconds", "1", "--sse-clients", "5", "--backend", "redis-pg"),
+        *("--workers", "2"),
+        cli=True,
+        TTLP_BENCH_REDIS_URL=redis_url,
+        TTLP_BENCH_DATABASE_URL=pg_admin_url,
+    )
+    assert "on Redis TTLP_WORKERS=2: normalize runs in 1 worker process(es)" in out
+    rows = table(out, "Summary")
+    assert rows[""][1:] == ["Redis Streams + PostgreSQL, 2 processes"]
+    assert_figures(rows, clients=5, events=2000)
 
 
 def test_ttlp_bench_soak_prints_a_line_per_interval_and_the_rss_growth() -> None:

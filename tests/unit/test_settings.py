@@ -226,6 +226,33 @@ def test_every_variable_sets_its_field(name: str) -> None:
     assert field_value(Settings.from_env({name: raw}), variable) == expected
 
 
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_a_worker_process_reads_back_the_settings_it_is_given(name: str) -> None:
+    """``environment()`` is how a worker process (``ttlp.workers``) gets its parent's settings:
+    every variable's value comes back as it was, whatever else is in the parent's environment."""
+    variable = BY_NAME[name]
+    raw, _ = sample(variable, field_value(Settings(), variable))
+    parent = Settings.from_env({name: raw, "INGEST_PROVIDER": "mock"})
+
+    assert Settings.from_env(parent.environment()) == parent
+    noise = {v.name: sample(v, field_value(Settings(), v))[0] for v in VARIABLES if v != variable}
+    assert Settings.from_env(parent.environment(noise)) == parent
+    assert parent.environment({"PATH": "/bin", **noise})["PATH"] == "/bin"
+
+
+def test_a_worker_process_gets_the_flags_too() -> None:
+    parent = Settings.from_env(
+        {"LOG_LEVEL": "debug", "REDIS_URL": "redis://env:6379/0"},
+        **{"log_level": "warn", "bus.redis_url": "redis://:flag-secret@flag:6379/1"},
+    )
+
+    environment = parent.environment()
+
+    assert environment["LOG_LEVEL"] == "warn"
+    assert environment["REDIS_URL"] == "redis://:flag-secret@flag:6379/1"
+    assert Settings.from_env(environment) == parent
+
+
 TEXT = (mi.StrType, mi.UnionType, mi.VarTupleType)  # any string is a valid value
 CHECKED = sorted(v.name for v in VARIABLES if not isinstance(field_type(v), TEXT))
 

@@ -48,7 +48,7 @@ def _common(fn: F) -> F:
     return fn
 
 
-def _settings(**flags: Any) -> Settings:
+def _settings(*, log_extra: dict[str, str] | None = None, **flags: Any) -> Settings:
     mapping = {
         "redis_url": "bus.redis_url",
         "database_url": "db.url",
@@ -63,6 +63,7 @@ def _settings(**flags: Any) -> Settings:
         "fixture": "ingest.mock_fixture",
         "port": "api.port",
         "replay_session": "replay_session",
+        "workers": "workers",
     }
     overrides = {mapping[k]: v for k, v in flags.items() if k in mapping and v is not None}
     if flags.get("unique_id"):
@@ -72,7 +73,7 @@ def _settings(**flags: Any) -> Settings:
     settings = Settings.from_env(**overrides)
     from ttlp import log
 
-    log.configure(settings.log_level, settings.log_format, settings.secrets())
+    log.configure(settings.log_level, settings.log_format, settings.secrets(), extra=log_extra)
     return settings
 
 
@@ -116,15 +117,23 @@ def cli() -> None:
 @click.option("--replay-session", help="Ingest replays this stored session instead.")
 @click.option("--consumer-name", help="Stable consumer name of this replica [CONSUMER_NAME]")
 @click.option("--port", type=int, help="API port [env API_PORT, default 3000]")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Processes on Redis: from 2, normalize runs in worker processes [env TTLP_WORKERS, 1]",
+)
+@click.option("--worker-of-parent", is_flag=True, hidden=True)
 @_common
 @_guarded
-def run(roles: str, **flags: Any) -> None:
+def run(roles: str, worker_of_parent: bool, **flags: Any) -> None:
     """Run roles (ingest, normalize, store, ...) as asyncio tasks until SIGINT/SIGTERM."""
     from ttlp.runtime import parse_roles, run_roles
 
     selected = parse_roles(roles)
-    settings = _settings(**flags)
-    sys.exit(asyncio.run(run_roles(settings, selected)))
+    # A worker's lines (ttlp.workers) name it: they share ttlp run's stdout and stderr.
+    worker = {"worker": flags["consumer_name"] or ""} if worker_of_parent else None
+    settings = _settings(log_extra=worker, **flags)
+    sys.exit(asyncio.run(run_roles(settings, selected, worker_of_parent=worker_of_parent)))
 
 
 @cli.command()
@@ -215,6 +224,13 @@ def prune(dry_run: bool, **flags: Any) -> None:
 )
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="The soak's frames/s.")
 @click.option("--soak-interval", type=float, default=60.0, show_default=True, metavar="SECONDS")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="TTLP_WORKERS of the Redis runs: from 2, normalize runs in worker processes.",
+)
 @_guarded
 def bench(
     frames: int,
@@ -227,6 +243,7 @@ def bench(
     soak: float | None,
     rate: float,
     soak_interval: float,
+    workers: int,
 ) -> None:
     """Pipeline benchmark: events/s ingest → committed, latency to the database and to SSE
     clients, RSS, machine limits; each run in a process of its own, then a table.
@@ -257,6 +274,7 @@ def bench(
             soak_s=soak,
             rate=rate,
             soak_interval=soak_interval,
+            processes=workers,
         )
     )
 
