@@ -20,7 +20,7 @@ To whoever runs it, ``ttlp run`` stays one process (DESIGN §12):
   which passes it on once (not twice, which would mean "stop now").
 - A worker reads its stdin, a pipe from ``ttlp run``, and stops when it closes: when ``ttlp
   run`` dies without stopping it (kill -9, a crash), no worker outlives it.
-- Workers write their logs to the same stdout and stderr, bound to their own role names.
+- Workers write their logs to the same stdout and stderr, each line with ``"worker": <name>``.
 - Settings reach a worker in its environment (``Settings.environment``), flags included;
   secrets never appear on a command line. Its consumer name is ``<name>-w<N>``, ``<name>`` the
   one ``ttlp run`` holds; it serves no ``METRICS_PORT`` of its own (the port is taken).

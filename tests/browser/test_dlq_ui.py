@@ -92,6 +92,49 @@ def test_the_list_follows_a_retry_from_a_shell_by_itself(login: Any, dlq_server:
     assert after[0] not in before  # the frame's new letter, newest first
 
 
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+FITS = (
+    "(() => { const w = innerWidth; return document.documentElement.scrollWidth <= w"
+    " && document.body.scrollWidth <= w && document.getElementById('main').scrollWidth <= w; })()"
+)
+"""Nothing on the page is wider than the screen (no sideways scrolling of the page)."""
+
+
+def test_on_a_phone_each_letter_is_a_card_that_fits_the_screen(
+    login: Any, dlq_server: Server
+) -> None:
+    """At 390 px the eight columns do not fit side by side: each letter is a card of labelled
+    lines, its error as wide as the screen, its buttons on it. (Before the purges below.)"""
+    page = login("streamer", dlq_server, **PHONE)
+    wait_for_letters(page, len(BROKEN))
+    page.goto("/#/dlq")
+    wait_for_rows(page, len(BROKEN))
+
+    assert page.evaluate(FITS)
+    cards = page.eval_on_selector_all(
+        ROWS,
+        """rows => rows.map((r) => {
+          const box = (el) => el.getBoundingClientRect();
+          const error = r.querySelector('td.dlq-error');
+          const buttons = [...r.querySelectorAll('button')].map(box);
+          return { width: box(r).width, height: box(r).height, errorWidth: box(error).width,
+                   label: getComputedStyle(error, '::before').content,
+                   buttonsIn: buttons.length === 2
+                     && buttons.every((b) => b.left >= 0 && b.right <= innerWidth) };
+        })""",
+    )
+    for card in cards:
+        assert card["errorWidth"] >= 0.8 * 390, card  # not a squeezed column
+        assert card["label"] == '"error"', card
+        assert card["buttonsIn"], card
+        assert card["height"] < 844, card  # a card, not a column of one word a line
+    screenshot(page, "dlq-phone")
+    page.locator(f"{ROWS} summary").first.click()  # the payload opens inside the card
+    page.locator(f"{ROWS} details[open] pre.payload").wait_for()
+    assert page.evaluate(FITS)
+    screenshot(page, "dlq-phone-payload")
+
+
 def test_retry_and_purge_ask_first_then_act_and_the_list_reloads(
     login: Any, dlq_server: Server
 ) -> None:

@@ -36,15 +36,15 @@ function letterRow(x, s, act) {
   return h(
     "tr",
     { key: x.id, dataset: { id: x.id, stage: x.stage } },
-    h("td", { class: "letter-id" }, h("code", { text: x.id })),
-    h("td", { text: dateTime(x.time) }),
-    h("td", { text: x.stage }),
-    h("td", { class: "reason", text: x.reason }),
-    h("td", { class: "dlq-error" }, x.error, note ? h("p", { class: "dlq-note error", text: `Not retried: ${note}` }) : null),
-    h("td", { class: "room", text: x.streamId ?? "—" }),
+    h("td", { class: "letter-id", dataset: { label: "id" } }, h("code", { text: x.id })),
+    h("td", { dataset: { label: "when" }, text: dateTime(x.time) }),
+    h("td", { dataset: { label: "stage" }, text: x.stage }),
+    h("td", { class: "reason", dataset: { label: "reason" }, text: x.reason }),
+    h("td", { class: "dlq-error", dataset: { label: "error" } }, x.error, note ? h("p", { class: "dlq-note error", text: `Not retried: ${note}` }) : null),
+    h("td", { class: "room", dataset: { label: "room" }, text: x.streamId ?? "—" }),
     h(
       "td",
-      {},
+      { dataset: { label: "payload" } },
       h(
         "details",
         { open: s.open.has(x.id), ontoggle: (e) => (e.target.open ? s.open.add(x.id) : s.open.delete(x.id)) },
@@ -71,7 +71,7 @@ function render(s, act) {
     h("p", { class: s.error ? "error dlq-summary" : "muted dlq-summary", text: s.error ? `Could not load: ${s.error}` : s.total === null ? "" : dlqSummary(s.total) }),
     h(
       "table",
-      { class: "grid dead-letters" },
+      { class: "grid dead-letters stacked" }, // a card a letter on a phone (style.css)
       h("thead", {}, h("tr", {}, ["id", "when", "stage", "reason", "error", "room", "payload", ""].map((x) => h("th", { text: x })))),
       h(
         "tbody",
