@@ -3,9 +3,11 @@
 One process runs the pipeline on one core: on Redis + PostgreSQL it filled that core while
 Redis and PostgreSQL left ~0.65 of the second idle, and the normalizer was ~40 % of its work.
 With ``TTLP_WORKERS=2`` the normalizer runs in a second process (a replica in its consumer
-group, as separate deployments run it) and this process runs every other role: 2,031 → 2,665
-protobuf and 1,899 → 2,337 JSON events/s on the 2-core machine (+30 % / +23 %). Keeping a
-normalizer here as well gained nothing (1,888 / 1,859): the one core stayed the limit.
+group, as separate deployments run it) and this process runs every other role:
+``ttlp bench -n 30000 --backend redis-pg``, one and two processes taking turns on a 2-core
+machine, 1,815 / 2,019 → 2,837 / 2,615 protobuf and 1,732 / 2,138 → 2,739 / 2,304 JSON
+events/s. Keeping a normalizer here as well gained nothing (1,888 / 1,859 in a trial): the one
+core stayed the limit.
 
 To whoever runs it, ``ttlp run`` stays one process (DESIGN §12):
 
@@ -25,8 +27,9 @@ To whoever runs it, ``ttlp run`` stays one process (DESIGN §12):
   secrets never appear on a command line. Its consumer name is ``<name>-w<N>``, ``<name>`` the
   one ``ttlp run`` holds; it serves no ``METRICS_PORT`` of its own (the port is taken).
 
-Worker processes use more memory: a normalizer process is ~70 MB on top of ``ttlp run``'s, so
-``--roles all`` stays in one process by default (the < 200 MB target of DESIGN §12).
+Worker processes use more memory: a normalizer process is ~80 MB on top of ``ttlp run``'s (peak
+266 MB in all against 186 MB under the benchmark), so ``--roles all`` stays in one process by
+default (the < 200 MB target of DESIGN §12).
 """
 
 from __future__ import annotations
