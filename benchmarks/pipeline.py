@@ -70,9 +70,8 @@ from machine import (
     scratch_prefix,
 )
 
-from ttlp import workers
 from ttlp.contracts.events import UnifiedEvent
-from ttlp.runtime import ROLES, Context, open_context
+from ttlp.runtime import ROLES, Context, open_context, plan_workers, running_workers
 from ttlp.settings import Settings
 from ttlp.tiktok.providers.mock import Line, MockProvider, bundled_fixture, load_fixture
 from ttlp.tiktok.supervisor import StreamerSupervisor
@@ -257,7 +256,7 @@ async def every_role(settings: Settings, latencies: Latencies) -> AsyncIterator[
     async with open_context(settings, need_db=True) as ctx:
         _instrument(ctx, latencies)
         stop = asyncio.Event()
-        planned = workers.plan(settings, list(BENCH_ROLES), stop)
+        planned = plan_workers(settings, list(BENCH_ROLES), stop)
         tasks = [
             asyncio.create_task((fn or ROLES[name].load())(ctx, stop))
             for name, fn in planned.items()
@@ -364,7 +363,7 @@ async def workers_reading(ctx: Context, tasks: list[asyncio.Task[None]]) -> None
 def workers_mb(field: str) -> float:
     """``VmRSS`` or ``VmHWM`` of the worker processes running now (``TTLP_WORKERS``), summed:
     a process's memory figures are its own, and ``ttlp run`` with workers is all of them."""
-    return sum(proc_status_mb(field, worker.pid) for worker in workers.running_workers())
+    return sum(proc_status_mb(field, worker.pid) for worker in running_workers())
 
 
 # -- the SSE clients, in a process of their own --------------------------------------------

@@ -377,9 +377,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         variables a process needs: PATH, HOME...) without any of the settings' variables, and
         each of them set as these settings hold it (an unset one left out).
 
-        How a worker process (``ttlp.workers``) gets the settings of the ``ttlp run`` that
-        started it, command-line flags included; values stay out of the command line (``ps``
-        shows that to every user)."""
+        How a worker process (``ttlp.runtime.worker_process``) gets the settings of the ``ttlp
+        run`` that started it, command-line flags included; values stay out of the command line
+        (``ps`` shows that to every user)."""
         bindings = _bindings()
         names = {binding.variable.name for binding in bindings}
         values = {k: v for k, v in (base or {}).items() if k not in names}

@@ -814,7 +814,10 @@ async def test_a_live_check_that_fails_leaves_the_decision_to_the_websocket(fail
     api = FakeEulerApi(api_key=KEY, status=status, delay_s=0.5 if failure == "timeout" else 0.0)
     async with api, FakeEuler([[*opening(), Close(4404)]], unique_id=HANDLE, api_key=KEY) as fake:
         api_url = f"http://127.0.0.1:{free_port()}" if failure == "unreachable" else api.url
-        euler = EulerProvider(KEY, fake.url, api_url=api_url, live_check_timeout_s=0.1)
+        # A short deadline only where the check is meant to time out: under a loaded test run
+        # a 0.1 s deadline also cut the HTTP 429 answer off before the fake had seen the request.
+        timeout_s = 0.1 if failure == "timeout" else 10.0
+        euler = EulerProvider(KEY, fake.url, api_url=api_url, live_check_timeout_s=timeout_s)
         run = await supervise_once(fake.url, fake, euler=euler)
     assert len(fake.connections) == 1  # tried the WebSocket ...
     ended = run.provider.ended[0]

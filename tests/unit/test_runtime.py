@@ -8,11 +8,18 @@ import msgspec
 import pytest
 
 from tests.support.wait import wait_for
-from ttlp import workers
 from ttlp.bus.keys import Keys
 from ttlp.bus.memory import MemoryBus
 from ttlp.errors import ConfigError
-from ttlp.runtime import ROLES, Context, parse_roles, run_roles, supervise
+from ttlp.runtime import (
+    ROLES,
+    Context,
+    check_workers,
+    parse_roles,
+    plan_workers,
+    run_roles,
+    supervise,
+)
 from ttlp.settings import Settings
 
 
@@ -139,21 +146,21 @@ async def test_in_process_bus_is_drained_before_consumers_stop() -> None:
     assert len(seen) == 300
 
 
-# -- worker processes (ttlp.workers) --------------------------------------------------------
+# -- worker processes (ttlp.runtime) -------------------------------------------------------
 ON_REDIS = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
 
 
 def test_worker_processes_take_the_normalizer_out_of_this_process() -> None:
     settings = Settings.from_env({**ON_REDIS, "TTLP_WORKERS": "3"})
 
-    planned = workers.plan(settings, list(ROLES), asyncio.Event())
+    planned = plan_workers(settings, list(ROLES), asyncio.Event())
 
     assert list(planned) == ["ingest", "store", "api", "rules", "forward", "worker-1", "worker-2"]
     assert [name for name, fn in planned.items() if fn is not None] == ["worker-1", "worker-2"]
 
 
 def test_one_process_runs_every_role_itself() -> None:
-    planned = workers.plan(Settings.from_env(ON_REDIS), list(ROLES), asyncio.Event())
+    planned = plan_workers(Settings.from_env(ON_REDIS), list(ROLES), asyncio.Event())
 
     assert planned == dict.fromkeys(ROLES)
 
@@ -162,12 +169,12 @@ def test_a_process_without_the_normalizer_starts_no_worker() -> None:
     """One .env serves every service of a split deployment: TTLP_WORKERS there is no error."""
     settings = Settings.from_env({**ON_REDIS, "TTLP_WORKERS": "2"})
 
-    assert workers.plan(settings, ["store", "api"], asyncio.Event()) == dict.fromkeys(
+    assert plan_workers(settings, ["store", "api"], asyncio.Event()) == dict.fromkeys(
         ["store", "api"]
     )
-    workers.check(settings)
+    check_workers(settings)
 
 
 def test_worker_processes_need_redis() -> None:
     with pytest.raises(ConfigError, match=r"^TTLP_WORKERS=2 needs REDIS_URL: the in-process bus"):
-        workers.check(Settings.from_env({"TTLP_WORKERS": "2"}))
+        check_workers(Settings.from_env({"TTLP_WORKERS": "2"}))

@@ -228,8 +228,9 @@ def test_every_variable_sets_its_field(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_a_worker_process_reads_back_the_settings_it_is_given(name: str) -> None:
-    """``environment()`` is how a worker process (``ttlp.workers``) gets its parent's settings:
-    every variable's value comes back as it was, whatever else is in the parent's environment."""
+    """``environment()`` is how a worker process (``ttlp.runtime.worker_process``) gets its
+    parent's settings: every variable's value comes back as it was, whatever else is in the
+    parent's environment."""
     variable = BY_NAME[name]
     raw, _ = sample(variable, field_value(Settings(), variable))
     parent = Settings.from_env({name: raw, "INGEST_PROVIDER": "mock"})

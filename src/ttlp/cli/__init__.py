@@ -130,7 +130,7 @@ def run(roles: str, worker_of_parent: bool, **flags: Any) -> None:
     from ttlp.runtime import parse_roles, run_roles
 
     selected = parse_roles(roles)
-    # A worker's lines (ttlp.workers) name it: they share ttlp run's stdout and stderr.
+    # A worker's lines (ttlp.runtime.worker_process) name it: they share ttlp run's output.
     worker = {"worker": flags["consumer_name"] or ""} if worker_of_parent else None
     settings = _settings(log_extra=worker, **flags)
     sys.exit(asyncio.run(run_roles(settings, selected, worker_of_parent=worker_of_parent)))
